@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/scivision-hpc/scv-hpc/internal/version.Version=
 BIN       := bin/scv-hpc
 export CGO_ENABLED := 0
 
-.PHONY: all build deps test test-go vet bench demo clean fuzz
+.PHONY: all build deps test test-go vet bench demo clean fuzz example-opencv
 
 all: build
 
@@ -30,3 +30,6 @@ bench: deps
 
 clean:
 	rm -rf bin demo-out
+
+demo: deps
+	scripts/demo.sh
