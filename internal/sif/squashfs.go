@@ -1,0 +1,160 @@
+package sif
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sylabs/sif/v2/pkg/sif"
+)
+
+// ErrNoUnsquashfs is returned when unsquashfs is not on PATH.
+var ErrNoUnsquashfs = errors.New("unsquashfs not found on PATH: install squashfs-tools (apt-get install squashfs-tools)")
+
+// ErrNoPrimaryPartition is returned for a SIF without a squashfs primary
+// system partition (not a runnable container image).
+var ErrNoPrimaryPartition = errors.New("no squashfs primary system partition")
+
+func lookTool(name string, missing error) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", missing
+	}
+	return p, nil
+}
+
+// runTool runs a squashfs tool; cancelling ctx kills it. The error carries
+// the tail of its stderr.
+func runTool(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(bin), ctxErr)
+	}
+	msg := tail(stderr.String(), 1000)
+	if msg == "" {
+		msg = tail(stdout.String(), 1000)
+	}
+	return nil, fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, msg)
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		s = "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// runMksquashfs packs rootDir into out with fixed times, no xattrs and the
+// owners of the files, so the same tree gives the same bytes. extra are
+// further mksquashfs arguments (the pseudo file of an unprivileged run).
+func runMksquashfs(ctx context.Context, bin, rootDir, out string, opts Options, extra ...string) error {
+	args := []string{rootDir, out,
+		"-noappend", "-comp", opts.Compression,
+		"-processors", strconv.Itoa(opts.Processors),
+		"-all-time", "0", "-mkfs-time", "0",
+		"-no-xattrs", "-no-progress", "-quiet",
+	}
+	args = append(args, extra...)
+	start := time.Now()
+	if _, err := runTool(ctx, bin, args...); err != nil {
+		os.Remove(out)
+		return fmt.Errorf("make squashfs: %w", diskHint(err))
+	}
+	opts.Log.Debug().Dur("took", time.Since(start)).Str("compression", opts.Compression).Msg("squashfs made")
+	return nil
+}
+
+// PrimaryPartition returns the offset and size in bytes of the squashfs
+// primary system partition of the SIF at path.
+func PrimaryPartition(path string) (offset, size int64, err error) {
+	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s is not a valid SIF file: %w", path, err)
+	}
+	defer f.UnloadContainer()
+	d, err := primaryDescriptor(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return d.Offset(), d.Size(), nil
+}
+
+func primaryDescriptor(f *sif.FileImage) (sif.Descriptor, error) {
+	d, err := f.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
+	if err != nil {
+		return sif.Descriptor{}, fmt.Errorf("%w: %w", ErrNoPrimaryPartition, err)
+	}
+	fs, _, _, err := d.PartitionMetadata()
+	if err != nil {
+		return sif.Descriptor{}, err
+	}
+	if fs != sif.FsSquash {
+		return sif.Descriptor{}, fmt.Errorf("%w: the primary partition is %s", ErrNoPrimaryPartition, fs)
+	}
+	return d, nil
+}
+
+// ExtractRootfs unpacks the root file system of the SIF at sifPath into
+// dstDir, which must not exist yet. It extracts into a temporary sibling
+// and renames it, so dstDir appears complete or not at all; cancelling ctx
+// stops unsquashfs and removes the partial tree.
+func ExtractRootfs(ctx context.Context, sifPath, dstDir string) (err error) {
+	bin, err := lookTool("unsquashfs", ErrNoUnsquashfs)
+	if err != nil {
+		return err
+	}
+	offset, _, err := PrimaryPartition(sifPath)
+	if err != nil {
+		return err
+	}
+	dstDir = filepath.Clean(dstDir)
+	if _, err := os.Lstat(dstDir); err == nil {
+		return fmt.Errorf("extract %s: %s already exists", sifPath, dstDir)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dstDir), filepath.Base(dstDir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", sifPath, diskHint(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = removeAll(tmp)
+		}
+	}()
+	args := []string{"-o", strconv.FormatInt(offset, 10), "-f", "-d", tmp, "-no-progress", "-quiet"}
+	if os.Geteuid() != 0 {
+		args = append(args, "-no-xattrs")
+	}
+	args = append(args, sifPath)
+	if _, err := runTool(ctx, bin, args...); err != nil {
+		return fmt.Errorf("extract %s: %w", sifPath, diskHint(err))
+	}
+	if err := os.Rename(tmp, dstDir); err != nil {
+		return fmt.Errorf("extract %s: %w", sifPath, err)
+	}
+	return nil
+}
+
+// catFile returns the contents of one file of the SIF's root file system.
+func catFile(ctx context.Context, sifPath string, offset int64, name string) ([]byte, error) {
+	bin, err := lookTool("unsquashfs", ErrNoUnsquashfs)
+	if err != nil {
+		return nil, err
+	}
+	return runTool(ctx, bin, "-o", strconv.FormatInt(offset, 10), "-cat", sifPath, name)
+}
