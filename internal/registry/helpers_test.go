@@ -1,0 +1,8 @@
+package registry_test
+
+import (
+	"io"
+	"log"
+)
+
+func nilLogger() *log.Logger { return log.New(io.Discard, "", 0) }

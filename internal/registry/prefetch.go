@@ -1,0 +1,249 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alitto/pond/v2"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Prefetch downloads every compressed layer of img into dir, o.Jobs at a time, checking
+// each against its digest, and reports bytes done/total through o.Progress("pull REF",
+// "bytes") where REF is o.Name, else the image digest. It returns an image with the same manifest and
+// config whose layers read those local files: nothing more is fetched after it returns.
+// Layers already in dir (named by digest: dir/sha256/<hex>) are not fetched again. A
+// layer whose download fails transiently is fetched again, up to o.Retries times.
+func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Image, error) {
+	o = o.withDefaults()
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("prefetch: read manifest: %w", err)
+	}
+	rawConfig, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("prefetch: read config: %w", err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("prefetch: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("prefetch %s: list layers: %w", digest, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
+		return nil, fmt.Errorf("prefetch %s: %w", digest, err)
+	}
+
+	local := make([]*localLayer, len(layers))
+	var total int64
+	counted := map[v1.Hash]bool{} // a layer repeated in the manifest is fetched once
+	for i, l := range layers {
+		ll, err := describe(l, dir)
+		if err != nil {
+			return nil, fmt.Errorf("prefetch %s: layer %d: %w", digest, i, err)
+		}
+		local[i] = ll
+		if !counted[ll.digest] {
+			counted[ll.digest] = true
+			total += ll.size
+		}
+	}
+
+	label := o.Name
+	if label == "" {
+		label = digest.String()
+	}
+	rep := o.Progress("pull "+label, "bytes")
+	defer rep.Done()
+	rep.SetTotal(total)
+
+	pool := pond.NewPool(o.Jobs, pond.WithContext(ctx))
+	defer pool.StopAndWait()
+	group := pool.NewGroupContext(ctx)
+	submitted := map[v1.Hash]bool{}
+	for i, l := range layers {
+		ll := local[i]
+		if submitted[ll.digest] {
+			continue
+		}
+		submitted[ll.digest] = true
+		group.SubmitErr(func() error {
+			if err := fetchLayer(group.Context(), l, ll, o, rep); err != nil {
+				return fmt.Errorf("prefetch %s: layer %s: %w", digest, ll.digest, err)
+			}
+			return nil
+		})
+	}
+	if err := group.Wait(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("prefetch %s: %w", digest, ctxErr)
+		}
+		return nil, err
+	}
+	return newLocalImage(rawManifest, rawConfig, local)
+}
+
+// describe reads what a layer is without fetching it.
+func describe(l v1.Layer, dir string) (*localLayer, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if d.Algorithm != "sha256" {
+		return nil, fmt.Errorf("unsupported digest algorithm %s", d.Algorithm)
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	return &localLayer{digest: d, diffID: diffID, size: size, mediaType: mt, path: filepath.Join(dir, "sha256", d.Hex)}, nil
+}
+
+// fetchLayer downloads one layer into a temp file, checks size and digest, then renames
+// it into place, so a file under its digest's name is always complete.
+func fetchLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep interface{ Add(int64) }) error {
+	if fi, err := os.Stat(ll.path); err == nil && fi.Size() == ll.size {
+		rep.Add(ll.size)
+		return nil
+	}
+	delay := o.RetryDelay
+	for attempt := 0; ; attempt++ {
+		n, err := download(ctx, l, ll, rep.Add)
+		if err == nil {
+			return nil
+		}
+		rep.Add(-n) // that attempt's bytes are thrown away
+		if attempt >= o.Retries || ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		o.Log.Warn().Err(err).Str("layer", ll.digest.String()).Dur("retry_in", delay).Msg("layer download failed; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func transient(err error) bool {
+	return !errors.Is(err, errDigestMismatch) && !errors.Is(err, os.ErrPermission) && !strings.Contains(err.Error(), "no space left")
+}
+
+var errDigestMismatch = errors.New("digest mismatch")
+
+func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) (int64, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(ll.path), ".part-"+ll.digest.Hex[:12]+"-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: rc, add: add})
+	if err != nil {
+		tmp.Close()
+		return n, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return n, err
+	}
+	if err := tmp.Close(); err != nil {
+		return n, err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ll.digest.Hex || n != ll.size {
+		return n, fmt.Errorf("%w: got sha256:%s (%d bytes), want %s (%d bytes)", errDigestMismatch, got, n, ll.digest, ll.size)
+	}
+	return n, os.Rename(tmp.Name(), ll.path)
+}
+
+// ctxReader stops a copy when ctx ends and reports bytes as they arrive.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+	add func(int64)
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	if n > 0 && c.add != nil {
+		c.add(int64(n))
+	}
+	return n, err
+}
+
+// localLayer is a compressed layer stored in a file named by its digest.
+type localLayer struct {
+	digest, diffID v1.Hash
+	size           int64
+	mediaType      types.MediaType
+	path           string
+}
+
+func (l *localLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *localLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *localLayer) Size() (int64, error)                { return l.size, nil }
+func (l *localLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *localLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+
+// newLocalImage assembles the prefetched image from its raw manifest and config.
+func newLocalImage(rawManifest, rawConfig []byte, layers []*localLayer) (v1.Image, error) {
+	li := &localImage{rawManifest: rawManifest, rawConfig: rawConfig, byDigest: map[v1.Hash]*localLayer{}}
+	for _, l := range layers {
+		li.byDigest[l.digest] = l
+	}
+	mf, err := v1.ParseManifest(strings.NewReader(string(rawManifest)))
+	if err != nil {
+		return nil, fmt.Errorf("prefetch: parse manifest: %w", err)
+	}
+	li.mediaType = mf.MediaType
+	if li.mediaType == "" {
+		li.mediaType = types.OCIManifestSchema1
+	}
+	return partial.CompressedToImage(li)
+}
+
+// localImage implements partial.CompressedImageCore over the local layer files.
+type localImage struct {
+	rawManifest, rawConfig []byte
+	mediaType              types.MediaType
+	byDigest               map[v1.Hash]*localLayer
+}
+
+func (i *localImage) RawConfigFile() ([]byte, error)      { return i.rawConfig, nil }
+func (i *localImage) MediaType() (types.MediaType, error) { return i.mediaType, nil }
+func (i *localImage) RawManifest() ([]byte, error)        { return i.rawManifest, nil }
+func (i *localImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if l, ok := i.byDigest[h]; ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("layer %s is not in the prefetched image", h)
+}
