@@ -1,0 +1,253 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+)
+
+func init() {
+	register("cache", func(a *app) *cobra.Command {
+		cmd := &cobra.Command{
+			Use:   "cache",
+			Short: "Look after the SIF cache: list, locate, verify, remove, collect garbage, export, import",
+			Long: `The cache holds one SIF per image manifest digest, and refs (image tags and catalog
+names) that map to digests so that offline nodes resolve models without a network. Its
+directory is --cache (env SCV_HPC_CACHE); it may be shared by many nodes and mounted
+read-only on compute nodes.`,
+			Example: `  scv-hpc cache ls
+  scv-hpc cache path faces
+  scv-hpc cache verify --cache /shared/scv
+  scv-hpc cache export bundle.tar faces && scv-hpc cache import bundle.tar --cache /shared/scv`,
+			Args: cobra.NoArgs,
+		}
+		cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a))
+		cmd.AddCommand(cacheBundleCmds(a)...)
+		return cmd
+	})
+}
+
+func printJSON(a *app, v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cacheLsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the cached SIFs and the refs that point at them",
+		Example: `  scv-hpc cache ls
+  scv-hpc cache ls --json | jq -r '.[].path'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			entries, err := a.openCache().List()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if entries == nil {
+					entries = []cache.Entry{}
+				}
+				return printJSON(a, entries)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DIGEST\tSIZE\tPLATFORM\tCREATED\tREFS")
+			for _, e := range entries {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), humanSize(e.Size), dash(e.Platform),
+					e.Created.Local().Format(time.DateTime), dash(strings.Join(e.Refs, ", ")))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (full digests and paths)")
+	return cmd
+}
+
+func cachePathCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "path MODEL",
+		Short: "Print the path of a model's cached SIF (the only line on stdout)",
+		Long: `Print the absolute path of MODEL's SIF in the cache, and nothing else on stdout, for
+scripts. Reads the cache only: no network, no lock, no write (works on a read-only
+cache). Fails if the model is not cached.`,
+		Example: `  apptainer exec "$(scv-hpc cache path faces)" /usr/local/bin/faces --help
+  scv-hpc cache path localhost:5055/scivision/faces:1.0`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := a.fetchOptions(nil)
+			if err != nil {
+				return err
+			}
+			m, err := fetch.Resolve(cmd.Context(), args[0], o)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(a.stdout, m.SIF)
+			return err
+		},
+	}
+}
+
+func cacheVerifyCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Re-hash every cached SIF against its recorded checksum; report debris",
+		Long: `Re-hash every SIF against the checksum recorded when it was committed and open it as
+a SIF; report corrupt and incomplete entries, orphan SIFs, stale locks and temp files of
+interrupted conversions, and refs to missing entries. Writes nothing ('scv-hpc cache gc'
+cleans up). Exit status 1 when anything needs attention.`,
+		Example: `  scv-hpc cache verify --cache /shared/scv
+  scv-hpc cache verify --json | jq '.[] | select(.status != "ok")'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			results, err := a.openCache().Verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			problems := 0
+			for _, r := range results {
+				if r.Problem() {
+					problems++
+				}
+			}
+			if asJSON {
+				if results == nil {
+					results = []cache.VerifyResult{}
+				}
+				if err := printJSON(a, results); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "STATUS\tDIGEST/REF\tDETAIL")
+				for _, r := range results {
+					what := r.Digest
+					if r.Ref != "" {
+						what = r.Ref
+					}
+					if what == "" {
+						what = r.Path
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Status, what, dash(r.Detail))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			if problems > 0 {
+				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cacheDir, problems)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func cacheRmCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm MODEL|DIGEST...",
+		Short: "Remove cached SIFs and the refs that point at them",
+		Example: `  scv-hpc cache rm faces
+  scv-hpc cache rm sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := a.fetchOptions(nil)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, arg := range args {
+				digest, err := digestOf(o, arg)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("cache rm: %w", err))
+					continue
+				}
+				if err := o.Cache.Remove(digest); err != nil {
+					errs = append(errs, fmt.Errorf("rm %s: %w", arg, err))
+					continue
+				}
+				fmt.Fprintf(a.stdout, "removed %s (%s)\n", arg, digest)
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
+
+func cacheGCCmd(a *app) *cobra.Command {
+	var opts cache.GCOptions
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove debris of interrupted conversions (and, on request, corrupt or unused entries)",
+		Long: `Remove temp files and SIFs without metadata that no running conversion owns, stale
+locks, incomplete entries and refs to missing entries. With --corrupt also re-hash every
+SIF and remove the corrupt ones; with --all-unreferenced also remove entries no tag or
+catalog name points at. A conversion in progress elsewhere is never disturbed.`,
+		Example: `  scv-hpc cache gc
+  scv-hpc cache gc --corrupt --dry-run --cache /shared/scv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := a.openCache().GC(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(a, rep); err != nil {
+					return err
+				}
+			} else {
+				verb := "removed"
+				if opts.DryRun {
+					verb = "would remove"
+				}
+				for _, r := range rep.Removed {
+					fmt.Fprintf(a.stdout, "%s %s %s\n", verb, r.Status, r.Path)
+				}
+				fmt.Fprintf(a.stdout, "%s %d item(s), %s\n", verb, len(rep.Removed), humanSize(rep.Bytes))
+			}
+			if len(rep.Errors) > 0 {
+				return fmt.Errorf("cache gc: %d removal(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.Corrupt, "corrupt", false, "also re-hash every SIF and remove corrupt entries")
+	f.BoolVar(&opts.AllUnreferenced, "all-unreferenced", false, "also remove entries that no ref points at")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "only report what would be removed")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
+func humanSize(n int64) string {
+	const k = 1024
+	switch {
+	case n >= k*k*k:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(k*k*k))
+	case n >= k*k:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
+	case n >= k:
+		return fmt.Sprintf("%.1f KiB", float64(n)/k)
+	}
+	return fmt.Sprintf("%d B", n)
+}

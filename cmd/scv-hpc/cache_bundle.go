@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
+)
+
+// cacheBundleCmds returns 'cache export' and 'cache import', which carry cache entries
+// to air-gapped sites as one tar with an index and checksums.
+func cacheBundleCmds(a *app) []*cobra.Command {
+	export := &cobra.Command{
+		Use:   "export FILE [MODEL|DIGEST...]",
+		Short: "Write cached SIFs (all, or the models named) and their refs to one tar bundle",
+		Long: `Write the named models' cache entries (all entries when none is named), with their
+metadata, the refs that point at them and an index of checksums, to FILE as one tar. Every
+SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomically;
+'-' writes to standard output.`,
+		Example: `  scv-hpc cache export models.tar
+  scv-hpc cache export faces.tar faces plankton@2.1
+  scv-hpc cache export - faces | ssh airgap 'scv-hpc cache import - --cache /shared/scv'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := a.fetchOptions(nil)
+			if err != nil {
+				return err
+			}
+			var digests []string
+			for _, m := range args[1:] {
+				d, err := digestOf(o, m)
+				if err != nil {
+					return fmt.Errorf("cache export: %w", err)
+				}
+				digests = append(digests, d)
+			}
+			write := func(w io.Writer) error { return o.Cache.Export(cmd.Context(), w, digests) }
+			if args[0] == "-" {
+				return write(a.stdout)
+			}
+			if err := fsutil.WriteAtomic(args[0], 0o644, write); err != nil {
+				return fmt.Errorf("cache export %s: %w", args[0], err)
+			}
+			st, err := os.Stat(args[0])
+			if err != nil {
+				return err
+			}
+			what := "all entries"
+			if len(digests) > 0 {
+				what = strings.Join(args[1:], ", ")
+			}
+			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], humanSize(st.Size()))
+			return nil
+		},
+	}
+	var asJSON bool
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import a bundle made by 'cache export', verifying every SIF",
+		Long: `Import the entries and refs of a bundle written by 'scv-hpc cache export'. Every SIF
+is checked against the bundle's checksums and opened as a SIF before it is committed;
+entries that fail are reported and nothing of them is kept, the others are imported.
+Entries the cache already has are skipped. '-' reads standard input.`,
+		Example: `  scv-hpc cache import models.tar --cache /shared/scv
+  scv-hpc --offline cache path faces --cache /shared/scv   # then use it offline`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r io.Reader = a.stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return fmt.Errorf("cache import: %w", err)
+				}
+				defer f.Close()
+				r = f
+			}
+			rep, err := a.openCache().Import(cmd.Context(), r)
+			if asJSON {
+				if jerr := printJSON(a, rep); jerr != nil {
+					return jerr
+				}
+			} else {
+				for _, d := range rep.Imported {
+					fmt.Fprintf(a.stdout, "imported %s\n", d)
+				}
+				for _, d := range rep.Present {
+					fmt.Fprintf(a.stdout, "present  %s\n", d)
+				}
+				for _, f := range rep.Failed {
+					fmt.Fprintf(a.stdout, "FAILED   %s: %s\n", f.Digest, f.Err)
+				}
+				if len(rep.Refs) > 0 {
+					fmt.Fprintf(a.stdout, "refs     %s\n", strings.Join(rep.Refs, ", "))
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("cache import %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	imp.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
+	return []*cobra.Command{export, imp}
+}
+
+// digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
+func digestOf(o fetch.Options, model string) (string, error) {
+	if _, err := cache.ParseDigest(model); err == nil {
+		return model, nil
+	}
+	t, err := fetch.Parse(model, o.Catalog)
+	if err != nil {
+		return "", err
+	}
+	if t.Kind == fetch.KindSIF {
+		return "", fmt.Errorf("%s is a file, not a cache entry", model)
+	}
+	d, _, _, err := fetch.Cached(o.Cache, t)
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w (pull it first)", model, err)
+	}
+	return d, nil
+}

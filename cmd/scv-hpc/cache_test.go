@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type lsEntry struct {
+	Digest    string   `json:"digest"`
+	SIFSHA256 string   `json:"sif_sha256"`
+	Refs      []string `json:"refs"`
+	Path      string   `json:"path"`
+}
+
+func cacheLs(t *testing.T, c *cli) []lsEntry {
+	t.Helper()
+	var ents []lsEntry
+	if err := json.Unmarshal([]byte(c.ok("cache", "ls", "--json")), &ents); err != nil {
+		t.Fatal(err)
+	}
+	return ents
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestCacheExportImport carries a cache to an empty one through a bundle: the same
+// entries, byte-identical SIFs, refs that resolve offline; a damaged bundle imports
+// nothing bad.
+func TestCacheExportImport(t *testing.T) {
+	reg := startDockerRegistry(t)
+	pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	pushImage(t, fakeFaces(t, "amd64", 1000), reg.Host+"/lab/other:2")
+	src := newCLI(t, facesCatalog(reg.Host))
+	src.ok("pull", "faces", reg.Host+"/lab/other:2")
+	before := cacheLs(t, src)
+	if len(before) != 2 {
+		t.Fatalf("cache ls: %+v", before)
+	}
+
+	bundle := filepath.Join(t.TempDir(), "bundle.tar")
+	src.ok("cache", "export", bundle)
+	dst := newCLI(t, facesCatalog(reg.Host))
+	reg.Stop() // the import side has no network
+	out := dst.ok("cache", "import", bundle)
+	if strings.Count(out, "imported sha256:") != 2 {
+		t.Fatalf("import:\n%s", out)
+	}
+	after := cacheLs(t, dst)
+	if len(after) != len(before) {
+		t.Fatalf("imported %d entries, exported %d", len(after), len(before))
+	}
+	for i := range before {
+		b, a := before[i], after[i]
+		if a.Digest != b.Digest || a.SIFSHA256 != b.SIFSHA256 || strings.Join(a.Refs, ",") != strings.Join(b.Refs, ",") {
+			t.Errorf("entry %d: exported %+v, imported %+v", i, b, a)
+		}
+		if got, want := fileSHA256(t, a.Path), fileSHA256(t, b.Path); got != want || got != b.SIFSHA256 {
+			t.Errorf("%s: imported SIF sha256 %s, exported %s, recorded %s", a.Digest, got, want, b.SIFSHA256)
+		}
+	}
+	dst.ok("cache", "verify")
+	if p := strings.TrimSpace(dst.ok("--offline", "cache", "path", "faces")); p != after[0].Path && p != after[1].Path {
+		t.Errorf("--offline cache path faces = %s", p)
+	}
+	dst.ok("--offline", "pull", "faces")
+
+	// A bundle for one model only, then a damaged copy of it.
+	one := filepath.Join(t.TempDir(), "faces.tar")
+	src.ok("cache", "export", one, "faces")
+	data, err := os.ReadFile(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("SIF_MAGIC"))
+	if i < 0 {
+		t.Fatal("no SIF in the bundle")
+	}
+	data[i+4096] ^= 0xff // inside the SIF, past its header
+	bad := filepath.Join(t.TempDir(), "bad.tar")
+	if err := os.WriteFile(bad, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := newCLI(t, "")
+	out, errs, code := empty.run("cache", "import", bad)
+	if code != 1 || !strings.Contains(out+errs, "FAILED") {
+		t.Errorf("import of a damaged bundle: exit %d\n%s\n%s", code, out, errs)
+	}
+	if ents := cacheLs(t, empty); len(ents) != 0 {
+		t.Errorf("a damaged bundle left entries: %+v", ents)
+	}
+}
+
+// TestCacheRmAndGC removes an entry by model name and cleans debris with gc.
+func TestCacheRmAndGC(t *testing.T) {
+	reg := startDockerRegistry(t)
+	pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	c := newCLI(t, facesCatalog(reg.Host))
+	c.ok("pull", "faces")
+	sifPath := strings.TrimSpace(c.ok("cache", "path", "faces"))
+	// Debris an interrupted conversion would leave.
+	debris := filepath.Join(c.cache, "tmp", strings.Repeat("a", 64)+".dead.sif")
+	if err := os.WriteFile(debris, []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := c.run("cache", "verify"); code != 1 {
+		t.Errorf("cache verify with debris: exit %d, want 1", code)
+	}
+	if out := c.ok("cache", "gc", "--dry-run"); !strings.Contains(out, "would remove") {
+		t.Errorf("gc --dry-run:\n%s", out)
+	}
+	if _, err := os.Stat(debris); err != nil {
+		t.Fatal("gc --dry-run removed the debris")
+	}
+	c.ok("cache", "gc")
+	if _, err := os.Stat(debris); !os.IsNotExist(err) {
+		t.Errorf("gc left %s", debris)
+	}
+	c.ok("cache", "verify")
+
+	if out := c.ok("cache", "rm", "faces"); !strings.Contains(out, "removed faces") {
+		t.Errorf("cache rm:\n%s", out)
+	}
+	if _, err := os.Stat(sifPath); !os.IsNotExist(err) {
+		t.Errorf("cache rm left %s", sifPath)
+	}
+	if _, errs, code := c.run("cache", "path", "faces"); code != 1 || !strings.Contains(errs, "scv-hpc pull faces") {
+		t.Errorf("cache path after rm: exit %d\n%s", code, errs)
+	}
+	if _, errs, code := c.run("cache", "rm", "faces"); code != 1 || !strings.Contains(errs, "faces") {
+		t.Errorf("second cache rm: exit %d\n%s", code, errs)
+	}
+}

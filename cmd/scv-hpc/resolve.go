@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
+)
+
+// loadCatalog reads the embedded catalog, the site catalog and the user's --catalog
+// and SCV_HPC_CATALOG files.
+func (a *app) loadCatalog() (*catalog.Catalog, error) {
+	return catalog.Load(a.catalogPaths()...)
+}
+
+// openCache opens the --cache directory (creating nothing), with progress reports.
+func (a *app) openCache() *cache.Cache {
+	c := cache.Open(a.cacheDir)
+	c.Progress = a.progressFactory()
+	return c
+}
+
+// cachedDigest reports the digest and SIF of a catalog entry if it is in the cache,
+// reading only (no lock, no write). ok is false when it is not cached.
+func (a *app) cachedDigest(c *cache.Cache, e *catalog.Entry) (digest, sif string, meta *cache.Meta, ok bool, err error) {
+	t := &fetch.Target{Input: e.ID(), Kind: fetch.KindCatalog, Entry: e, Image: e.Image}
+	digest, sif, meta, err = fetch.Cached(c, t)
+	if errors.Is(err, cache.ErrNotCached) {
+		return "", "", nil, false, nil
+	}
+	if err != nil {
+		return "", "", nil, false, fmt.Errorf("model %s: %w", e.ID(), err)
+	}
+	return digest, sif, meta, true, nil
+}
+
+// fetchFlags are the flags of commands that fetch images (pull, stage).
+type fetchFlags struct {
+	platform    string
+	insecure    []string
+	compression string
+}
+
+func (f *fetchFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.platform, "platform", registry.DefaultPlatform, "image platform os/arch[/variant] to pick from a multi-platform image")
+	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP (loopback registries always are); repeatable")
+	fs.StringVar(&f.compression, "compression", "gzip", "squashfs compression of new SIFs: gzip (portable), xz, zstd, lz4, lzo")
+}
+
+// fetchOptions builds fetch.Options from the global flags and, when given, the fetch
+// flags of the command. Commands that run models (predict, submit) pass nil.
+func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
+	cat, err := a.loadCatalog()
+	if err != nil {
+		return fetch.Options{}, err
+	}
+	o := fetch.Options{
+		Cache:   a.openCache(),
+		Catalog: cat,
+		Offline: a.offline,
+		TmpDir:  a.tmpDir,
+		Log:     a.log,
+		Registry: registry.Options{
+			Progress: a.progressFactory(),
+			Log:      a.log,
+			Offline:  a.offline,
+		},
+	}
+	if f != nil {
+		o.Registry.Platform = f.platform
+		o.Registry.Insecure = f.insecure
+		o.Compression = f.compression
+	}
+	return o, nil
+}
+
+// ensureModel returns the SIF of MODEL, pulling and converting it when needed (and
+// allowed: with --offline only the cache is read). For commands that run a model.
+func (a *app) ensureModel(ctx context.Context, model string) (*fetch.Model, error) {
+	o, err := a.fetchOptions(nil)
+	if err != nil {
+		return nil, err
+	}
+	return fetch.Ensure(ctx, model, o)
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestStage stages a list of models through the pool: a failure is reported in the
+// summary and the exit status, and does not stop the others.
+func TestStage(t *testing.T) {
+	reg := startDockerRegistry(t)
+	pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	pushImage(t, fakeFaces(t, "amd64", 500), reg.Host+"/lab/a:1")
+	pushImage(t, fakeFaces(t, "amd64", 900), reg.Host+"/lab/b:1")
+	c := newCLI(t, facesCatalog(reg.Host))
+	list := filepath.Join(t.TempDir(), "models.txt")
+	body := "# models for the cluster\nfaces\n\n" + reg.Host + "/lab/a:1   # first\n" + reg.Host + "/lab/missing:1\n" + reg.Host + "/lab/b:1\n"
+	if err := os.WriteFile(list, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := c.run("stage", "-f", list, "--jobs", "3")
+	if code != 1 {
+		t.Fatalf("stage with a missing image: exit %d, want 1\n%s\n%s", code, out, errs)
+	}
+	for _, re := range []string{
+		`(?m)^faces\s+converted\s+sha256:`,
+		`(?m)^` + regexp.QuoteMeta(reg.Host) + `/lab/a:1\s+converted\s+sha256:`,
+		`(?m)^` + regexp.QuoteMeta(reg.Host) + `/lab/b:1\s+converted\s+sha256:`,
+		`(?m)^` + regexp.QuoteMeta(reg.Host) + `/lab/missing:1\s+failed\s+-`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("stage summary does not match %s:\n%s", re, out)
+		}
+	}
+	if !strings.Contains(errs, "1 of 4 models failed") || !strings.Contains(errs, "missing:1 not found") {
+		t.Errorf("stage stderr:\n%s", errs)
+	}
+	if n := len(cacheLs(t, c)); n != 3 {
+		t.Errorf("%d entries staged, want 3", n)
+	}
+	// Again, from standard input and arguments: everything is cached now.
+	out = c.ok("stage", "faces", reg.Host+"/lab/a:1")
+	if strings.Count(out, " cached ") != 2 {
+		t.Errorf("second stage:\n%s", out)
+	}
+	if _, errs, code := c.run("stage"); code != 2 || !strings.Contains(errs, "no models") {
+		t.Errorf("stage without models: exit %d\n%s", code, errs)
+	}
+}

@@ -1,0 +1,269 @@
+// Package fetch answers "give me this model's SIF": it resolves a MODEL argument
+// through the catalog, finds it in the cache, and otherwise opens the image (registry,
+// OCI layout or docker archive), converts it to SIF and commits it to the cache, once
+// however many processes ask at the same time. With Offline it resolves from the cache
+// alone and says which command would fix a miss.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/rs/zerolog"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
+	"github.com/scivision-hpc/scv-hpc/internal/version"
+)
+
+// Options say where models come from and go to.
+type Options struct {
+	// Cache is the SIF cache (required).
+	Cache *cache.Cache
+	// Catalog maps names to images; nil means only image references and files work.
+	Catalog *catalog.Catalog
+	// Offline resolves from the cache only and never touches the network.
+	Offline bool
+	// Registry configures image sources (platform, insecure hosts, progress, retries).
+	// Its Offline field is forced to Options.Offline.
+	Registry registry.Options
+	// Compression is the squashfs compressor of new SIFs (default gzip).
+	Compression string
+	// TmpDir holds the temporary root file system of a conversion (default TMPDIR).
+	TmpDir string
+	// Log receives deprecation warnings and what was done.
+	Log zerolog.Logger
+}
+
+// Model is a model ready to run: its SIF and what is known about it.
+type Model struct {
+	// Name is the catalog ID (name@version) or the argument as given.
+	Name string
+	// Entry is the catalog entry, nil for image references and .sif files.
+	Entry *catalog.Entry
+	// Ref is the image source it came from (registry reference, oci-layout:…).
+	Ref string
+	// Digest is the image's manifest digest (empty for a .sif without provenance).
+	Digest string
+	// SIF is the absolute path of the SIF file.
+	SIF string
+	// Meta is the cache metadata (for a .sif file, what its descriptors say).
+	Meta *cache.Meta
+	// Predict is the predict command (empty when neither the catalog nor the image
+	// names one; PredictCommand then says what to add); PredictFrom says where it
+	// came from.
+	Predict     []string
+	PredictFrom string
+	// GPU is the catalog's "needs a GPU" flag.
+	GPU bool
+	// Built is true when this call converted the image (false: it was cached).
+	Built bool
+}
+
+// NotCachedError is the offline failure: the model is not in the cache and the network
+// may not be used. Its message is one line naming the model, the cache, and the
+// command that stages it. It matches cache.ErrNotCached and registry.ErrOffline.
+type NotCachedError struct {
+	Model, Image, CacheDir string
+}
+
+func (e *NotCachedError) Error() string {
+	what := fmt.Sprintf("model %q", e.Model)
+	if e.Image != "" && e.Image != e.Model {
+		what += " (" + e.Image + ")"
+	}
+	return fmt.Sprintf("%s is not in the cache %s and --offline is set; on a machine with network run: scv-hpc stage %s --cache %s",
+		what, e.CacheDir, e.Model, e.CacheDir)
+}
+
+// Unwrap makes errors.Is match cache.ErrNotCached and registry.ErrOffline.
+func (e *NotCachedError) Unwrap() []error { return []error{cache.ErrNotCached, registry.ErrOffline} }
+
+// Ensure returns the model's SIF, fetching and converting it if needed.
+//
+// MODEL is a catalog name[@version], an image reference, a digest pin
+// (name@sha256:… or repo@sha256:…), oci-layout:DIR[:TAG], docker-archive:FILE, or a
+// path to a .sif file used as is. Online, a tag is resolved to its manifest digest at
+// the registry; a cached digest is used as is, otherwise the image is converted inside
+// cache.Commit (one conversion across processes and nodes). The image reference and the
+// catalog ID are recorded as refs to the digest, for offline use later. Offline, only
+// the cache is read (local oci-layout/docker-archive sources may still be converted).
+func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
+	if o.Cache == nil {
+		return nil, errors.New("fetch: no cache")
+	}
+	t, err := Parse(model, o.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	warnDeprecated(t, o.Log)
+	if t.Kind == KindSIF {
+		return fromSIF(t)
+	}
+	if o.Offline || t.Kind == KindDigest {
+		// A pin, or anything offline: the cache may answer without the network.
+		m, err := resolve(t, o)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, cache.ErrNotCached) {
+			return nil, err
+		}
+		if o.Offline && t.Kind != KindLocal && !isLocalImage(t.Image) {
+			return nil, &NotCachedError{Model: t.Input, Image: t.Image, CacheDir: o.Cache.Dir}
+		}
+	}
+	ro := o.Registry
+	ro.Offline = o.Offline
+	img, src, err := registry.Open(ctx, t.Image, ro)
+	if err != nil {
+		return nil, modelErr(t, err)
+	}
+	if t.Kind == KindDigest && src.Digest != t.Digest {
+		return nil, fmt.Errorf("model %s: %s has digest %s, not the pinned %s", t.Input, t.Image, src.Digest, t.Digest)
+	}
+	build := func(ctx context.Context, tmpSIF string) (*cache.Meta, error) {
+		return convert(ctx, t, img, src, tmpSIF, o)
+	}
+	path, meta, built, err := o.Cache.Commit(ctx, src.Digest, build)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", t.Name(), err)
+	}
+	for _, ref := range recordRefs(t) {
+		if err := o.Cache.SetRef(ref, src.Digest); err != nil {
+			// The SIF is there: a read-only cache only loses the offline shortcut.
+			o.Log.Warn().Err(err).Str("ref", ref).Msg("could not record the ref for offline use")
+		}
+	}
+	if built {
+		o.Log.Info().Str("model", t.Name()).Str("digest", src.Digest).Str("sif", path).Msg("converted")
+	} else {
+		o.Log.Info().Str("model", t.Name()).Str("digest", src.Digest).Str("sif", path).Msg("cached")
+	}
+	return newModel(t, src.Ref, src.Digest, path, meta, built)
+}
+
+// Resolve finds the model in the cache only: no network, no lock, no write. A .sif
+// path is inspected; a miss is a *NotCachedError when Options.Offline is set, otherwise
+// an error wrapping cache.ErrNotCached that suggests 'scv-hpc pull'.
+func Resolve(ctx context.Context, model string, o Options) (*Model, error) {
+	if o.Cache == nil {
+		return nil, errors.New("fetch: no cache")
+	}
+	t, err := Parse(model, o.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	if t.Kind == KindSIF {
+		return fromSIF(t)
+	}
+	m, err := resolve(t, o)
+	if errors.Is(err, cache.ErrNotCached) {
+		if o.Offline {
+			return nil, &NotCachedError{Model: t.Input, Image: t.Image, CacheDir: o.Cache.Dir}
+		}
+		return nil, fmt.Errorf("model %q is not in the cache %s (run: scv-hpc pull %s --cache %s): %w",
+			t.Input, o.Cache.Dir, t.Input, o.Cache.Dir, cache.ErrNotCached)
+	}
+	return m, err
+}
+
+func resolve(t *Target, o Options) (*Model, error) {
+	digest, path, meta, err := Cached(o.Cache, t)
+	if err != nil {
+		return nil, err
+	}
+	ref := t.Image
+	if meta.Source != "" {
+		ref = meta.Source
+	}
+	o.Log.Debug().Str("model", t.Name()).Str("digest", digest).Str("sif", path).Msg("resolved from the cache")
+	return newModel(t, ref, digest, path, meta, false)
+}
+
+func newModel(t *Target, ref, digest, path string, meta *cache.Meta, built bool) (*Model, error) {
+	m := &Model{Name: t.Name(), Entry: t.Entry, Ref: ref, Digest: digest, SIF: path, Meta: meta, Built: built}
+	if t.Entry != nil {
+		m.GPU = t.Entry.GPU
+	}
+	// An image without a predict command can still be pulled; whoever runs it calls
+	// PredictCommand for the error that says what to add.
+	m.Predict, m.PredictFrom, _ = PredictCommand(m.Name, t.Entry, meta.Labels, meta.Entrypoint, meta.Cmd)
+	return m, nil
+}
+
+// convert is the build step run under the cache lock: fetch the layers, write the SIF.
+func convert(ctx context.Context, t *Target, img v1.Image, src registry.Source, tmpSIF string, o Options) (*cache.Meta, error) {
+	o.Log.Info().Str("model", t.Name()).Str("ref", src.Ref).Str("digest", src.Digest).Msg("converting to SIF")
+	if src.Kind == "registry" {
+		// Download the layers in parallel first, so the conversion reads local files.
+		dir, err := os.MkdirTemp(o.TmpDir, "scv-hpc-layers-")
+		if err != nil {
+			return nil, fmt.Errorf("temp directory for the layers of %s (set --tmpdir or TMPDIR): %w", src.Ref, err)
+		}
+		defer os.RemoveAll(dir)
+		ro := o.Registry
+		ro.Offline = o.Offline
+		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", src.Ref, err)
+		}
+	}
+	prov := sif.Provenance{Ref: src.Ref, Digest: src.Digest, Tool: "scv-hpc " + version.String(), Platform: src.Platform}
+	if err := sif.Convert(ctx, img, tmpSIF, prov, sif.Options{Compression: o.Compression, TmpDir: o.TmpDir, Log: o.Log}); err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read image config of %s: %w", src.Ref, err)
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read image config of %s: %w", src.Ref, err)
+	}
+	return &cache.Meta{
+		Digest: src.Digest, Refs: recordRefs(t), Platform: src.Platform, Source: src.Ref,
+		Config: raw, Labels: cf.Config.Labels, Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, Env: cf.Config.Env,
+	}, nil
+}
+
+// fromSIF describes a .sif file given directly, from its own descriptors.
+func fromSIF(t *Target) (*Model, error) {
+	info, err := sif.Inspect(t.SIF)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", t.Input, err)
+	}
+	meta := &cache.Meta{Size: info.Size}
+	if p := info.Provenance; p != nil {
+		meta.Digest, meta.Source, meta.Platform, meta.Tool = p.Digest, p.Ref, p.Platform, p.Tool
+	}
+	if c := info.Config; c != nil {
+		meta.Labels, meta.Entrypoint, meta.Cmd, meta.Env = c.Labels, c.Entrypoint, c.Cmd, c.Env
+	}
+	return newModel(t, meta.Source, meta.Digest, info.Path, meta, false)
+}
+
+func warnDeprecated(t *Target, log zerolog.Logger) {
+	if t.Entry != nil && t.Entry.Deprecated != "" {
+		log.Warn().Str("model", t.Entry.ID()).Msgf("model %s is deprecated: %s", t.Entry.ID(), t.Entry.Deprecated)
+	}
+}
+
+func isLocalImage(image string) bool { return registry.IsLocal(image) }
+
+// modelErr prefixes a source error with the catalog name when the user gave one, so
+// the line names both the model and the reference.
+func modelErr(t *Target, err error) error {
+	if t.Entry == nil && t.Input == t.Image {
+		return err
+	}
+	if strings.Contains(err.Error(), t.Image) {
+		return fmt.Errorf("model %q: %w", t.Input, err)
+	}
+	return fmt.Errorf("model %q (%s): %w", t.Input, t.Image, err)
+}
