@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
+	"github.com/scivision-hpc/scv-hpc/internal/runner"
+	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/version"
+)
+
+func init() {
+	register("predict", func(a *app) *cobra.Command {
+		var (
+			rf                runFlags
+			data, out         string
+			shardSize, shards int
+			include           []string
+		)
+		cmd := &cobra.Command{
+			Use:   "predict MODEL --data DIR --out DIR",
+			Short: "Run a model over a dataset on this machine",
+			Long: `Predict runs MODEL over every image under --data on this machine, the same way a
+Slurm job does: it fetches the model's SIF (pulling and converting it unless --offline),
+writes the job directory --out (job.json, shards/), runs every shard through a pool of
+long-lived model processes, and prints a summary. Every input ends as one line in
+OUT/results/NNNNNN.jsonl, ok or failed; 'scv-hpc collect OUT' merges them.
+
+Running predict again with the same MODEL, --data and --out resumes: the shards are
+reused and inputs that already have a result are skipped. A different model or data
+directory is refused; use a new --out.
+
+Runtimes: apptainer or singularity when installed (GPUs bound with --nv); otherwise
+builtin, a fallback that runs the image chrooted in a mount namespace with NO GPU
+binding (fine for CPU models on laptops and CI).
+
+Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`,
+			Example: `  scv-hpc predict faces --data ./imgs --out ./run1
+  scv-hpc predict faces --data ./imgs --out ./run1 --workers 4 --runtime builtin
+  scv-hpc predict plankton-classifier --data /scratch/imgs --out /scratch/run1 --gpus 0,1 --shards 8
+  scv-hpc predict oci-layout:./faces-image --data ./imgs --out ./run1 --include '*.png'
+  scv-hpc collect ./run1 -o results.csv`,
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx := cmd.Context()
+				if data == "" || out == "" {
+					return usageError{errors.New("predict needs --data DIR and --out DIR")}
+				}
+				if shardSize > 0 && shards > 0 {
+					return usageError{errors.New("give either --shard-size or --shards, not both")}
+				}
+				dataAbs, err := filepath.Abs(data)
+				if err != nil {
+					return err
+				}
+				if fi, err := os.Stat(dataAbs); err != nil || !fi.IsDir() {
+					return usageError{fmt.Errorf("--data %s: not a readable directory", data)}
+				}
+				outAbs, err := filepath.Abs(out)
+				if err != nil {
+					return err
+				}
+				fs := cmd.Flags()
+				run := rf.override(fs, job.RunOptions{Workers: rf.workers, GPUs: rf.gpus, Runtime: rf.runtime,
+					ItemTimeout: job.Duration(rf.itemTimeout), Retries: rf.retries})
+				ro, err := a.runnerOptions(run, rf.scratch)
+				if err != nil {
+					return err
+				}
+				model, err := a.ensureModel(ctx, args[0])
+				if err != nil {
+					return fmt.Errorf("predict: %w", err)
+				}
+				j, err := a.predictJob(cmd, args[0], model, dataAbs, outAbs, include, run, sharding.Plan{ShardSize: shardSize, Shards: shards})
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				var total runner.Stats
+				for i := 0; i < j.Shards; i++ {
+					st, err := runner.RunShard(ctx, outAbs, i, ro)
+					total.OK += st.OK
+					total.Failed += st.Failed
+					total.Skipped += st.Skipped
+					if err != nil {
+						if ctx.Err() != nil {
+							return fmt.Errorf("interrupted at shard %d of %d; results so far are in %s; run the same command again to resume",
+								i, j.Shards, job.ResultsDir(outAbs))
+						}
+						return fmt.Errorf("predict: shard %d: %w", i, err)
+					}
+				}
+				sum, err := results.Summarize(outAbs)
+				if err != nil {
+					return err
+				}
+				t := sum.Totals
+				fmt.Fprintf(a.stdout, "%s over %d inputs in %d shard(s): %d ok, %d failed, %d pending (this run: %d ok, %d failed, %d already done; %s)\n",
+					args[0], t.Inputs, j.Shards, t.OK, t.Failed, t.Pending, total.OK, total.Failed, total.Skipped, time.Since(start).Round(time.Millisecond))
+				fmt.Fprintf(a.stdout, "results in %s; merge with: scv-hpc collect %s -o results.csv\n", job.ResultsDir(outAbs), out)
+				if t.Failed > 0 {
+					return errInputsFailed
+				}
+				return nil
+			},
+		}
+		fs := cmd.Flags()
+		fs.StringVar(&data, "data", "", "directory of input images")
+		fs.StringVar(&out, "out", "", "job directory (created; an existing one for the same model and data is resumed)")
+		fs.IntVar(&shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
+		fs.IntVar(&shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
+		fs.StringSliceVar(&include, "include", nil, "file name globs to include (default: common image types); repeatable")
+		rf.register(fs, job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2})
+		return cmd
+	})
+}
+
+// predictJob returns the job in outAbs: the existing one when it is for the same model
+// image and data (resume), else a new one, sharded now. A job for other bits or other
+// data is refused rather than mixed.
+func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAbs, outAbs string, include []string, run job.RunOptions, plan sharding.Plan) (*job.Job, error) {
+	if old, err := job.Load(outAbs); err == nil {
+		switch {
+		case old.DataRoot != dataAbs:
+			return nil, fmt.Errorf("--out %s holds a job over %s, not %s; use a new --out", outAbs, old.DataRoot, dataAbs)
+		case old.Digest != m.Digest || (m.Digest == "" && old.SIF != m.SIF):
+			return nil, fmt.Errorf("--out %s holds a job of model %s (%s), not %s (%s); use a new --out", outAbs, old.Model, firstOf(old.Digest, old.SIF), name, firstOf(m.Digest, m.SIF))
+		case cmd.Flags().Changed("include") && !slices.Equal(old.Include, include):
+			return nil, fmt.Errorf("--out %s was sharded with --include %v, not %v; use a new --out", outAbs, old.Include, include)
+		}
+		if n, err := sharding.CountShards(outAbs); err != nil || n != old.Shards {
+			return nil, fmt.Errorf("--out %s: job.json lists %d shards but shards/ holds %d (%v); use a new --out", outAbs, old.Shards, n, err)
+		}
+		a.log.Info().Str("out", outAbs).Int("shards", old.Shards).Int64("inputs", old.Inputs).Msg("resuming the job in --out")
+		return old, nil
+	} else if !errors.Is(err, job.ErrNoJob) {
+		return nil, err
+	}
+	sum, err := sharding.WriteShards(cmd.Context(), outAbs, dataAbs, sharding.ScanOptions{Include: include, Log: a.log}, plan)
+	if err != nil {
+		if errors.Is(err, sharding.ErrBadPlan) {
+			return nil, usageError{err}
+		}
+		return nil, fmt.Errorf("predict: shard %s: %w", dataAbs, err)
+	}
+	cacheAbs, _ := filepath.Abs(a.cacheDir)
+	run.CacheDir = cacheAbs
+	j := &job.Job{
+		Tool: version.String(), Created: time.Now().UTC(),
+		Model: name, Ref: m.Ref, Digest: m.Digest, SIF: m.SIF, Predict: m.Predict, GPU: m.GPU,
+		DataRoot: dataAbs, Include: include,
+		Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
+		Run: run,
+	}
+	if err := job.Save(outAbs, j); err != nil {
+		return nil, err
+	}
+	a.log.Info().Int("shards", sum.Shards).Int64("inputs", sum.Inputs).Int64("skipped", sum.Skipped).Msg("dataset sharded")
+	return j, nil
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
+)
+
+// facesResult is the demo model's answer for one image.
+type facesResult struct {
+	Width, Height, Count int
+	Faces                []struct {
+		X, Y, Size int
+		Score      float32
+	}
+}
+
+// buildFaces builds the demo model (static) and returns it and pigo's cascade.
+func buildFaces(t *testing.T) (bin, cascade string) {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	bin = filepath.Join(t.TempDir(), "faces")
+	cmd := exec.Command("go", "build", "-o", bin, "./examples/models/faces")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build faces: %v\n%s", err, out)
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/esimov/pigo").Output()
+	if err != nil {
+		t.Fatalf("locate pigo: %v", err)
+	}
+	return bin, filepath.Join(strings.TrimSpace(string(out)), "cascade", "facefinder")
+}
+
+// facesLayout packs the faces model into an OCI image layout (one layer: the binary
+// and the cascade), tagged "faces", with the predict label.
+func facesLayout(t *testing.T, bin, cascade string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"usr/", "usr/local/", "usr/local/bin/", "usr/share/", "usr/share/faces/"} {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
+	}
+	for _, f := range []struct {
+		src, dst string
+		mode     int64
+	}{{bin, "usr/local/bin/faces", 0o755}, {cascade, "usr/share/faces/facefinder", 0o644}} {
+		b, err := os.ReadFile(f.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.WriteHeader(&tar.Header{Name: f.dst, Typeflag: tar.TypeReg, Mode: f.mode, Size: int64(len(b))})
+		tw.Write(b)
+	}
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.Config(img, v1.Config{
+		Entrypoint: []string{"/usr/local/bin/faces"},
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+		Labels:     map[string]string{"org.scivision.predict": "/usr/local/bin/faces"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
+	img = mutate.MediaType(img, "application/vnd.oci.image.manifest.v1+json")
+	dir := filepath.Join(t.TempDir(), "faces-layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "faces"}),
+		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"})); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// dataset copies the sample images and adds images made here: a blank one (no
+// face), one in a sub-directory with a space in its name, and a corrupt one.
+func dataset(t *testing.T) (dir string, corrupt string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "my images")
+	samples := testenv.SampleImages(t)
+	for _, n := range testenv.SampleNames {
+		b, err := os.ReadFile(filepath.Join(samples, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dir, "samples"), 0o755)
+		os.WriteFile(filepath.Join(dir, "samples", n), b, 0o644)
+	}
+	blank := image.NewGray(image.Rect(0, 0, 97, 61))
+	for i := range blank.Pix {
+		blank.Pix[i] = uint8(i * 7)
+	}
+	blank.Set(3, 3, color.Gray{Y: 255})
+	os.MkdirAll(filepath.Join(dir, "made here"), 0o755)
+	f, _ := os.Create(filepath.Join(dir, "made here", "blank.png"))
+	png.Encode(f, blank)
+	f.Close()
+	os.WriteFile(filepath.Join(dir, "made here", "corrupt.png"), []byte("\x89PNG\r\n\x1a\nthis is not a png"), 0o644)
+	return dir, "made here/corrupt.png"
+}
+
+// direct runs the faces binary on the host, fed by a pipe, over every input: the
+// same computation without runner, container or job directory.
+func direct(t *testing.T, bin, cascade, data string, rels []string) map[string]json.RawMessage {
+	t.Helper()
+	var in bytes.Buffer
+	for i, rel := range rels {
+		p, _ := json.Marshal(filepath.Join(data, rel))
+		fmt.Fprintf(&in, `{"id":"%d","path":%s}`+"\n", i, p)
+	}
+	cmd := exec.Command(bin, "-cascade", cascade)
+	cmd.Stdin = &in
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("faces directly: %v", err)
+	}
+	want := map[string]json.RawMessage{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var a struct {
+			ID     string
+			OK     bool
+			Result json.RawMessage
+		}
+		if json.Unmarshal(sc.Bytes(), &a) != nil || a.ID == "" {
+			continue
+		}
+		var i int
+		fmt.Sscan(a.ID, &i)
+		if a.OK {
+			want[rels[i]] = a.Result
+		}
+	}
+	return want
+}
+
+// scv runs the scv-hpc binary and returns its exit code and output.
+func scv(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String(), errb.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String(), errb.String()
+}
+
+func allResults(t *testing.T, jobDir string, shards int) map[string][]results.Record {
+	t.Helper()
+	by := map[string][]results.Record{}
+	for s := 0; s < shards; s++ {
+		err := results.Read(job.ResultFile(jobDir, s), func(r results.Record) error {
+			by[r.Path] = append(by[r.Path], r)
+			return nil
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	return by
+}
+
+// TestPredictFacesBuiltinEndToEnd: the faces image → SIF (through fetch, from an OCI
+// layout) → scv-hpc predict with the builtin runtime over real and generated images
+// → one result per input, with the values the model computes directly.
+func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
+	testenv.Need(t, "mksquashfs", "unsquashfs")
+	bin, cascade := buildFaces(t)
+	lay := facesLayout(t, bin, cascade)
+	data, corrupt := dataset(t)
+	cache := filepath.Join(t.TempDir(), "cache")
+	out := filepath.Join(t.TempDir(), "run 1")
+	env := []string{"TMPDIR=" + t.TempDir()}
+	model := "oci-layout:" + lay + ":faces"
+
+	code, stdout, stderr := scv(t, env, "--cache", cache, "--log-format", "json", "predict", model,
+		"--data", data, "--out", out, "--runtime", "builtin", "--shard-size", "3", "--workers", "2", "--gpus", "none")
+	if code != 3 {
+		t.Fatalf("predict exit %d (want 3: one corrupt input)\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	for _, want := range []string{"8 inputs in 3 shard(s): 7 ok, 1 failed, 0 pending", "merge with: scv-hpc collect"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	j, err := job.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Digest == "" || !strings.HasPrefix(j.SIF, cache) || len(j.Predict) == 0 || j.Predict[0] != "/usr/local/bin/faces" {
+		t.Errorf("job.json: digest %q sif %q predict %q", j.Digest, j.SIF, j.Predict)
+	}
+	got := allResults(t, out, j.Shards)
+	var rels []string
+	for rel := range got {
+		rels = append(rels, rel)
+	}
+	want := direct(t, bin, cascade, data, rels)
+	if len(got) != 8 {
+		t.Errorf("%d inputs have results, want 8", len(got))
+	}
+	faces := 0
+	for rel, recs := range got {
+		if len(recs) != 1 {
+			t.Errorf("%s: %d result lines", rel, len(recs))
+			continue
+		}
+		r := recs[0]
+		if rel == corrupt {
+			if r.OK || r.Stage != results.StagePredict || !strings.Contains(r.Error, "decode") {
+				t.Errorf("corrupt image: %+v", r)
+			}
+			continue
+		}
+		if !r.OK {
+			t.Errorf("%s failed: %+v", rel, r)
+			continue
+		}
+		var res facesResult
+		if err := json.Unmarshal(r.Result, &res); err != nil {
+			t.Fatal(err)
+		}
+		// Independent check of the image size, decoded here.
+		f, _ := os.Open(filepath.Join(data, rel))
+		cfg, _, err := image.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != res.Width || cfg.Height != res.Height || res.Count != len(res.Faces) {
+			t.Errorf("%s: model says %dx%d with %d faces (count %d), Go decodes %dx%d (%v)", rel, res.Width, res.Height, len(res.Faces), res.Count, cfg.Width, cfg.Height, err)
+		}
+		var wantRes facesResult
+		json.Unmarshal(want[rel], &wantRes)
+		if g, w := fmt.Sprint(res), fmt.Sprint(wantRes); g != w {
+			t.Errorf("%s: through predict %s, directly %s", rel, g, w)
+		}
+		faces += res.Count
+	}
+	var astro facesResult
+	json.Unmarshal(got["samples/astronaut.png"][0].Result, &astro)
+	if astro.Count < 1 || faces < 2 {
+		t.Errorf("astronaut.png has %d faces, %d in all: the detector found too few", astro.Count, faces)
+	}
+	var blank facesResult
+	json.Unmarshal(got["made here/blank.png"][0].Result, &blank)
+	if blank.Width != 97 || blank.Height != 61 || blank.Count != 0 {
+		t.Errorf("blank.png: %+v", blank)
+	}
+	if b, err := os.ReadFile(filepath.Join(job.LogsDir(out), fmt.Sprintf("worker-%06d-%d.log", 0, 0))); err != nil || !strings.Contains(string(b), "starting model process") {
+		t.Errorf("worker log: %v %s", err, b)
+	}
+
+	// The same predict again resumes: nothing is re-run.
+	code, stdout, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model,
+		"--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none")
+	if code != 3 || !strings.Contains(stdout, "this run: 0 ok, 0 failed, 8 already done") {
+		t.Errorf("resume: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// run-shard of one shard, index and offset from the environment as in an array task.
+	os.Remove(job.ResultFile(out, 2))
+	code, stdout, stderr = scv(t, append(env, "SLURM_ARRAY_TASK_ID=1", "SCV_HPC_SHARD_OFFSET=1"), "--cache", cache, "--offline",
+		"run-shard", out, "--runtime", "builtin", "--gpus", "none")
+	if code != 0 && code != 3 || !strings.Contains(stdout, "shard 2: 2 inputs") {
+		t.Errorf("run-shard: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := len(allResults(t, out, j.Shards)); n != 8 {
+		t.Errorf("after run-shard %d inputs have results", n)
+	}
+	// Another data directory into the same --out is refused.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "x.png"), []byte("x"), 0o644)
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", other, "--out", out, "--runtime", "builtin")
+	if code != 1 || !strings.Contains(stderr, "holds a job over") {
+		t.Errorf("mismatched resume: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestPredictAndRunShardUsage(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"predict without --data", nil, []string{"predict", "faces", "--out", dir}, "needs --data"},
+		{"predict both shard flags", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--shards", "2", "--shard-size", "3"}, "either --shard-size or --shards"},
+		{"predict bad runtime", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--runtime", "docker"}, "unknown runtime"},
+		{"predict bad gpus", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--gpus", ","}, "--gpus"},
+		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},
+		{"run-shard bad env index", []string{"SLURM_ARRAY_TASK_ID=x"}, []string{"run-shard", dir}, "not a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := scv(t, tt.env, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+	// A directory that is not a job: an error naming it (exit 1).
+	code, _, stderr := scv(t, nil, "run-shard", dir, "--index", "0")
+	if code != 1 || !strings.Contains(stderr, "not a job directory") {
+		t.Errorf("run-shard on a non-job: exit %d %q", code, stderr)
+	}
+}

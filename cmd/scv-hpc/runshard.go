@@ -1,0 +1,208 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
+	"github.com/scivision-hpc/scv-hpc/internal/runner"
+	"github.com/scivision-hpc/scv-hpc/internal/runtime"
+)
+
+// runFlags are the runner settings of predict and run-shard.
+type runFlags struct {
+	workers     int
+	gpus        string
+	runtime     string
+	itemTimeout time.Duration
+	retries     int
+	scratch     string
+}
+
+const runtimeHelp = `container runtime: auto (apptainer, then singularity, else builtin), apptainer,
+singularity, or builtin — a fallback for hosts without Apptainer that runs the image
+chrooted in a mount namespace with NO GPU binding`
+
+func (f *runFlags) register(fs *pflag.FlagSet, defaults job.RunOptions) {
+	fs.IntVar(&f.workers, "workers", defaults.Workers, "model processes for a CPU model (with GPUs: one per GPU)")
+	fs.StringVar(&f.gpus, "gpus", defaults.GPUs, "GPUs to use, one worker each: auto (SLURM_JOB_GPUS, CUDA_VISIBLE_DEVICES, nvidia-smi), none, or ids such as 0,1")
+	fs.StringVar(&f.runtime, "runtime", defaults.Runtime, runtimeHelp)
+	fs.DurationVar(&f.itemTimeout, "item-timeout", time.Duration(defaults.ItemTimeout), "time one input may take before its model process is killed and restarted")
+	fs.IntVar(&f.retries, "retries", defaults.Retries, "retries of an input whose model process crashed or hung, before it is recorded failed")
+	fs.StringVar(&f.scratch, "scratch", "", "directory for the workers' writable /scratch (default: a temporary directory under --tmpdir)")
+}
+
+// override replaces the job's run options by the flags the user set.
+func (f *runFlags) override(fs *pflag.FlagSet, r job.RunOptions) job.RunOptions {
+	if fs.Changed("workers") {
+		r.Workers = f.workers
+	}
+	if fs.Changed("gpus") {
+		r.GPUs = f.gpus
+	}
+	if fs.Changed("runtime") {
+		r.Runtime = f.runtime
+	}
+	if fs.Changed("item-timeout") {
+		r.ItemTimeout = job.Duration(f.itemTimeout)
+	}
+	if fs.Changed("retries") {
+		r.Retries = f.retries
+	}
+	return r
+}
+
+// runnerOptions turns run options into runner.Options: the runtime selected, the
+// GPUs resolved ("" means auto: what Slurm or the host gives).
+func (a *app) runnerOptions(r job.RunOptions, scratch string) (runner.Options, error) {
+	if r.Workers < 0 || r.Retries < 0 || r.ItemTimeout < 0 {
+		return runner.Options{}, usageError{errors.New("--workers, --retries and --item-timeout must not be negative")}
+	}
+	rt, err := runtime.Select(r.Runtime, a.log)
+	if errors.Is(err, runtime.ErrUnknownRuntime) {
+		return runner.Options{}, usageError{err}
+	}
+	if err != nil {
+		return runner.Options{}, err
+	}
+	gpus := r.GPUs
+	if gpus == "" {
+		gpus = "auto"
+	}
+	ids, src, err := runtime.ResolveGPUs(gpus)
+	if err != nil {
+		return runner.Options{}, usageError{err}
+	}
+	if len(ids) > 0 {
+		a.log.Info().Strs("gpus", ids).Str("from", src).Msg("one worker per GPU")
+	}
+	retries := r.Retries
+	if retries == 0 {
+		retries = -1 // job.json's 0 means none; the runner's zero value means its default
+	}
+	return runner.Options{Workers: r.Workers, GPUs: ids, Runtime: rt, ItemTimeout: time.Duration(r.ItemTimeout),
+		Retries: retries, Log: a.log, Progress: a.progressFactory(), Scratch: scratch}, nil
+}
+
+// envInt reads an integer environment variable; ok is false when it is unset.
+func envInt(name string) (int, bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("$%s=%q is not a number", name, v)
+	}
+	return n, true, nil
+}
+
+// shardFailed counts the inputs whose final result in shard i is a failure.
+func shardFailed(jobDir string, i int) (int, error) {
+	f, err := results.Failed(job.ResultFile(jobDir, i))
+	return len(f), err
+}
+
+func init() {
+	register("run-shard", func(a *app) *cobra.Command {
+		var (
+			rf          runFlags
+			index       int
+			offset      int
+			retryFailed bool
+		)
+		cmd := &cobra.Command{
+			Use:   "run-shard JOBDIR [--index I]",
+			Short: "Run one shard of a job directory (what each Slurm array task runs)",
+			Long: `Run-shard runs shard OFFSET+INDEX of the job in JOBDIR on this node: the model's SIF
+(recorded in job.json, read from the cache without network), one long-lived model
+process per GPU (or --workers for CPU models), results appended to
+JOBDIR/results/NNNNNN.jsonl. Inputs that already have a result are skipped, so a
+re-run after a preemption, time limit or crash resumes. SIGTERM and SIGINT stop it
+cleanly: answers in flight are awaited briefly, results are flushed.
+
+INDEX defaults to $SLURM_ARRAY_TASK_ID and OFFSET to $SCV_HPC_SHARD_OFFSET (0), as set
+by the batch script of 'scv-hpc submit'. Runner flags override the job's settings.
+The builtin runtime binds no GPU driver: GPU models need apptainer or singularity.
+
+Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interrupted,
+2 usage.`,
+			Example: `  scv-hpc run-shard /scratch/run1 --index 0
+  SLURM_ARRAY_TASK_ID=3 scv-hpc run-shard /scratch/run1
+  scv-hpc run-shard /scratch/run1 --index 7 --gpus 0,1 --item-timeout 10m
+  scv-hpc run-shard ./run1 --index 0 --runtime builtin --workers 4   # CPU model, no Apptainer`,
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				dir, err := filepath.Abs(args[0])
+				if err != nil {
+					return err
+				}
+				fs := cmd.Flags()
+				if !fs.Changed("index") {
+					n, ok, err := envInt("SLURM_ARRAY_TASK_ID")
+					if err != nil {
+						return usageError{err}
+					}
+					if !ok {
+						return usageError{errors.New("run-shard needs --index I (or $SLURM_ARRAY_TASK_ID inside a Slurm array)")}
+					}
+					index = n
+				}
+				if !fs.Changed("offset") {
+					n, _, err := envInt("SCV_HPC_SHARD_OFFSET")
+					if err != nil {
+						return usageError{err}
+					}
+					offset = n
+				}
+				if index < 0 || offset < 0 {
+					return usageError{fmt.Errorf("--index %d and --offset %d must not be negative", index, offset)}
+				}
+				j, err := job.Load(dir)
+				if err != nil {
+					return err
+				}
+				shard := offset + index
+				if shard >= j.Shards {
+					return usageError{fmt.Errorf("shard %d (offset %d + index %d) does not exist: %s has %d shards", shard, offset, index, dir, j.Shards)}
+				}
+				ro, err := a.runnerOptions(rf.override(fs, j.Run), rf.scratch)
+				if err != nil {
+					return err
+				}
+				ro.RetryFailed = retryFailed
+				st, err := runner.RunShard(cmd.Context(), dir, shard, ro)
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, st.OK+st.Failed)
+					}
+					return fmt.Errorf("shard %d: %w", shard, err)
+				}
+				failed, err := shardFailed(dir, shard)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "shard %d: %d inputs: %d ok and %d failed in this run, %d already done; %d failed in total (%s)\n",
+					shard, st.Inputs, st.OK, st.Failed, st.Skipped, failed, st.Elapsed.Round(time.Millisecond))
+				if failed > 0 {
+					return errInputsFailed
+				}
+				return nil
+			},
+		}
+		fs := cmd.Flags()
+		fs.IntVar(&index, "index", 0, "array task index (default $SLURM_ARRAY_TASK_ID)")
+		fs.IntVar(&offset, "offset", 0, "shard offset of this array: shard = offset + index (default $SCV_HPC_SHARD_OFFSET or 0)")
+		fs.BoolVar(&retryFailed, "retry-failed", false, "also run the inputs whose last result is a failure")
+		rf.register(fs, job.RunOptions{})
+		return cmd
+	})
+}

@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/scivision-hpc/scv-hpc/internal/runtime"
+)
+
+// startModel starts a model process for worker id and waits for its ready handshake.
+// A process that does not start, exits, says it is not ready, speaks another protocol
+// or stays silent past the handshake timeout gives a *LoadError with its stderr tail.
+func (r *run) startModel(ctx context.Context, id int, spec runtime.Spec, logf *os.File, started int) (*process, handshake, error) {
+	// The process outlives ctx by the grace period (answers in flight at a SIGTERM are
+	// still recorded), so it gets its own context, cancelled when it is killed.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cmd, err := r.o.Runtime.Command(pctx, spec)
+	if err != nil {
+		cancel()
+		return nil, handshake{}, &LoadError{Stage: "start", Worker: id, Msg: err.Error()}
+	}
+	fmt.Fprintf(logf, "--- scv-hpc %s: worker %d: starting model process #%d (%s runtime): %s\n",
+		time.Now().UTC().Format(time.RFC3339), id, started+1, r.o.Runtime.Name(), strings.Join(spec.Command, " "))
+	p, err := startProcess(cmd, cancel, logf)
+	if err != nil {
+		cancel()
+		return nil, handshake{}, &LoadError{Stage: "start", Worker: id, Msg: fmt.Sprintf("cannot start %s: %v", cmd.Path, err)}
+	}
+	fail := func(msg string) (*process, handshake, error) {
+		p.kill()
+		for range p.resps {
+		}
+		<-p.waited
+		return nil, handshake{}, &LoadError{Stage: "load", Worker: id, Msg: msg, Stderr: p.tail.String()}
+	}
+	t := time.NewTimer(r.o.HandshakeTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case hs := <-p.hello:
+			return r.checkHandshake(p, hs, fail)
+		case _, ok := <-p.resps:
+			if ok {
+				continue // answers before the handshake: nothing was asked yet
+			}
+			select {
+			case hs := <-p.hello:
+				return r.checkHandshake(p, hs, fail)
+			default:
+			}
+			<-p.waited
+			return fail(fmt.Sprintf("the model process ended before its handshake (%s)", p.exitStatus()))
+		case <-t.C:
+			return fail(fmt.Sprintf(`no handshake within %s: the model must print {"scv":1,"ready":true,...} on stdout once loaded`, r.o.HandshakeTimeout))
+		case <-ctx.Done():
+			p.kill()
+			for range p.resps {
+			}
+			<-p.waited
+			return nil, handshake{}, ctx.Err()
+		}
+	}
+}
+
+func (r *run) checkHandshake(p *process, hs handshake, fail func(string) (*process, handshake, error)) (*process, handshake, error) {
+	if hs.SCV != ProtocolVersion {
+		return fail(fmt.Sprintf("the model speaks predict protocol %d; this scv-hpc speaks %d", hs.SCV, ProtocolVersion))
+	}
+	if !hs.Ready {
+		// Give it a moment to exit on its own, so its stderr is complete.
+		select {
+		case <-p.waited:
+		case <-time.After(2 * time.Second):
+		}
+		msg := "the model reported it is not ready"
+		if hs.Error != "" {
+			msg += ": " + hs.Error
+		}
+		return fail(msg)
+	}
+	r.o.Log.Debug().Str("model", hs.Model).Int("max_batch", hs.MaxBatch).Msg("model ready")
+	return p, hs, nil
+}

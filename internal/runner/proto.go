@@ -1,0 +1,152 @@
+package runner
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// ProtocolVersion is the predict protocol spoken with model processes.
+const ProtocolVersion = 1
+
+// handshake is the model's first line: {"scv":1,"ready":true,"model":"…","max_batch":16}.
+type handshake struct {
+	SCV      int    `json:"scv"`
+	Ready    bool   `json:"ready"`
+	Model    string `json:"model"`
+	MaxBatch int    `json:"max_batch"`
+	Error    string `json:"error"`
+}
+
+// response is one answer: {"id":"17","ok":true,"result":{…}} or {"id":"17","ok":false,"error":"…"}.
+type response struct {
+	seq    uint64
+	ok     bool
+	result json.RawMessage
+	err    string
+}
+
+// wireLine is any line the model writes on stdout.
+type wireLine struct {
+	SCV      *int            `json:"scv"`
+	Ready    bool            `json:"ready"`
+	Model    string          `json:"model"`
+	MaxBatch int             `json:"max_batch"`
+	ID       json.RawMessage `json:"id"`
+	OK       bool            `json:"ok"`
+	Result   json.RawMessage `json:"result"`
+	Error    string          `json:"error"`
+	Batch    []wireLine      `json:"batch"`
+}
+
+var errNotProtocol = errors.New("not a protocol line")
+
+// parseID reads an id written as "17" or 17.
+func parseID(raw json.RawMessage) (uint64, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		raw = raw[1 : len(raw)-1]
+	}
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	return n, err == nil
+}
+
+// parseLine decodes one stdout line into a handshake or responses (appended to out).
+// Lines that are not JSON objects of the protocol give errNotProtocol: models built on
+// chatty libraries print to stdout, and such lines are logged and skipped.
+func parseLine(line []byte, out []response) (*handshake, []response, error) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 || line[0] != '{' {
+		return nil, out, errNotProtocol
+	}
+	var w wireLine
+	if err := json.Unmarshal(line, &w); err != nil {
+		return nil, out, errNotProtocol
+	}
+	if w.SCV != nil && w.ID == nil && w.Batch == nil {
+		return &handshake{SCV: *w.SCV, Ready: w.Ready, Model: w.Model, MaxBatch: w.MaxBatch, Error: w.Error}, out, nil
+	}
+	if w.Batch != nil {
+		n := len(out)
+		for i := range w.Batch {
+			if r, ok := toResponse(&w.Batch[i]); ok {
+				out = append(out, r)
+			}
+		}
+		if len(out) == n {
+			return nil, out, errNotProtocol
+		}
+		return nil, out, nil
+	}
+	r, ok := toResponse(&w)
+	if !ok {
+		return nil, out, errNotProtocol
+	}
+	return nil, append(out, r), nil
+}
+
+func toResponse(w *wireLine) (response, bool) {
+	seq, ok := parseID(w.ID)
+	if !ok {
+		return response{}, false
+	}
+	r := response{seq: seq, ok: w.OK, result: w.Result, err: w.Error}
+	if r.ok && len(r.result) == 0 {
+		r.result = json.RawMessage("null")
+	}
+	if !r.ok && r.err == "" {
+		r.err = "model reported a failure without a message"
+	}
+	return r, true
+}
+
+// appendRequest appends {"id":"SEQ","path":"/data/REL"} to b.
+func appendRequest(b []byte, seq uint64, rel string) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `","path":`...)
+	b = appendJSONString(b, "/data/", rel)
+	return append(b, '}')
+}
+
+// appendJSONString appends the JSON string prefix+s, escaping only what JSON needs.
+func appendJSONString(b []byte, prefix, s string) []byte {
+	b = append(b, '"')
+	b = append(b, prefix...)
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			// Control characters and bytes of invalid UTF-8 (file names are bytes).
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

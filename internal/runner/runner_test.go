@@ -1,0 +1,322 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
+)
+
+func TestRunShardAnswersEveryInput(t *testing.T) {
+	model := testModel(t)
+	tests := []struct {
+		name     string
+		n        int
+		workers  int
+		gpus     []string
+		maxBatch int
+	}{
+		{"one worker", 50, 1, nil, 1},
+		{"two workers", 500, 2, nil, 1},
+		{"batched", 333, 2, nil, 16},
+		{"gpu pinned", 200, 0, []string{"0", "1", "2"}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			paths := inputNames(tt.n)
+			paths = append(paths, `odd "name"\with,comma:colon.png`)
+			dir := makeJob(t, paths, model, "-max-batch", fmt.Sprint(tt.maxBatch))
+			o := testOptions(tt.workers)
+			o.GPUs = tt.gpus
+			st, err := RunShard(context.Background(), dir, 0, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.OK != int64(len(paths)) || st.Failed != 0 || st.Inputs != int64(len(paths)) {
+				t.Errorf("stats %+v, want %d ok", st, len(paths))
+			}
+			by := exactlyOnce(t, readResults(t, dir, 0), paths)
+			workersSeen := map[string]bool{}
+			for p, r := range by {
+				var res struct{ Path, Worker string }
+				if err := json.Unmarshal(r.Result, &res); err != nil || !r.OK {
+					t.Fatalf("%s: bad result %+v: %v", p, r, err)
+				}
+				if res.Path != "/data/"+p {
+					t.Errorf("model saw path %q for input %q", res.Path, p)
+				}
+				workersSeen[res.Worker] = true
+			}
+			want := max(tt.workers, len(tt.gpus))
+			if len(workersSeen) != want && tt.n >= 200 {
+				t.Errorf("answers came from workers %v, want %d workers", workersSeen, want)
+			}
+			// Each worker logs its model's stderr.
+			for i := range want {
+				b, err := os.ReadFile(fmt.Sprintf("%s/worker-%06d-%d.log", job.LogsDir(dir), 0, i))
+				if err != nil || !strings.Contains(string(b), "testmodel: loading weights") {
+					t.Errorf("worker %d log: %v %q", i, err, b)
+				}
+			}
+		})
+	}
+}
+
+func TestRunShardLoadFailures(t *testing.T) {
+	model := testModel(t)
+	tests := []struct {
+		name  string
+		args  []string
+		wants []string
+	}{
+		{"refuses handshake", []string{"-refuse"}, []string{"stage load", "not ready: cannot import torch", "libcudnn.so.8"}},
+		{"never handshakes", []string{"-silent"}, []string{"stage load", "no handshake within", "stuck while loading"}},
+		{"no such program", nil, []string{"stage start", "does-not-exist"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			argv := append([]string{model}, tt.args...)
+			if tt.args == nil {
+				argv = []string{"/does-not-exist/model"}
+			}
+			paths := inputNames(100)
+			dir := makeJob(t, paths, argv...)
+			o := testOptions(2)
+			o.HandshakeTimeout = 500 * time.Millisecond
+			start := time.Now()
+			_, err := RunShard(context.Background(), dir, 0, o)
+			if !errors.Is(err, ErrLoad) {
+				t.Fatalf("err = %v, want a load error", err)
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if recs := readResults(t, dir, 0); len(recs) != 0 {
+				t.Errorf("a load failure recorded %d inputs as failed; the run must stop instead", len(recs))
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Errorf("took %s", time.Since(start))
+			}
+		})
+	}
+}
+
+func TestRunShardModelThatCannotPredict(t *testing.T) {
+	model := testModel(t)
+	paths := inputNames(1000)
+	dir := makeJob(t, paths, model, "-crash-on", "ALL", "-max-batch", "4")
+	o := testOptions(2)
+	_, err := RunShard(context.Background(), dir, 0, o)
+	if !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "cannot predict at all") || !strings.Contains(err.Error(), "segmentation fault") {
+		t.Fatalf("err = %v, want a load error naming the crash", err)
+	}
+	recs := readResults(t, dir, 0)
+	if len(recs) > 2*brokenLimit {
+		t.Errorf("%d inputs recorded failed before stopping; want at most %d", len(recs), 2*brokenLimit)
+	}
+	for _, r := range recs {
+		if r.OK || r.Stage != results.StageCrash {
+			t.Errorf("%+v", r)
+		}
+	}
+}
+
+func TestRunShardPerInputFailures(t *testing.T) {
+	model := testModel(t)
+	tests := []struct {
+		name      string
+		args      []string
+		bad       string // base name of the failing input
+		stage     string
+		errSubstr string
+		restarts  bool
+	}{
+		{"model error", []string{"-fail-on", "img000042.png"}, "img000042.png", results.StagePredict, "cannot decode image", false},
+		{"crash on input", []string{"-crash-on", "img000042.png", "-max-batch", "4"}, "img000042.png", results.StageCrash, "segmentation fault", true},
+		{"hang on input", []string{"-hang-on", "img000042.png", "-max-batch", "4"}, "img000042.png", results.StageTimeout, "item timeout", true},
+		{"exits after 7", []string{"-exit-after", "7"}, "", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			paths := inputNames(120)
+			dir := makeJob(t, paths, append([]string{model}, tt.args...)...)
+			o := testOptions(2)
+			o.ItemTimeout = 300 * time.Millisecond
+			st, err := RunShard(context.Background(), dir, 0, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			by := exactlyOnce(t, readResults(t, dir, 0), paths)
+			for p, r := range by {
+				if path.Base(p) == tt.bad {
+					if r.OK || r.Stage != tt.stage || !strings.Contains(r.Error, tt.errSubstr) {
+						t.Errorf("%s: got %+v, want stage %s with %q", p, r, tt.stage, tt.errSubstr)
+					}
+					if tt.stage != results.StagePredict && r.Attempts != DefaultRetries+1 {
+						t.Errorf("%s tried %d times, want %d", p, r.Attempts, DefaultRetries+1)
+					}
+				} else if !r.OK {
+					t.Errorf("%s failed though only %q is bad: %+v", p, tt.bad, r)
+				}
+			}
+			if tt.restarts != (st.Restarts > 0) {
+				t.Errorf("restarts = %d", st.Restarts)
+			}
+			wantFailed := int64(0)
+			if tt.bad != "" {
+				wantFailed = 1
+			}
+			if st.Failed != wantFailed || st.OK != int64(len(paths))-wantFailed {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestRunShardResumes(t *testing.T) {
+	model := testModel(t)
+	paths := inputNames(300)
+	dir := makeJob(t, paths, model)
+	// A previous run answered the first 100, and was killed mid-write of the 101st.
+	w, err := results.OpenWriter(job.ResultFile(dir, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths[:100] {
+		w.Write(results.Record{Path: p, OK: true, Result: json.RawMessage(`{"old":true}`)})
+	}
+	w.Close()
+	f, _ := os.OpenFile(job.ResultFile(dir, 0), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"path":"` + paths[100] + `","ok":tr`)
+	f.Close()
+
+	st, err := RunShard(context.Background(), dir, 0, testOptions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Skipped != 100 || st.OK != 200 {
+		t.Errorf("stats %+v, want 100 skipped and 200 run", st)
+	}
+	by := exactlyOnce(t, readResults(t, dir, 0), paths)
+	if !strings.Contains(string(by[paths[0]].Result), "old") || strings.Contains(string(by[paths[150]].Result), "old") {
+		t.Error("resume re-ran done inputs or skipped new ones")
+	}
+	// A third run has nothing to do.
+	st, err = RunShard(context.Background(), dir, 0, testOptions(2))
+	if err != nil || st.Skipped != 300 || st.OK != 0 {
+		t.Errorf("complete shard: %+v, %v", st, err)
+	}
+}
+
+func TestRunShardCancelThenResume(t *testing.T) {
+	model := testModel(t)
+	paths := inputNames(400)
+	dir := makeJob(t, paths, model, "-delay", "5ms", "-max-batch", "4")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	o := testOptions(2)
+	o.Grace = 2 * time.Second
+	st, err := RunShard(ctx, dir, 0, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	first := readResults(t, dir, 0)
+	if len(first) == 0 || len(first) == len(paths) || int64(len(first)) != st.OK {
+		t.Fatalf("cancelled run wrote %d lines (stats %+v)", len(first), st)
+	}
+	for _, r := range first {
+		if !r.OK {
+			t.Errorf("cancellation recorded a failure: %+v", r)
+		}
+	}
+	if _, err := RunShard(context.Background(), dir, 0, testOptions(2)); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, readResults(t, dir, 0), paths)
+}
+
+// runHelper is the runner in a child process, for the SIGKILL test.
+func runHelper() {
+	o := Options{Workers: 2, Runtime: hostRuntime{}, Log: zerolog.Nop()}
+	if _, err := RunShard(context.Background(), os.Getenv("RUNNER_HELPER_JOB"), 0, o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func TestRunShardSIGKILLThenRerun(t *testing.T) {
+	model := testModel(t)
+	paths := inputNames(3000)
+	dir := makeJob(t, paths, model, "-delay", "200us", "-max-batch", "8")
+	for round := 0; round < 3; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "RUNNER_HELPER_JOB="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		before := len(readResults(t, dir, 0))
+		deadline := time.Now().Add(20 * time.Second)
+		for len(readResults(t, dir, 0)) < before+300 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	if n := len(readResults(t, dir, 0)); n >= len(paths) {
+		t.Fatalf("the killed runs finished everything (%d lines): the test did not kill mid-run", n)
+	}
+	if _, err := RunShard(context.Background(), dir, 0, testOptions(2)); err != nil {
+		t.Fatal(err)
+	}
+	by := exactlyOnce(t, readResults(t, dir, 0), paths)
+	for p, r := range by {
+		if !r.OK {
+			t.Errorf("%s: %+v", p, r)
+		}
+	}
+}
+
+func TestRunShardBadIndex(t *testing.T) {
+	dir := makeJob(t, inputNames(3), "x")
+	if _, err := RunShard(context.Background(), dir, 1, testOptions(1)); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRunShardRetryFailed(t *testing.T) {
+	model := testModel(t)
+	paths := inputNames(50)
+	dir := makeJob(t, paths, model, "-fail-on", "img000007.png")
+	if _, err := RunShard(context.Background(), dir, 0, testOptions(1)); err != nil {
+		t.Fatal(err)
+	}
+	// The model is fixed; a retry of failed inputs runs only img000007.png.
+	j, _ := job.Load(dir)
+	j.Predict = []string{model}
+	job.Save(dir, j)
+	o := testOptions(1)
+	o.RetryFailed = true
+	st, err := RunShard(context.Background(), dir, 0, o)
+	if err != nil || st.OK != 1 || st.Skipped != 49 {
+		t.Fatalf("retry: %+v, %v", st, err)
+	}
+	final, _ := results.Final(job.ResultFile(dir, 0))
+	if len(final) != 50 || !final[paths[7]].OK {
+		t.Errorf("final results: %d, %+v", len(final), final[paths[7]])
+	}
+}

@@ -1,0 +1,119 @@
+// Command testmodel is a predict-protocol-v1 model for the runner's tests. By default
+// it answers every input at once with {"path":…,"worker":…}; flags make it misbehave.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"time"
+)
+
+type request struct {
+	ID    string    `json:"id"`
+	Path  string    `json:"path"`
+	Batch []request `json:"batch"`
+}
+
+func main() {
+	refuse := flag.Bool("refuse", false, "answer the handshake with ready:false and exit 1")
+	silent := flag.Bool("silent", false, "never handshake")
+	exitAfter := flag.Int("exit-after", 0, "exit (status 3) after answering this many inputs")
+	hangOn := flag.String("hang-on", "", "hang forever on the input with this base name")
+	crashOn := flag.String("crash-on", "", "exit (status 2) on the input with this base name (ALL: on every input)")
+	failOn := flag.String("fail-on", "", "answer ok:false for the input with this base name")
+	maxBatch := flag.Int("max-batch", 1, "max_batch announced in the handshake")
+	delay := flag.Duration("delay", 0, "sleep this long per input")
+	spin := flag.Duration("spin", 0, "compute (busy-wait) this long per input, like a real model")
+	flag.Parse()
+
+	fmt.Fprintln(os.Stderr, "testmodel: loading weights")
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	switch {
+	case *silent:
+		fmt.Fprintln(os.Stderr, "testmodel: stuck while loading")
+		time.Sleep(24 * time.Hour)
+	case *refuse:
+		fmt.Fprintln(os.Stderr, "testmodel: ImportError: libcudnn.so.8: cannot open shared object file")
+		fmt.Fprintln(out, `{"scv":1,"ready":false,"error":"cannot import torch"}`)
+		out.Flush()
+		os.Exit(1)
+	}
+	fmt.Fprintf(out, `{"scv":1,"ready":true,"model":"testmodel","max_batch":%d}`+"\n", *maxBatch)
+	out.Flush()
+	worker := os.Getenv("SCV_WORKER")
+	answered := 0
+	in := bufio.NewReaderSize(os.Stdin, 64<<10)
+	var buf []byte
+	answer := func(r request) {
+		base := path.Base(r.Path)
+		if *crashOn == "ALL" {
+			base = *crashOn
+		}
+		switch base {
+		case *hangOn:
+			out.Flush()
+			time.Sleep(24 * time.Hour)
+		case *crashOn:
+			out.Flush()
+			fmt.Fprintf(os.Stderr, "testmodel: segmentation fault on %s\n", r.Path)
+			os.Exit(2)
+		}
+		if *delay > 0 {
+			time.Sleep(*delay)
+		}
+		if *spin > 0 {
+			for end := time.Now().Add(*spin); time.Now().Before(end); {
+			}
+		}
+		if base == *failOn {
+			buf = append(buf[:0], `{"id":`...)
+			buf = strconv.AppendQuote(buf, r.ID)
+			buf = append(buf, `,"ok":false,"error":"cannot decode image"}`+"\n"...)
+		} else {
+			buf = append(buf[:0], `{"id":`...)
+			buf = strconv.AppendQuote(buf, r.ID)
+			buf = append(buf, `,"ok":true,"result":{"path":`...)
+			p, _ := json.Marshal(r.Path)
+			buf = append(buf, p...)
+			buf = append(buf, `,"worker":"`...)
+			buf = append(buf, worker...)
+			buf = append(buf, "\"}}\n"...)
+		}
+		out.Write(buf)
+		answered++
+		if *exitAfter > 0 && answered >= *exitAfter {
+			out.Flush()
+			fmt.Fprintln(os.Stderr, "testmodel: out of memory")
+			os.Exit(3)
+		}
+	}
+	for {
+		line, err := in.ReadSlice('\n')
+		if len(line) > 0 {
+			var r request
+			if jerr := json.Unmarshal(line, &r); jerr != nil {
+				fmt.Fprintf(os.Stderr, "testmodel: bad request %q: %v\n", line, jerr)
+				os.Exit(4)
+			}
+			if r.Batch != nil {
+				for _, b := range r.Batch {
+					answer(b)
+				}
+			} else {
+				answer(r)
+			}
+			if in.Buffered() == 0 {
+				out.Flush()
+			}
+		}
+		if err != nil {
+			out.Flush()
+			return
+		}
+	}
+}

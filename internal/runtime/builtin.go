@@ -1,0 +1,238 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// BuiltinOptions configure the builtin runtime.
+type BuiltinOptions struct {
+	// Dir holds the unpacked root file systems, one per image digest.
+	// Default: $TMPDIR/scv-hpc-rootfs-UID (node-local; unpacking is per node).
+	Dir string
+	// Self is the executable re-run as the container's first process; it must call
+	// MaybeRunChild first thing in main (or TestMain). Default: os.Executable().
+	Self string
+	Log  zerolog.Logger
+}
+
+// builtinRuntime runs a SIF without Apptainer: its squashfs partition is unpacked once
+// per digest, and the command runs chrooted in it in a new mount namespace with the
+// same binds as apptainer (data read-only at /data, scratch at /scratch), the root file
+// system read-only, a private /tmp, and the host's /proc and /dev. It binds NO GPU
+// driver libraries: it is a fallback for laptops and CI, not a replacement for Apptainer.
+type builtinRuntime struct {
+	o        BuiltinOptions
+	mu       sync.Mutex
+	prepared map[string]*unpacked // by SIF path
+}
+
+type unpacked struct {
+	root string
+	env  []string // the image's environment (OCI config Env)
+}
+
+// NewBuiltin returns the builtin runtime.
+func NewBuiltin(o BuiltinOptions) Runtime {
+	if o.Dir == "" {
+		o.Dir = filepath.Join(os.TempDir(), fmt.Sprintf("scv-hpc-rootfs-%d", os.Getuid()))
+	}
+	return &builtinRuntime{o: o, prepared: map[string]*unpacked{}}
+}
+
+func (r *builtinRuntime) Name() string { return Builtin }
+
+var hexName = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// rootfsKey names the unpacked tree of sif: the digest when the SIF lives in the cache
+// (named <hex>.sif), else a hash of its path, size and modification time.
+func rootfsKey(sif string) (string, error) {
+	fi, err := os.Stat(sif)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", sif, err)
+	}
+	if base := strings.TrimSuffix(filepath.Base(sif), ".sif"); hexName.MatchString(base) {
+		return "sha256-" + base, nil
+	}
+	abs, _ := filepath.Abs(sif)
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", abs, fi.Size(), fi.ModTime().UnixNano())))
+	return "file-" + hex.EncodeToString(h[:16]), nil
+}
+
+// Prepare unpacks the SIF's root file system once: under an exclusive lock, into a
+// temporary directory renamed into place when complete, so parallel workers (and
+// processes) unpack it once and never see a partial tree.
+func (r *builtinRuntime) Prepare(ctx context.Context, sif string) error {
+	_, err := r.prepare(ctx, sif)
+	return err
+}
+
+func (r *builtinRuntime) prepare(ctx context.Context, sif string) (*unpacked, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u := r.prepared[sif]; u != nil {
+		return u, nil
+	}
+	key, err := rootfsKey(sif)
+	if err != nil {
+		return nil, fmt.Errorf("builtin runtime: %w", err)
+	}
+	env, err := imageEnv(sif)
+	if err != nil {
+		return nil, fmt.Errorf("builtin runtime: %w", err)
+	}
+	if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("builtin runtime: rootfs directory: %w (set --tmpdir to a writable local disk)", err)
+	}
+	root := filepath.Join(r.o.Dir, key)
+	unlock, err := lockFile(ctx, root+".lock")
+	if err != nil {
+		return nil, fmt.Errorf("builtin runtime: %w", err)
+	}
+	defer unlock()
+	if _, err := os.Stat(root); err != nil {
+		start := time.Now()
+		tmp := fmt.Sprintf("%s.tmp-%d", root, os.Getpid())
+		os.RemoveAll(tmp)
+		if err := extractRootfs(ctx, sif, tmp); err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("builtin runtime: unpack %s: %w", sif, err)
+		}
+		for _, d := range []string{"data", "scratch", "proc", "dev", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
+				os.RemoveAll(tmp)
+				return nil, fmt.Errorf("builtin runtime: unpack %s: mount point /%s: %w", sif, d, err)
+			}
+		}
+		if err := os.Rename(tmp, root); err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("builtin runtime: unpack %s: %w", sif, err)
+		}
+		r.o.Log.Info().Str("sif", sif).Str("rootfs", root).Dur("took", time.Since(start)).Msg("builtin runtime: image unpacked")
+	}
+	u := &unpacked{root: root, env: env}
+	r.prepared[sif] = u
+	return u, nil
+}
+
+// lockFile takes an exclusive flock on path (node-local), waiting until ctx is done.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Environment variables of the re-executed child.
+const (
+	childEnv     = "SCV_HPC_BUILTIN_CHILD"
+	childSpecEnv = "SCV_HPC_BUILTIN_SPEC"
+)
+
+// childSpec is what the child needs to set up the container.
+type childSpec struct {
+	Root    string   `json:"root"`
+	Data    string   `json:"data"`
+	Scratch string   `json:"scratch"`
+	Env     []string `json:"env"`
+	Argv    []string `json:"argv"`
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Command returns the re-executed child that sets the container up and execs the
+// command. The child runs in a new mount namespace (and a user namespace when not
+// root). Environment inside: the image's Env, then s.Env (cleanenv, as apptainer).
+// s.GPU only sets CUDA_VISIBLE_DEVICES: builtin binds no GPU driver.
+func (r *builtinRuntime) Command(ctx context.Context, s Spec) (*exec.Cmd, error) {
+	if err := checkSpec(s); err != nil {
+		return nil, fmt.Errorf("builtin runtime: %w", err)
+	}
+	u, err := r.prepare(ctx, s.SIF)
+	if err != nil {
+		return nil, err
+	}
+	self := r.o.Self
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("builtin runtime: own executable: %w", err)
+		}
+	}
+	cs := childSpec{Root: u.root, Data: s.DataRoot, Scratch: s.Scratch, Argv: s.Command}
+	cs.Env = mergeEnv(u.env, s.Env, s.GPU)
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return nil, fmt.Errorf("builtin runtime: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Args = []string{"scv-hpc-builtin", s.Command[0]}
+	cmd.Env = []string{childEnv + "=1", childSpecEnv + "=" + string(b)}
+	cmd.SysProcAttr = childSysProcAttr()
+	return cmd, nil
+}
+
+// mergeEnv gives the container environment: image env, then spec env (sorted keys
+// win over the image), then CUDA_VISIBLE_DEVICES, with PATH defaulted.
+func mergeEnv(image []string, spec map[string]string, gpu string) []string {
+	idx := map[string]int{}
+	var env []string
+	set := func(k, v string) {
+		if i, ok := idx[k]; ok {
+			env[i] = k + "=" + v
+			return
+		}
+		idx[k] = len(env)
+		env = append(env, k+"="+v)
+	}
+	for _, e := range image {
+		if k, v, ok := strings.Cut(e, "="); ok && k != "" {
+			set(k, v)
+		}
+	}
+	keys := make([]string, 0, len(spec))
+	for k := range spec {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		set(k, spec[k])
+	}
+	if gpu != "" {
+		set("CUDA_VISIBLE_DEVICES", gpu)
+	}
+	if _, ok := idx["PATH"]; !ok {
+		set("PATH", defaultPath)
+	}
+	return env
+}

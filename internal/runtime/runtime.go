@@ -1,0 +1,125 @@
+// Package runtime builds the processes that run a model inside its SIF: the exact
+// apptainer / singularity command lines, and the builtin runtime (a fallback for hosts
+// without Apptainer: the SIF's squashfs unpacked once and run chrooted in a new mount
+// namespace, with NO GPU binding). It also discovers the GPUs a job may use.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// Spec is one model process to start inside a SIF.
+type Spec struct {
+	SIF      string            // the image
+	Command  []string          // argv run inside the container
+	DataRoot string            // host directory bound read-only at /data
+	Scratch  string            // host directory bound writable at /scratch, also the working directory
+	Env      map[string]string // environment inside the container, on top of the image's
+	GPU      string            // "" = no GPU, else the device id(s) for CUDA_VISIBLE_DEVICES
+}
+
+// Paths inside the container.
+const (
+	DataMount    = "/data"
+	ScratchMount = "/scratch"
+)
+
+// Runtime starts model processes inside SIF images.
+type Runtime interface {
+	// Name is the runtime's name as given to --runtime ("apptainer", "singularity", "builtin").
+	Name() string
+	// Prepare makes the SIF ready to run (checks it; unpacks it for builtin). It is safe
+	// to call from several goroutines and processes at once; the work is done once.
+	Prepare(ctx context.Context, sif string) error
+	// Command returns the process for s, not started. Its Stdin/Stdout/Stderr are unset.
+	Command(ctx context.Context, s Spec) (*exec.Cmd, error)
+}
+
+// Names accepted by Select.
+const (
+	Auto        = "auto"
+	Apptainer   = "apptainer"
+	Singularity = "singularity"
+	Builtin     = "builtin"
+)
+
+// ErrUnknownRuntime is returned by Select for a name it does not know.
+var ErrUnknownRuntime = errors.New("unknown runtime")
+
+// ErrNotInstalled is returned by Select when the named runtime is not on PATH.
+var ErrNotInstalled = errors.New("runtime not installed")
+
+// Select returns the runtime called name: auto picks apptainer, then singularity on
+// PATH, else builtin, with a warning that builtin binds no GPU.
+func Select(name string, log zerolog.Logger) (Runtime, error) {
+	switch name {
+	case "", Auto:
+		for _, n := range []string{Apptainer, Singularity} {
+			if p, err := exec.LookPath(n); err == nil {
+				log.Debug().Str("runtime", n).Str("path", p).Msg("runtime selected")
+				return newContainerRuntime(n, p), nil
+			}
+		}
+		log.Warn().Msg("neither apptainer nor singularity is on PATH: using the builtin runtime, a fallback that runs the image chrooted with NO GPU binding; install Apptainer for GPU models")
+		return NewBuiltin(BuiltinOptions{Log: log}), nil
+	case Apptainer, Singularity:
+		p, err := exec.LookPath(name)
+		if err != nil {
+			return nil, fmt.Errorf("--runtime %s: %w: %s is not on PATH; install it, load its module (module load %s), or use --runtime builtin (no GPU binding)", name, ErrNotInstalled, name, name)
+		}
+		return newContainerRuntime(name, p), nil
+	case Builtin:
+		return NewBuiltin(BuiltinOptions{Log: log}), nil
+	}
+	return nil, fmt.Errorf("--runtime %q: %w; use auto, apptainer, singularity or builtin", name, ErrUnknownRuntime)
+}
+
+// ErrBadBindPath is returned for a host path that apptainer's --bind cannot express.
+var ErrBadBindPath = errors.New("path cannot be bound into a container")
+
+// checkBindPath refuses host paths that --bind would split: ',' separates binds and ':'
+// separates source, destination and options (escaping is not understood by every
+// Apptainer/Singularity version).
+func checkBindPath(what, p string) error {
+	if p == "" {
+		return fmt.Errorf("%s: %w: empty path", what, ErrBadBindPath)
+	}
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%s %q: %w: it must be absolute", what, p, ErrBadBindPath)
+	}
+	if strings.ContainsAny(p, ",:") {
+		return fmt.Errorf("%s %q: %w: apptainer/singularity --bind splits paths at ',' and ':'; rename the directory or use a symlink without them", what, p, ErrBadBindPath)
+	}
+	if strings.ContainsAny(p, "\n\x00") {
+		return fmt.Errorf("%s %q: %w: it contains a newline or NUL", what, p, ErrBadBindPath)
+	}
+	return nil
+}
+
+// checkSpec validates what every runtime needs.
+func checkSpec(s Spec) error {
+	if s.SIF == "" {
+		return errors.New("no SIF image given")
+	}
+	if len(s.Command) == 0 {
+		return fmt.Errorf("%s: no command to run: give the model's predict command (catalog 'predict' or label org.scivision.predict)", s.SIF)
+	}
+	if err := checkBindPath("data directory", s.DataRoot); err != nil {
+		return err
+	}
+	if err := checkBindPath("scratch directory", s.Scratch); err != nil {
+		return err
+	}
+	for k := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("environment variable name %q is invalid", k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
+)
+
+// Paths and labels of the demo model image.
+const (
+	FacesBinaryPath  = "/usr/local/bin/faces"
+	FacesCascadePath = "/usr/share/faces/facefinder"
+)
+
+var (
+	facesOnce sync.Once
+	facesBin  string
+	facesErr  error
+	facesOut  []byte
+)
+
+// FacesBinary builds the demo model (examples/models/faces, static, CGO_ENABLED=0) once
+// per test process and returns its path.
+func FacesBinary(t testing.TB) string {
+	t.Helper()
+	facesOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "scv-hpc-faces-")
+		if err != nil {
+			facesErr = err
+			return
+		}
+		facesBin = filepath.Join(dir, "faces")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", facesBin, "./examples/models/faces")
+		cmd.Dir = RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		facesOut, facesErr = cmd.CombinedOutput()
+	})
+	if facesErr != nil {
+		t.Fatalf("build examples/models/faces: %v\n%s", facesErr, facesOut)
+	}
+	return facesBin
+}
+
+// FacesCascade returns the path of the pretrained pigo cascade (cascade/facefinder in
+// the github.com/esimov/pigo module).
+func FacesCascade(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/esimov/pigo")
+	cmd.Dir = RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("locate the pigo module (go list -m github.com/esimov/pigo): %v", err)
+	}
+	p := filepath.Join(strings.TrimSpace(string(out)), "cascade", "facefinder")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("pigo cascade: %v", err)
+	}
+	return p
+}
+
+// FacesImage builds the demo model's OCI image (linux/amd64): the binary at
+// /usr/local/bin/faces, the cascade at /usr/share/faces/facefinder, entrypoint the
+// binary, label org.scivision.predict=/usr/local/bin/faces. It is what
+//
+//	scv-hpc image build --add bin/faces:/usr/local/bin/faces \
+//	  --add CASCADE:/usr/share/faces/facefinder --entrypoint /usr/local/bin/faces \
+//	  --label org.scivision.predict=/usr/local/bin/faces --label org.opencontainers.image.title=faces \
+//	  --push HOST/scivision/faces:1.0
+//
+// produces, with the same digest.
+func FacesImage(t testing.TB) v1.Image {
+	t.Helper()
+	img, err := BuildFacesImage(FacesBinary(t), FacesCascade(t))
+	if err != nil {
+		t.Fatalf("build the faces image: %v", err)
+	}
+	return img
+}
+
+// BuildFacesImage packs a faces binary and cascade into the demo model image.
+func BuildFacesImage(binary, cascade string) (v1.Image, error) {
+	layer, err := imagebuild.Layer([]imagebuild.File{
+		{Path: FacesBinaryPath, Src: binary, Mode: 0o755},
+		{Path: FacesCascadePath, Src: cascade, Mode: 0o644},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return imagebuild.Image([]v1.Layer{layer}, imagebuild.Config{
+		Entrypoint: []string{FacesBinaryPath},
+		Labels: map[string]string{
+			"org.scivision.predict":          FacesBinaryPath,
+			"org.opencontainers.image.title": "faces",
+		},
+		Platform: "linux/amd64",
+	})
+}
