@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+)
+
+func init() {
+	register("cancel", func(a *app) *cobra.Command {
+		return &cobra.Command{
+			Use:   "cancel JOBDIR",
+			Short: "Cancel the Slurm arrays of a submitted job",
+			Long: `Cancel runs scancel on every job array recorded in JOBDIR/job.json. Results written so
+far stay; 'scv-hpc resubmit JOBDIR' later runs only what is missing.`,
+			Example: `  scv-hpc cancel /scratch/run1
+  scv-hpc status /scratch/run1`,
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				dir, err := filepath.Abs(args[0])
+				if err != nil {
+					return err
+				}
+				j, err := job.Load(dir)
+				if err != nil {
+					return err
+				}
+				if j.Slurm == nil || len(j.Slurm.Arrays) == 0 {
+					return errors.New("cancel: " + args[0] + " was never submitted to Slurm (no arrays in job.json)")
+				}
+				ids := make([]string, len(j.Slurm.Arrays))
+				for i, arr := range j.Slurm.Arrays {
+					ids[i] = arr.JobID
+				}
+				if err := (&slurm.Client{}).Cancel(cmd.Context(), ids); err != nil {
+					return fmt.Errorf("cancel %s: %w", args[0], err)
+				}
+				fmt.Fprintf(a.stdout, "cancelled job array(s) %s; results so far are kept: 'scv-hpc resubmit %s' runs what is missing\n",
+					strings.Join(ids, ", "), slurm.Quote(args[0]))
+				return nil
+			},
+		}
+	})
+}
+
+// slurmView is Slurm's view of a job's shards, for status: per shard the state
+// of the latest array task that ran it (pending, running, completed, failed,
+// cancelled, or finished when Slurm has forgotten the array). A job never
+// submitted gives an empty map.
+func slurmView(ctx context.Context, j *job.Job) (map[int]slurm.ShardState, error) {
+	return slurm.View(ctx, j)
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+	"github.com/scivision-hpc/scv-hpc/internal/version"
+)
+
+func init() {
+	register("submit", newSubmitCmd)
+}
+
+func newSubmitCmd(a *app) *cobra.Command {
+	var (
+		sf                slurmFlags
+		rf                runFlags
+		data, out         string
+		shardSize, shards int
+		include           []string
+		dryRun, asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "submit MODEL --data DIR --out DIR",
+		Short: "Run a model over a dataset as Slurm job arrays",
+		Long: `Submit runs MODEL over every image under --data as Slurm job arrays, one array task
+per shard, each running 'scv-hpc run-shard' on a compute node without network access.
+
+Before submitting, the model's SIF must be in the cache that the nodes read (--cache, or
+'cache:' in the site config): submit pulls and converts it, or fails under --offline.
+The job directory (--out, on a shared file system) records the image digest and SIF
+path, so every task runs the same bits. More shards than Slurm's MaxArraySize become
+several arrays, each mapped to its shards by an offset.
+
+Defaults come from the site config (/etc/scv-hpc/config.yaml or SCV_HPC_CONFIG); the
+batch script comes from the embedded template, or --template / 'template:'. See
+docs/slurm.md.`,
+		Example: `  scv-hpc submit faces --data /scratch/imgs --out /scratch/run1 --partition gpu --time 2:00:00
+  scv-hpc submit faces --data /scratch/imgs --out /scratch/run1 --shards 200 --max-parallel 16 --gpus-per-task 1
+  scv-hpc submit faces --data ./imgs --out ./run1 --dry-run      # print the script and sbatch command
+  scv-hpc submit faces --data ./imgs --out ./run1 --sbatch-arg=--constraint=a100 --template site.tmpl`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if data == "" || out == "" {
+				return usageError{errors.New("submit needs --data DIR and --out DIR")}
+			}
+			if shardSize > 0 && shards > 0 {
+				return usageError{errors.New("give either --shard-size or --shards, not both")}
+			}
+			if err := sf.load(cmd, a); err != nil {
+				return err
+			}
+			dataAbs, err := filepath.Abs(data)
+			if err != nil {
+				return err
+			}
+			if fi, err := os.Stat(dataAbs); err != nil || !fi.IsDir() {
+				return usageError{fmt.Errorf("--data %s: not a readable directory", data)}
+			}
+			outAbs, err := filepath.Abs(out)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(job.File(outAbs)); err == nil {
+				return usageError{fmt.Errorf("--out %s already holds a job; use 'scv-hpc resubmit %s' or a new --out", out, out)}
+			}
+			model, err := a.ensureModel(ctx, args[0])
+			if err != nil {
+				return fmt.Errorf("submit: %w", err)
+			}
+			cacheAbs, err := filepath.Abs(a.cacheDir)
+			if err != nil {
+				return err
+			}
+			sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, sharding.ScanOptions{Include: include, Log: a.log},
+				sharding.Plan{ShardSize: shardSize, Shards: shards})
+			if errors.Is(err, sharding.ErrBadPlan) {
+				return usageError{err}
+			}
+			if err != nil {
+				return fmt.Errorf("submit: shard %s: %w", data, err)
+			}
+			j := &job.Job{
+				Tool: version.String(), Created: time.Now().UTC(),
+				Model: args[0], Ref: model.Ref, Digest: model.Digest, SIF: model.SIF,
+				Predict: model.Predict, GPU: model.GPU,
+				DataRoot: dataAbs, Include: include,
+				Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
+				Run: job.RunOptions{Workers: rf.workers, GPUs: rf.gpus, Runtime: rf.runtime,
+					ItemTimeout: job.Duration(rf.itemTimeout), Retries: rf.retries, CacheDir: cacheAbs},
+				Slurm: &job.Slurm{},
+			}
+			if err := job.Save(outAbs, j); err != nil {
+				return err
+			}
+			if model.GPU && sf.opts.GPUsPerTask == 0 && sf.opts.Gres == "" {
+				sf.opts.GPUsPerTask = 1
+				a.log.Info().Str("model", args[0]).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
+			}
+			sf.opts.CacheDir = cacheAbs
+			if err := slurm.SaveOptions(outAbs, &sf.opts); err != nil {
+				return err
+			}
+			all := make([]int, sum.Shards)
+			for i := range all {
+				all[i] = i
+			}
+			var runArgs []string
+			if rf.scratch != "" {
+				runArgs = []string{"--scratch", rf.scratch}
+			}
+			if err := a.submitShards(cmd, outAbs, j, &sf.opts, all, runArgs, dryRun, asJSON); err != nil {
+				if len(j.Slurm.Arrays) == 0 {
+					return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",
+						err, out, slurm.Quote(out))
+				}
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "directory of input images (on a file system the nodes see)")
+	f.StringVar(&out, "out", "", "job directory to create (on a shared file system)")
+	f.IntVar(&shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
+	f.IntVar(&shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
+	f.StringSliceVar(&include, "include", nil, "file name globs to include (default: common image types)")
+	// The runner's settings, stored in job.json for every task (as predict's).
+	rf.register(f, job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2})
+	f.BoolVar(&dryRun, "dry-run", false, "write the job directory, print the script and the sbatch command; submit nothing")
+	f.BoolVar(&asJSON, "json", false, "print the submission as JSON")
+	sf.register(cmd)
+	return cmd
+}
+
+// submitShards renders and submits arrays over shards of the job directory and
+// prints what was done.
+func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slurm.Options, shards []int, runArgs []string, dryRun, asJSON bool) error {
+	ctx := cmd.Context()
+	tmpl := slurm.DefaultTemplate()
+	if o.Template != "" {
+		var err error
+		if tmpl, err = slurm.LoadTemplate(o.Template); err != nil {
+			return err
+		}
+	}
+	client := &slurm.Client{}
+	qctx := ctx
+	if dryRun {
+		// A dry run may be made where Slurm is absent or misconfigured (scontrol then
+		// takes a minute to give up): do not wait for it.
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+	}
+	maxArray, err := client.MaxArraySize(qctx)
+	if err != nil {
+		if !dryRun {
+			return fmt.Errorf("submit: %w", err)
+		}
+		maxArray = slurm.DefaultMaxArraySize
+		a.log.Warn().Err(err).Int("max_array_size", maxArray).Msg("dry run: using Slurm's default MaxArraySize")
+	}
+	p, err := o.Params(j, jobDir, runArgs)
+	if err != nil {
+		return err
+	}
+	subs, err := client.Submit(ctx, slurm.SubmitRequest{
+		JobDir: jobDir, Job: j, Template: tmpl, Params: p, Shards: shards,
+		MaxArraySize: maxArray, MaxParallel: o.MaxParallel, SbatchArgs: o.SbatchArgs, DryRun: dryRun,
+	})
+	if err != nil {
+		return fmt.Errorf("submit %s: %w", jobDir, err)
+	}
+	if dryRun && !asJSON {
+		// The first script in full, then every command.
+		b, err := os.ReadFile(subs[0].Script)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "# %s\n%s\n", subs[0].Script, b)
+		for _, s := range subs {
+			fmt.Fprintln(a.stdout, slurm.QuoteArgs(s.Command))
+		}
+		fmt.Fprintf(a.stdout, "# dry run: %d shards in %d array(s) (MaxArraySize %d); nothing submitted\n", len(shards), len(subs), maxArray)
+		return nil
+	}
+	if asJSON {
+		type arrayOut struct {
+			JobID   string   `json:"job_id,omitempty"`
+			Script  string   `json:"script"`
+			Shards  []int    `json:"shards"`
+			Command []string `json:"command"`
+		}
+		res := struct {
+			JobDir string     `json:"job_dir"`
+			DryRun bool       `json:"dry_run"`
+			Arrays []arrayOut `json:"arrays"`
+		}{JobDir: jobDir, DryRun: dryRun}
+		for _, s := range subs {
+			res.Arrays = append(res.Arrays, arrayOut{s.Array.JobID, s.Script, s.Array.Shards, s.Command})
+		}
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	ids := make([]string, len(subs))
+	for i, s := range subs {
+		ids[i] = fmt.Sprintf("%s (%d tasks)", s.Array.JobID, len(s.Array.Shards))
+	}
+	fmt.Fprintf(a.stdout, "submitted %d shard(s) of %s as job array(s) %s\nfollow with: scv-hpc status %s\n",
+		len(shards), jobDir, strings.Join(ids, ", "), slurm.Quote(jobDir))
+	return nil
+}
+
+// slurmFlags are the Slurm resource flags of submit and resubmit.
+type slurmFlags struct {
+	opts slurm.Options
+}
+
+func (sf *slurmFlags) register(cmd *cobra.Command) {
+	f, o := cmd.Flags(), &sf.opts
+	f.StringVar(&o.Partition, "partition", "", "Slurm partition (sbatch --partition)")
+	f.StringVar(&o.Account, "account", "", "Slurm account to charge (sbatch --account)")
+	f.StringVar(&o.QOS, "qos", "", "Slurm quality of service (sbatch --qos)")
+	f.StringVar(&o.Time, "time", "", "time limit of each task, e.g. 2:00:00 (sbatch --time)")
+	f.IntVar(&o.CPUsPerTask, "cpus-per-task", 0, "CPUs per task (sbatch --cpus-per-task)")
+	f.StringVar(&o.Mem, "mem", "", "memory per task, e.g. 16G (sbatch --mem)")
+	f.IntVar(&o.GPUsPerTask, "gpus-per-task", 0, "GPUs per task (sbatch --gpus-per-task; default 1 for models that want a GPU)")
+	f.StringVar(&o.Gres, "gres", "", "generic resources per task, e.g. gpu:a100:1 (sbatch --gres), instead of --gpus-per-task")
+	f.IntVar(&o.MaxParallel, "max-parallel", 0, "at most this many tasks at once (--array=0-N%M); 0: no limit")
+	f.IntVar(&o.SignalSeconds, "signal-seconds", slurm.DefaultSignalSeconds, "send SIGTERM this many seconds before the time limit so results flush (sbatch --signal=B:TERM@N)")
+	f.BoolVar(&o.NoRequeue, "no-requeue", false, "do not let Slurm requeue preempted tasks (default: --requeue)")
+	f.StringArrayVar(&o.SbatchArgs, "sbatch-arg", nil, "extra sbatch argument, passed as is (repeatable), e.g. --sbatch-arg=--constraint=a100")
+	f.StringVar(&o.Template, "template", "", "batch script template (text/template) instead of the embedded one")
+	f.StringVar(&o.Binary, "scv-hpc", "", "path of scv-hpc on the compute nodes (default: this executable)")
+}
+
+// load applies the site config to the flags not given, fills the binary path
+// and the cache the nodes read, and makes paths absolute.
+func (sf *slurmFlags) load(cmd *cobra.Command, a *app) error {
+	cfg, err := slurm.LoadSiteConfig()
+	if err != nil {
+		return err
+	}
+	set := cmd.Flags().Changed
+	sf.opts.ApplySite(cfg, set)
+	if cfg.Cache != "" && !set("cache") && os.Getenv("SCV_HPC_CACHE") == "" {
+		a.cacheDir = cfg.Cache
+	}
+	if sf.opts.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the scv-hpc executable (give --scv-hpc PATH): %w", err)
+		}
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		sf.opts.Binary = exe
+	}
+	for _, p := range []*string{&sf.opts.Binary, &sf.opts.Template} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return err
+			}
+		}
+	}
+	if sf.opts.Template != "" {
+		if _, err := slurm.LoadTemplate(sf.opts.Template); err != nil {
+			return usageError{err}
+		}
+	}
+	sf.opts.LogLevel = a.logLevel
+	return nil
+}

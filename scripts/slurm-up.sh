@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Starts a private single-node Slurm cluster on this machine, without systemd:
+# munged (private key and socket), slurmctld and slurmd, all as root, with their
+# state, logs and pid files in one directory, listening on free ports on
+# 127.0.0.1. Prints the line that points Slurm's clients at it:
+#
+#   eval "$(scripts/slurm-up.sh)"      # sets SLURM_CONF
+#   sinfo; scv-hpc submit ...; scripts/slurm-down.sh
+#
+# Usage: scripts/slurm-up.sh [DIR]   (default: $SCV_HPC_SLURM_DIR or /tmp/scv-hpc-slurm)
+# Needs: munge slurmctld slurmd slurm-client (scripts/deps.sh installs them).
+set -euo pipefail
+
+dir=${1:-${SCV_HPC_SLURM_DIR:-/tmp/scv-hpc-slurm}}
+export PATH="$PATH:/usr/sbin:/sbin"
+[ "$(id -u)" -eq 0 ] || { echo "slurm-up.sh: run as root (slurmd and munged need it)" >&2; exit 1; }
+for p in munged slurmctld slurmd sinfo; do
+  command -v "$p" >/dev/null || { echo "slurm-up.sh: $p is missing: run scripts/deps.sh" >&2; exit 1; }
+done
+if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+  echo "slurm-up.sh: a cluster is already running in $dir (scripts/slurm-down.sh $dir stops it)" >&2
+  echo "export SLURM_CONF=$(printf '%q' "$dir/slurm.conf")"
+  exit 0
+fi
+
+mkdir -p "$dir"/{munge,state,spool,log}
+chmod 0755 "$dir" "$dir/munge"
+if [ ! -f "$dir/munge/munge.key" ]; then
+  head -c 1024 /dev/urandom > "$dir/munge/munge.key"
+fi
+chmod 0400 "$dir/munge/munge.key"
+
+# A free TCP port on 127.0.0.1: nothing accepts a connection on it.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+ctld_port=$(free_port)
+slurmd_port=$(free_port)
+while [ "$slurmd_port" = "$ctld_port" ]; do slurmd_port=$(free_port); done
+cpus=$(nproc)
+mem=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+
+cat > "$dir/slurm.conf" <<CONF
+# Private single-node Slurm written by scv-hpc's scripts/slurm-up.sh.
+ClusterName=scvlocal
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$dir/munge/munge.socket
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool/slurmd-%n
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$dir/log/jobcomp.txt
+MpiDefault=none
+MailProg=/bin/true
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+SchedulerParameters=batch_sched_delay=0,sched_interval=1
+EnforcePartLimits=ALL
+MinJobAge=600
+KillWait=10
+GresTypes=gpu
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+# Two fake GPUs: gres needs device files; jobs see CUDA_VISIBLE_DEVICES/SLURM_JOB_GPUS.
+printf 'AutoDetect=off\nName=gpu File=/dev/null,/dev/zero\n' > "$dir/gres.conf"
+
+export SLURM_CONF="$dir/slurm.conf"
+munged --force --socket "$dir/munge/munge.socket" --key-file "$dir/munge/munge.key" \
+  --pid-file "$dir/munge/munged.pid" --log-file "$dir/log/munged.log" --seed-file "$dir/munge/munged.seed"
+slurmctld -i -f "$SLURM_CONF"
+slurmd -N localhost -f "$SLURM_CONF"
+
+for _ in $(seq 1 150); do
+  if [ "$(sinfo -h -o %T 2>/dev/null)" = idle ]; then
+    echo "slurm-up.sh: node idle; logs in $dir/log; stop with: scripts/slurm-down.sh $(printf '%q' "$dir")" >&2
+    echo "export SLURM_CONF=$(printf '%q' "$SLURM_CONF")"
+    exit 0
+  fi
+  sleep 0.2
+done
+echo "slurm-up.sh: the node did not become idle; see $dir/log/slurmctld.log and slurmd.log:" >&2
+tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
+exit 1
