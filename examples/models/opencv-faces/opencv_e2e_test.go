@@ -1,0 +1,255 @@
+// Package opencvfaces_test runs the OpenCV face-detection example end to end: the image
+// built without Docker by scripts/build-opencv-image.sh (a Debian root filesystem with
+// python3-opencv, the Scivision-shaped package and the predict adapter), pushed to a
+// loopback registry, pulled, converted to SIF and run by the real scv-hpc binary with
+// the builtin runtime over real photos.
+package opencvfaces_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
+)
+
+const predictLabel = "org.scivision.predict"
+
+var (
+	buildOnce   sync.Once
+	builtLayout string
+	buildErr    string
+)
+
+// buildImage runs scripts/build-opencv-image.sh once per test process and returns the
+// OCI layout it wrote. The script caches the root filesystem and the image under
+// <repo>/.cache/opencv-image keyed by their inputs, so only the first run is slow.
+func buildImage(t testing.TB) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("building the OpenCV image needs root (debootstrap); 'make test' runs it as root")
+	}
+	testenv.Need(t, "debootstrap", "mksquashfs", "unsquashfs")
+	bin := testenv.Binary(t)
+	buildOnce.Do(func() {
+		root := testenv.RepoRoot(t)
+		cmd := exec.Command("bash", filepath.Join(root, "scripts", "build-opencv-image.sh"))
+		cmd.Env = append(os.Environ(), "SCV_HPC="+bin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			buildErr = err.Error() + "\n" + stderr.String()
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		builtLayout = lines[len(lines)-1]
+	})
+	if buildErr != "" {
+		t.Fatalf("scripts/build-opencv-image.sh: %s", buildErr)
+	}
+	return builtLayout
+}
+
+// layoutImage opens the image tagged "latest" in an OCI layout.
+func layoutImage(t testing.TB, dir string) v1.Image {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatalf("open OCI layout %s: %v", dir, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations["org.opencontainers.image.ref.name"] == "latest" {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return img
+		}
+	}
+	t.Fatalf("OCI layout %s has no image tagged latest", dir)
+	return nil
+}
+
+type result struct {
+	Path   string          `json:"path"`
+	OK     bool            `json:"ok"`
+	Result json.RawMessage `json:"result"`
+	Error  string          `json:"error"`
+	Stage  string          `json:"stage"`
+}
+
+type box struct{ X, Y, Width, Height int }
+
+func readResults(t *testing.T, out string) map[string]result {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(out, "results", "*.jsonl"))
+	if len(files) == 0 {
+		t.Fatalf("no results in %s/results", out)
+	}
+	got := map[string]result{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			var r result
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("%s: bad result line %q: %v", f, sc.Text(), err)
+			}
+			got[r.Path] = r
+		}
+		fh.Close()
+	}
+	return got
+}
+
+func TestOpenCVFacesEndToEnd(t *testing.T) {
+	img := layoutImage(t, buildImage(t))
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "python3 /opt/scv/scv_adapter.py --model-dir /opt/scv/model"; cf.Config.Labels[predictLabel] != want {
+		t.Errorf("label %s = %q, want %q", predictLabel, cf.Config.Labels[predictLabel], want)
+	}
+
+	host := startRegistry(t)
+	ref := host + "/scivision/opencv-faces:1.0"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, remote.WithContext(context.Background())); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+
+	samples := testenv.SampleImages(t)
+	data := t.TempDir()
+	for _, n := range testenv.SampleNames {
+		b, err := os.ReadFile(filepath.Join(samples, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A file that is not an image: that input fails, the others go on.
+	if err := os.WriteFile(filepath.Join(data, "broken.png"), []byte("not a png at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(testenv.Binary(t), "--cache", filepath.Join(t.TempDir(), "cache"), "--log-format", "json",
+		"predict", ref, "--data", data, "--out", out, "--runtime", "builtin", "--workers", "2")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	err = cmd.Run()
+	code := cmd.ProcessState.ExitCode()
+	if code != 3 {
+		t.Fatalf("scv-hpc predict exit code %d (%v), want 3 (finished, one input failed)\n%s", code, err, tail(stderr.String(), 4000))
+	}
+
+	got := readResults(t, out)
+	if len(got) != len(testenv.SampleNames)+1 {
+		t.Errorf("%d results, want %d: %v", len(got), len(testenv.SampleNames)+1, got)
+	}
+	faces := map[string][]box{}
+	for _, n := range testenv.SampleNames {
+		r, ok := got[n]
+		if !ok || !r.OK {
+			t.Errorf("%s: %+v, want ok", n, r)
+			continue
+		}
+		var bs []box
+		if err := json.Unmarshal(r.Result, &bs); err != nil {
+			t.Errorf("%s: result %s is not a list of boxes: %v", n, r.Result, err)
+		}
+		faces[n] = bs
+		t.Logf("%-14s %d face(s) %v", n, len(bs), bs)
+	}
+	for _, n := range []string{"astronaut.png", "messi5.jpg"} {
+		if len(faces[n]) == 0 {
+			t.Errorf("%s: no face found, want at least one", n)
+		}
+	}
+	if len(faces["chelsea.png"]) != 0 {
+		t.Errorf("chelsea.png (a cat): %d faces found, want none: %v", len(faces["chelsea.png"]), faces["chelsea.png"])
+	}
+	// The astronaut's face is in the upper middle of the 512x512 photo.
+	if bs := faces["astronaut.png"]; len(bs) > 0 {
+		cx, cy := bs[0].X+bs[0].Width/2, bs[0].Y+bs[0].Height/2
+		if cx < 128 || cx > 384 || cy < 32 || cy > 256 || bs[0].Width < 40 {
+			t.Errorf("astronaut.png: largest face %+v is not where her face is", bs[0])
+		}
+	}
+	if r := got["broken.png"]; r.OK || !strings.Contains(r.Error, "cannot decode image") {
+		t.Errorf("broken.png: %+v, want a failure that says the image cannot be decoded", r)
+	}
+}
+
+// BenchmarkConvertOpenCV converts the ~850 MB (unpacked) OpenCV image to a SIF: the
+// realistic case for conversion speed (layer flattening, /.singularity.d, mksquashfs).
+func BenchmarkConvertOpenCV(b *testing.B) {
+	img := layoutImage(b, buildImage(b))
+	digest, err := img.Digest()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var unpacked int64
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		if rc, err := l.Uncompressed(); err == nil {
+			n, _ := io.Copy(io.Discard, rc)
+			unpacked += n
+			rc.Close()
+		}
+	}
+	dir := b.TempDir()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dst := filepath.Join(dir, "opencv.sif")
+		prov := sif.Provenance{Ref: "oci-layout:opencv-faces", Digest: digest.String(), Tool: "bench", Platform: "linux/amd64"}
+		if err := sif.Convert(context.Background(), img, dst, prov, sif.Options{TmpDir: dir}); err != nil {
+			b.Fatal(err)
+		}
+		st, err := os.Stat(dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(st.Size())/1e6, "SIF-MB")
+		os.Remove(dst)
+	}
+	b.ReportMetric(float64(unpacked)/1e6, "layer-tar-MB")
+	b.ReportMetric(float64(unpacked)/1e6/(b.Elapsed().Seconds()/float64(b.N)), "MB/s")
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
