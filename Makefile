@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/scivision-hpc/scv-hpc/internal/version.Version=
 BIN       := bin/scv-hpc
 export CGO_ENABLED := 0
 
-.PHONY: all build deps test test-go vet bench demo clean fuzz example-opencv
+.PHONY: all build deps test test-go test-python vet bench demo clean fuzz example-opencv
 
 all: build
 
@@ -20,10 +20,28 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet ./...
 
-test: deps vet test-go
+test: deps vet test-python test-go
 
 test-go:
 	$(GO) test -count=1 -timeout 25m ./...
+
+# The predict adapter's own tests, with Debian's python3 (the one model images carry).
+PYTHON ?= /usr/bin/python3
+test-python:
+	$(PYTHON) -m unittest discover -s templates/adapter -p 'test_*.py'
+
+# Short fuzzing runs of the parsers that read untrusted input (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$p/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	  done; \
+	done
+
+# The OpenCV Python model image (debootstrap, no Docker); prints the OCI layout directory.
+example-opencv: deps
+	scripts/build-opencv-image.sh
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
