@@ -4,7 +4,7 @@
 #   2. serve a loopback OCI registry (Debian's docker-registry) on 127.0.0.1:5055
 #   3. pack the model into an OCI image with scv-hpc's own code and push it there
 #   4. scv-hpc predict faces over real sample images (builtin runtime: no Apptainer needed)
-#   5. collect the results into demo-out/results.jsonl and print faces per image
+#   5. show the cache entry (cache ls, inspect), collect the results into demo-out/results.jsonl and print faces per image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -44,6 +44,10 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 0 ] || [ $rc -eq 3 ] || exit $rc
+
+echo "==> the cache: the SIF it runs, by digest, and what is inside"
+"$bin/scv-hpc" --cache "$cache" cache ls
+"$bin/scv-hpc" --cache "$cache" --offline inspect faces | sed -n '1,/^Descriptors:/p;/^  ID /p;/^  [0-9]/p'
 
 echo "==> collecting"
 "$bin/scv-hpc" collect "$out" -o "$out/results.jsonl" || true
