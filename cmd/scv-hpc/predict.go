@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -21,10 +20,8 @@ import (
 func init() {
 	register("predict", func(a *app) *cobra.Command {
 		var (
-			rf                runFlags
-			data, out         string
-			shardSize, shards int
-			include           []string
+			rf runFlags
+			df datasetFlags
 		)
 		cmd := &cobra.Command{
 			Use:   "predict MODEL --data DIR --out DIR",
@@ -52,20 +49,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ctx := cmd.Context()
-				if data == "" || out == "" {
-					return usageError{errors.New("predict needs --data DIR and --out DIR")}
-				}
-				if shardSize > 0 && shards > 0 {
-					return usageError{errors.New("give either --shard-size or --shards, not both")}
-				}
-				dataAbs, err := filepath.Abs(data)
-				if err != nil {
-					return err
-				}
-				if fi, err := os.Stat(dataAbs); err != nil || !fi.IsDir() {
-					return usageError{fmt.Errorf("--data %s: not a readable directory", data)}
-				}
-				outAbs, err := filepath.Abs(out)
+				dataAbs, outAbs, err := df.paths("predict")
 				if err != nil {
 					return err
 				}
@@ -80,7 +64,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				if err != nil {
 					return fmt.Errorf("predict: %w", err)
 				}
-				j, err := a.predictJob(cmd, args[0], model, dataAbs, outAbs, include, run, sharding.Plan{ShardSize: shardSize, Shards: shards})
+				j, err := a.predictJob(cmd, args[0], model, dataAbs, outAbs, df.include, run, df.plan())
 				if err != nil {
 					return err
 				}
@@ -106,7 +90,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				t := sum.Totals
 				fmt.Fprintf(a.stdout, "%s over %d inputs in %d shard(s): %d ok, %d failed, %d pending (this run: %d ok, %d failed, %d already done; %s)\n",
 					args[0], t.Inputs, j.Shards, t.OK, t.Failed, t.Pending, total.OK, total.Failed, total.Skipped, time.Since(start).Round(time.Millisecond))
-				fmt.Fprintf(a.stdout, "results in %s; merge with: scv-hpc collect %s -o results.csv\n", job.ResultsDir(outAbs), out)
+				fmt.Fprintf(a.stdout, "results in %s; merge with: scv-hpc collect %s -o results.csv\n", job.ResultsDir(outAbs), df.out)
 				if t.Failed > 0 {
 					return errInputsFailed
 				}
@@ -114,12 +98,8 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 			},
 		}
 		fs := cmd.Flags()
-		fs.StringVar(&data, "data", "", "directory of input images")
-		fs.StringVar(&out, "out", "", "job directory (created; an existing one for the same model and data is resumed)")
-		fs.IntVar(&shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
-		fs.IntVar(&shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
-		fs.StringSliceVar(&include, "include", nil, "file name globs to include (default: common image types); repeatable")
-		rf.register(fs, job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2})
+		df.register(fs, "directory of input images", "job directory (created; an existing one for the same model and data is resumed)")
+		rf.register(fs, defaultRun)
 		return cmd
 	})
 }

@@ -24,12 +24,10 @@ func init() {
 
 func newSubmitCmd(a *app) *cobra.Command {
 	var (
-		sf                slurmFlags
-		rf                runFlags
-		data, out         string
-		shardSize, shards int
-		include           []string
-		dryRun, asJSON    bool
+		sf             slurmFlags
+		rf             runFlags
+		df             datasetFlags
+		dryRun, asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "submit MODEL --data DIR --out DIR",
@@ -53,28 +51,15 @@ docs/slurm.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if data == "" || out == "" {
-				return usageError{errors.New("submit needs --data DIR and --out DIR")}
-			}
-			if shardSize > 0 && shards > 0 {
-				return usageError{errors.New("give either --shard-size or --shards, not both")}
+			dataAbs, outAbs, err := df.paths("submit")
+			if err != nil {
+				return err
 			}
 			if err := sf.load(cmd, a); err != nil {
 				return err
 			}
-			dataAbs, err := filepath.Abs(data)
-			if err != nil {
-				return err
-			}
-			if fi, err := os.Stat(dataAbs); err != nil || !fi.IsDir() {
-				return usageError{fmt.Errorf("--data %s: not a readable directory", data)}
-			}
-			outAbs, err := filepath.Abs(out)
-			if err != nil {
-				return err
-			}
 			if _, err := os.Stat(job.File(outAbs)); err == nil {
-				return usageError{fmt.Errorf("--out %s already holds a job; use 'scv-hpc resubmit %s' or a new --out", out, out)}
+				return usageError{fmt.Errorf("--out %s already holds a job; use 'scv-hpc resubmit %s' or a new --out", df.out, df.out)}
 			}
 			model, err := a.ensureModel(ctx, args[0])
 			if err != nil {
@@ -84,19 +69,19 @@ docs/slurm.md.`,
 			if err != nil {
 				return err
 			}
-			sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, sharding.ScanOptions{Include: include, Log: a.log},
-				sharding.Plan{ShardSize: shardSize, Shards: shards})
+			sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, sharding.ScanOptions{Include: df.include, Log: a.log},
+				df.plan())
 			if errors.Is(err, sharding.ErrBadPlan) {
 				return usageError{err}
 			}
 			if err != nil {
-				return fmt.Errorf("submit: shard %s: %w", data, err)
+				return fmt.Errorf("submit: shard %s: %w", df.data, err)
 			}
 			j := &job.Job{
 				Tool: version.String(), Created: time.Now().UTC(),
 				Model: args[0], Ref: model.Ref, Digest: model.Digest, SIF: model.SIF,
 				Predict: model.Predict, GPU: model.GPU,
-				DataRoot: dataAbs, Include: include,
+				DataRoot: dataAbs, Include: df.include,
 				Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
 				Run: job.RunOptions{Workers: rf.workers, GPUs: rf.gpus, Runtime: rf.runtime,
 					ItemTimeout: job.Duration(rf.itemTimeout), Retries: rf.retries, CacheDir: cacheAbs},
@@ -124,7 +109,7 @@ docs/slurm.md.`,
 			if err := a.submitShards(cmd, outAbs, j, &sf.opts, all, runArgs, dryRun, asJSON); err != nil {
 				if len(j.Slurm.Arrays) == 0 {
 					return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",
-						err, out, slurm.Quote(out))
+						err, df.out, slurm.Quote(df.out))
 				}
 				return err
 			}
@@ -132,13 +117,9 @@ docs/slurm.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "directory of input images (on a file system the nodes see)")
-	f.StringVar(&out, "out", "", "job directory to create (on a shared file system)")
-	f.IntVar(&shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
-	f.IntVar(&shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
-	f.StringSliceVar(&include, "include", nil, "file name globs to include (default: common image types)")
+	df.register(f, "directory of input images (on a file system the nodes see)", "job directory to create (on a shared file system)")
 	// The runner's settings, stored in job.json for every task (as predict's).
-	rf.register(f, job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2})
+	rf.register(f, defaultRun)
 	f.BoolVar(&dryRun, "dry-run", false, "write the job directory, print the script and the sbatch command; submit nothing")
 	f.BoolVar(&asJSON, "json", false, "print the submission as JSON")
 	sf.register(cmd)

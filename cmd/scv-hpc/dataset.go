@@ -1,0 +1,58 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+)
+
+// defaultRun is what predict and submit hand the runner when no flag says otherwise.
+var defaultRun = job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2}
+
+// datasetFlags are the flags predict and submit share: the dataset, the job directory
+// and how the dataset is cut into shards.
+type datasetFlags struct {
+	data, out         string
+	shardSize, shards int
+	include           []string
+}
+
+func (d *datasetFlags) register(fs *pflag.FlagSet, dataHelp, outHelp string) {
+	fs.StringVar(&d.data, "data", "", dataHelp)
+	fs.StringVar(&d.out, "out", "", outHelp)
+	fs.IntVar(&d.shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
+	fs.IntVar(&d.shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
+	fs.StringSliceVar(&d.include, "include", nil, "file name globs to include (default: common image types); repeatable")
+}
+
+// paths checks the flags of command verb and returns the data and job directories as
+// absolute paths; the data directory must exist.
+func (d *datasetFlags) paths(verb string) (dataAbs, outAbs string, err error) {
+	if d.data == "" || d.out == "" {
+		return "", "", usageError{fmt.Errorf("%s needs --data DIR and --out DIR", verb)}
+	}
+	if d.shardSize > 0 && d.shards > 0 {
+		return "", "", usageError{errors.New("give either --shard-size or --shards, not both")}
+	}
+	if dataAbs, err = filepath.Abs(d.data); err != nil {
+		return "", "", err
+	}
+	if fi, err := os.Stat(dataAbs); err != nil || !fi.IsDir() {
+		return "", "", usageError{fmt.Errorf("--data %s: not a readable directory", d.data)}
+	}
+	if outAbs, err = filepath.Abs(d.out); err != nil {
+		return "", "", err
+	}
+	return dataAbs, outAbs, nil
+}
+
+func (d *datasetFlags) plan() sharding.Plan {
+	return sharding.Plan{ShardSize: d.shardSize, Shards: d.shards}
+}
