@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -49,36 +48,8 @@ func (hostRuntime) Command(ctx context.Context, s runtime.Spec) (*exec.Cmd, erro
 	return cmd, nil
 }
 
-var (
-	buildMu  sync.Mutex
-	builtBin = map[string]string{}
-)
-
-// buildProgram builds a test program (go build) once per test process.
-func buildProgram(t testing.TB, pkg string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := builtBin[pkg]; ok {
-		return p
-	}
-	dir, err := os.MkdirTemp("", "scv-hpc-runner-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = testenv.RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	builtBin[pkg] = out
-	return out
-}
-
 func testModel(t testing.TB) string {
-	return buildProgram(t, "./internal/runner/testdata/testmodel")
+	return testenv.BuildProgram(t, "./internal/runner/testdata/testmodel")
 }
 
 // inputNames returns n relative paths spread over directories.

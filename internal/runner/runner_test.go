@@ -265,7 +265,7 @@ func TestRunShardSIGKILLThenRerun(t *testing.T) {
 	dir := makeJob(t, paths, model, "-delay", "200us", "-max-batch", "8")
 	for round := 0; round < 3; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "RUNNER_HELPER_JOB="+dir)
+		cmd.Env = append(os.Environ(), "RUNNER_HELPER_JOB="+dir, "TMPDIR="+t.TempDir()) // scratch a SIGKILL leaves behind
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -14,14 +14,17 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // cachedTree returns a directory of n empty .png files, 1000 per sub-directory. It is
-// made once under os.TempDir() and reused by later runs (a marker file next to it says
-// it is complete), because creating a million files takes longer than scanning them.
+// made once under the repository's git-ignored .cache/ and reused by later runs (a
+// marker file next to it says it is complete), because creating a million files takes
+// longer than scanning them.
 func cachedTree(tb testing.TB, n int) string {
 	tb.Helper()
-	root := filepath.Join(os.TempDir(), fmt.Sprintf("scv-hpc-bench-tree-%d", n))
+	root := filepath.Join(testenv.RepoRoot(tb), ".cache", fmt.Sprintf("bench-tree-%d", n))
 	marker := root + ".complete"
 	if _, err := os.Stat(marker); err == nil {
 		return root

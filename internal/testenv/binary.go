@@ -14,10 +14,8 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
+	buildMu sync.Mutex
+	built   = map[string]string{} // package → built program, once per test process
 )
 
 // RepoRoot returns the repository root (the directory holding go.mod).
@@ -30,22 +28,44 @@ func RepoRoot(t testing.TB) string {
 // Binary builds ./cmd/scv-hpc once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "scv-hpc-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "scv-hpc")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/scv-hpc")
-		cmd.Dir = RepoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("build scv-hpc: %v\n%s", buildErr, buildOut)
+	return BuildProgram(t, "./cmd/scv-hpc")
+}
+
+// BuildProgram builds the Go main package pkg (a path relative to the repository root)
+// as a static linux/amd64 program, once per test process, and returns its path. The
+// programs live in the repository's git-ignored .cache/testbin/, each replaced by a
+// rename so that test processes building the same program at once never see a
+// half-written file and nothing is left behind in the system's temporary directory.
+func BuildProgram(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
 	}
-	return binPath
+	root := RepoRoot(t)
+	dir := filepath.Join(root, ".cache", "testbin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(pkg))
+	tmp, err := os.CreateTemp(dir, filepath.Base(pkg)+".tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-trimpath", "-o", tmp.Name(), pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		t.Fatal(err)
+	}
+	built[pkg] = dst
+	return dst
 }
 
 // Need fails the test unless every named program is on PATH.

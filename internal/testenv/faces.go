@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,33 +18,11 @@ const (
 	FacesCascadePath = "/usr/share/faces/facefinder"
 )
 
-var (
-	facesOnce sync.Once
-	facesBin  string
-	facesErr  error
-	facesOut  []byte
-)
-
-// FacesBinary builds the demo model (examples/models/faces, static, CGO_ENABLED=0) once
-// per test process and returns its path.
+// FacesBinary builds the demo model (examples/models/faces, static) once per test
+// process and returns its path.
 func FacesBinary(t testing.TB) string {
 	t.Helper()
-	facesOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "scv-hpc-faces-")
-		if err != nil {
-			facesErr = err
-			return
-		}
-		facesBin = filepath.Join(dir, "faces")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", facesBin, "./examples/models/faces")
-		cmd.Dir = RepoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		facesOut, facesErr = cmd.CombinedOutput()
-	})
-	if facesErr != nil {
-		t.Fatalf("build examples/models/faces: %v\n%s", facesErr, facesOut)
-	}
-	return facesBin
+	return BuildProgram(t, "./examples/models/faces")
 }
 
 // FacesCascade returns the path of the pretrained pigo cascade (cascade/facefinder in

@@ -164,6 +164,9 @@ func TestOpenCVFacesEndToEnd(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(testenv.Binary(t), "--cache", filepath.Join(t.TempDir(), "cache"), "--log-format", "json",
 		"predict", ref, "--data", data, "--out", out, "--runtime", "builtin", "--workers", "2")
+	// The builtin runtime unpacks the image (~700 MB) under TMPDIR: keep it in the test's
+	// own directory so that it goes away with the test.
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
