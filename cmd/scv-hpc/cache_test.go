@@ -2,14 +2,13 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 type lsEntry struct {
@@ -28,27 +27,13 @@ func cacheLs(t *testing.T, c *cli) []lsEntry {
 	return ents
 }
 
-func fileSHA256(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // TestCacheExportImport carries a cache to an empty one through a bundle: the same
 // entries, byte-identical SIFs, refs that resolve offline; a damaged bundle imports
 // nothing bad.
 func TestCacheExportImport(t *testing.T) {
 	reg := startDockerRegistry(t)
-	pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
-	pushImage(t, fakeFaces(t, "amd64", 1000), reg.Host+"/lab/other:2")
+	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(t, fakeFaces(t, "amd64", 1000), reg.Host+"/lab/other:2")
 	src := newCLI(t, facesCatalog(reg.Host))
 	src.ok("pull", "faces", reg.Host+"/lab/other:2")
 	before := cacheLs(t, src)
@@ -73,7 +58,7 @@ func TestCacheExportImport(t *testing.T) {
 		if a.Digest != b.Digest || a.SIFSHA256 != b.SIFSHA256 || strings.Join(a.Refs, ",") != strings.Join(b.Refs, ",") {
 			t.Errorf("entry %d: exported %+v, imported %+v", i, b, a)
 		}
-		if got, want := fileSHA256(t, a.Path), fileSHA256(t, b.Path); got != want || got != b.SIFSHA256 {
+		if got, want := testenv.FileSHA256(t, a.Path), testenv.FileSHA256(t, b.Path); got != want || got != b.SIFSHA256 {
 			t.Errorf("%s: imported SIF sha256 %s, exported %s, recorded %s", a.Digest, got, want, b.SIFSHA256)
 		}
 	}
@@ -112,7 +97,7 @@ func TestCacheExportImport(t *testing.T) {
 // TestCacheRmAndGC removes an entry by model name and cleans debris with gc.
 func TestCacheRmAndGC(t *testing.T) {
 	reg := startDockerRegistry(t)
-	pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 	c.ok("pull", "faces")
 	sifPath := strings.TrimSpace(c.ok("cache", "path", "faces"))

@@ -24,11 +24,7 @@ far stay; 'scv-hpc resubmit JOBDIR' later runs only what is missing.`,
   scv-hpc status /scratch/run1`,
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				dir, err := filepath.Abs(args[0])
-				if err != nil {
-					return err
-				}
-				j, err := job.Load(dir)
+				_, j, err := loadJobDir(args[0])
 				if err != nil {
 					return err
 				}
@@ -48,6 +44,19 @@ far stay; 'scv-hpc resubmit JOBDIR' later runs only what is missing.`,
 			},
 		}
 	})
+}
+
+// loadJobDir reads the job in the directory arg names and returns its absolute path.
+func loadJobDir(arg string) (string, *job.Job, error) {
+	dir, err := filepath.Abs(arg)
+	if err != nil {
+		return "", nil, err
+	}
+	j, err := job.Load(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, j, nil
 }
 
 // slurmView is Slurm's view of a job's shards, for status: per shard the state

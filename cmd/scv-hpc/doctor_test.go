@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -23,7 +21,7 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	cache := filepath.Join(dir, "cache")
 
-	code, out, errOut := runDoctorCLI(t, "--cache", cache, "--catalog", cat, "doctor", "--json")
+	code, out, errOut := runInProcess(t, "--cache", cache, "--catalog", cat, "doctor", "--json")
 	var checks []doctor.Check
 	if err := json.Unmarshal([]byte(out), &checks); err != nil {
 		t.Fatalf("doctor --json printed no JSON array: %v\n%s", err, out)
@@ -48,7 +46,7 @@ func TestDoctorCommand(t *testing.T) {
 		t.Errorf("cache directory ignores --cache: %+v", c)
 	}
 
-	code2, text, _ := runDoctorCLI(t, "--cache", cache, "--catalog", cat, "doctor")
+	code2, text, _ := runInProcess(t, "--cache", cache, "--catalog", cat, "doctor")
 	if code2 != code {
 		t.Errorf("text run exit %d, JSON run %d", code2, code)
 	}
@@ -61,15 +59,4 @@ func TestDoctorCommand(t *testing.T) {
 			t.Errorf("text output lacks the fix of %s", c.Name)
 		}
 	}
-}
-
-// runDoctorCLI runs scv-hpc in-process and returns its exit code and output.
-func runDoctorCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	a := newApp(strings.NewReader(""), &out, &errb)
-	root := newRootCmd(a)
-	root.SetArgs(append([]string{"--log-format", "json"}, args...))
-	err := root.ExecuteContext(context.Background())
-	return exitCode(a, err), out.String(), errb.String()
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 const modelsCatalog = `models:
@@ -90,7 +92,7 @@ func TestModelsCommands(t *testing.T) {
 // command read from the image.
 func TestModelsShowsCached(t *testing.T) {
 	reg := startDockerRegistry(t)
-	digest := pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	digest := testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 	c.ok("pull", "faces")
 	if out := c.ok("models"); !regexp.MustCompile(`(?m)^faces\s+1\.0\s+no\s+object-detection\s+yes\s`).MatchString(out) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -11,19 +10,13 @@ import (
 	"image/color"
 	_ "image/jpeg"
 	"image/png"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
+	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
@@ -38,71 +31,12 @@ type facesResult struct {
 	}
 }
 
-// buildFaces builds the demo model (static) and returns it and pigo's cascade.
-func buildFaces(t *testing.T) (bin, cascade string) {
+// facesLayout packs the demo model image (testenv.FacesImage: the binary and pigo's
+// cascade in one layer, the predict label) into an OCI image layout, tagged "faces".
+func facesLayout(t *testing.T) string {
 	t.Helper()
-	root := testenv.RepoRoot(t)
-	bin = filepath.Join(t.TempDir(), "faces")
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/models/faces")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build faces: %v\n%s", err, out)
-	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/esimov/pigo").Output()
-	if err != nil {
-		t.Fatalf("locate pigo: %v", err)
-	}
-	return bin, filepath.Join(strings.TrimSpace(string(out)), "cascade", "facefinder")
-}
-
-// facesLayout packs the faces model into an OCI image layout (one layer: the binary
-// and the cascade), tagged "faces", with the predict label.
-func facesLayout(t *testing.T, bin, cascade string) string {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"usr/", "usr/local/", "usr/local/bin/", "usr/share/", "usr/share/faces/"} {
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
-	}
-	for _, f := range []struct {
-		src, dst string
-		mode     int64
-	}{{bin, "usr/local/bin/faces", 0o755}, {cascade, "usr/share/faces/facefinder", 0o644}} {
-		b, err := os.ReadFile(f.src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tw.WriteHeader(&tar.Header{Name: f.dst, Typeflag: tar.TypeReg, Mode: f.mode, Size: int64(len(b))})
-		tw.Write(b)
-	}
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.Config(img, v1.Config{
-		Entrypoint: []string{"/usr/local/bin/faces"},
-		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
-		Labels:     map[string]string{"org.scivision.predict": "/usr/local/bin/faces"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.ConfigMediaType(img, "application/vnd.oci.image.config.v1+json")
-	img = mutate.MediaType(img, "application/vnd.oci.image.manifest.v1+json")
 	dir := filepath.Join(t.TempDir(), "faces-layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "faces"}),
-		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"})); err != nil {
+	if err := imagebuild.WriteLayout(dir, testenv.FacesImage(t), "faces"); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -209,8 +143,8 @@ func allResults(t *testing.T, jobDir string, shards int) map[string][]results.Re
 // → one result per input, with the values the model computes directly.
 func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	testenv.Need(t, "mksquashfs", "unsquashfs")
-	bin, cascade := buildFaces(t)
-	lay := facesLayout(t, bin, cascade)
+	bin, cascade := testenv.FacesBinary(t), testenv.FacesCascade(t)
+	lay := facesLayout(t)
 	data, corrupt := dataset(t)
 	cache := filepath.Join(t.TempDir(), "cache")
 	out := filepath.Join(t.TempDir(), "run 1")

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,12 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
@@ -150,63 +143,20 @@ func (r *dockerRegistry) Stop() {
 // file of that many bytes, to make conversions slow enough to interrupt.
 func fakeFaces(t testing.TB, arch string, extra int) v1.Image {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(p string, mode int64, body []byte) {
-		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: mode, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
+	files := []imagebuild.File{
+		{Path: "/usr/local/bin/faces", Mode: 0o755, Data: []byte("#!/bin/sh\necho '{\"scv\":1,\"ready\":true}'\n")},
+		{Path: "/usr/local/share/faces/facefinder", Mode: 0o644, Data: []byte("cascade")},
 	}
-	add("usr/local/bin/faces", 0o755, []byte("#!/bin/sh\necho '{\"scv\":1,\"ready\":true}'\n"))
-	add("usr/local/share/faces/facefinder", 0o644, []byte("cascade"))
 	if extra > 0 {
 		b := make([]byte, extra)
 		rand.Read(b)
-		add("usr/local/share/faces/weights.bin", 0o644, b)
+		files = append(files, imagebuild.File{Path: "/usr/local/share/faces/weights.bin", Mode: 0o644, Data: b})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	cf.Config.Entrypoint = []string{"/usr/local/bin/faces"}
-	cf.Config.Labels = map[string]string{"org.scivision.predict": "/usr/local/bin/faces --serve"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func pushImage(t testing.TB, img v1.Image, ref string) string {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	return testenv.Image(t, files, imagebuild.Config{
+		Platform:   "linux/" + arch,
+		Entrypoint: []string{"/usr/local/bin/faces"},
+		Labels:     map[string]string{"org.scivision.predict": "/usr/local/bin/faces --serve"},
+	})
 }
 
 func facesCatalog(host string) string {
@@ -283,11 +233,11 @@ func TestPullRealRegistry(t *testing.T) {
 	if out := c.ok("pull", "faces"); !strings.Contains(out, "cached") {
 		t.Errorf("second pull did not use the cache:\n%s", out)
 	}
-	before := fileSHA256(t, sifPath)
+	before := testenv.FileSHA256(t, sifPath)
 	if out := c.ok("pull", "--force", "faces"); !strings.Contains(out, "converted") {
 		t.Errorf("pull --force did not convert again:\n%s", out)
 	}
-	if after := fileSHA256(t, sifPath); after != before {
+	if after := testenv.FileSHA256(t, sifPath); after != before {
 		t.Errorf("converting the same digest again changed the SIF: %s != %s (not deterministic)", after, before)
 	}
 	c.ok("cache", "verify")
@@ -300,7 +250,7 @@ func TestPullRealRegistry(t *testing.T) {
 // eight exit 0, one valid SIF.
 func TestPullConcurrentProcesses(t *testing.T) {
 	reg := startDockerRegistry(t)
-	pushImage(t, fakeFaces(t, "amd64", 4<<20), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(t, fakeFaces(t, "amd64", 4<<20), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 	const n = 8
 	type res struct {
@@ -347,7 +297,7 @@ func TestPullConcurrentProcesses(t *testing.T) {
 // leaves is trusted, and the next pull converts again and succeeds.
 func TestPullKilledMidConversion(t *testing.T) {
 	reg := startDockerRegistry(t)
-	pushImage(t, fakeFaces(t, "amd64", 48<<20), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(t, fakeFaces(t, "amd64", 48<<20), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 
 	cmd := c.command(t.Context(), "pull", "faces")
@@ -399,8 +349,8 @@ func TestPullKilledMidConversion(t *testing.T) {
 // (unreachable, no such tag, no matching platform) says what it is.
 func TestOfflineAndFailureClasses(t *testing.T) {
 	reg := startDockerRegistry(t)
-	digest := pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
-	pushImage(t, fakeFaces(t, "arm64", 0), reg.Host+"/scivision/armonly:1")
+	digest := testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(t, fakeFaces(t, "arm64", 0), reg.Host+"/scivision/armonly:1")
 	c := newCLI(t, facesCatalog(reg.Host))
 
 	tests := []struct {
@@ -492,7 +442,7 @@ func checkErrLine(t *testing.T, what any, stderr string, words []string) {
 // processes on a cached model (target: under 50 ms each).
 func BenchmarkOfflineCacheHit(b *testing.B) {
 	reg := startDockerRegistry(b)
-	pushImage(b, fakeFaces(b, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(b, fakeFaces(b, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(b, facesCatalog(reg.Host))
 	c.ok("pull", "faces")
 	reg.Stop()

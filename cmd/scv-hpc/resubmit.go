@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
@@ -36,11 +35,7 @@ job directory) are used again; flags given here override them.`,
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ctx := cmd.Context()
-				dir, err := filepath.Abs(args[0])
-				if err != nil {
-					return err
-				}
-				j, err := job.Load(dir)
+				dir, j, err := loadJobDir(args[0])
 				if err != nil {
 					return err
 				}

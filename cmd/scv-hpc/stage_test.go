@@ -6,15 +6,17 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // TestStage stages a list of models through the pool: a failure is reported in the
 // summary and the exit status, and does not stop the others.
 func TestStage(t *testing.T) {
 	reg := startDockerRegistry(t)
-	pushImage(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
-	pushImage(t, fakeFaces(t, "amd64", 500), reg.Host+"/lab/a:1")
-	pushImage(t, fakeFaces(t, "amd64", 900), reg.Host+"/lab/b:1")
+	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	testenv.Push(t, fakeFaces(t, "amd64", 500), reg.Host+"/lab/a:1")
+	testenv.Push(t, fakeFaces(t, "amd64", 900), reg.Host+"/lab/b:1")
 	c := newCLI(t, facesCatalog(reg.Host))
 	list := filepath.Join(t.TempDir(), "models.txt")
 	body := "# models for the cluster\nfaces\n\n" + reg.Host + "/lab/a:1   # first\n" + reg.Host + "/lab/missing:1\n" + reg.Host + "/lab/b:1\n"

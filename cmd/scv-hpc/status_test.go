@@ -17,7 +17,7 @@ import (
 )
 
 // statusRun runs scv-hpc in-process and returns its exit code and output.
-func statusRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runInProcess(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	a := newApp(strings.NewReader(""), &out, &errb)
@@ -72,7 +72,7 @@ func statusJob(t *testing.T, complete bool) (dir string) {
 
 func TestStatusCommand(t *testing.T) {
 	dir := statusJob(t, false)
-	code, out, errOut := statusRun(t, "status", dir)
+	code, out, errOut := runInProcess(t, "status", dir)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -90,7 +90,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("files skipped by the scan not mentioned:\n%s", out)
 	}
 
-	code, out, _ = statusRun(t, "status", dir, "--json")
+	code, out, _ = runInProcess(t, "status", dir, "--json")
 	var js statusOutput
 	if err := json.Unmarshal([]byte(out), &js); err != nil || code != 0 {
 		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
@@ -100,11 +100,11 @@ func TestStatusCommand(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"status"}, {"status", dir, dir}} {
-		if code, _, _ := statusRun(t, args...); code != exitUsage {
+		if code, _, _ := runInProcess(t, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}
-	if code, _, errOut := statusRun(t, "status", t.TempDir()); code != exitError || !strings.Contains(errOut, "not a job directory") {
+	if code, _, errOut := runInProcess(t, "status", t.TempDir()); code != exitError || !strings.Contains(errOut, "not a job directory") {
 		t.Errorf("not a job: exit %d, %s", code, errOut)
 	}
 }
@@ -157,7 +157,7 @@ func TestCollectCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := statusRun(t, tc.args...)
+			code, stdout, stderr := runInProcess(t, tc.args...)
 			if code != tc.code || !strings.Contains(stderr, tc.errorHas) {
 				t.Fatalf("exit %d (want %d), stderr %q (want it to contain %q)", code, tc.code, stderr, tc.errorHas)
 			}

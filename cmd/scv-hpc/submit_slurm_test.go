@@ -82,8 +82,8 @@ func bigPNGs(t *testing.T, dir string, n int) {
 func TestSubmitSlurmEndToEnd(t *testing.T) {
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	slurmEnv := testenv.StartSlurm(t)
-	bin, cascade := buildFaces(t)
-	lay := facesLayout(t, bin, cascade)
+	bin, cascade := testenv.FacesBinary(t), testenv.FacesCascade(t)
+	lay := facesLayout(t)
 	model := "oci-layout:" + lay + ":faces"
 	cache := filepath.Join(t.TempDir(), "shared cache")
 	// An empty site config: nothing from this host's /etc/scv-hpc applies.

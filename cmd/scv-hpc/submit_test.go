@@ -102,8 +102,7 @@ func noPwned(t *testing.T, root string) {
 // script and the exact sbatch command; paths that are shell code stay inert.
 func TestSubmitDryRunHostilePaths(t *testing.T) {
 	testenv.Need(t, "mksquashfs", "unsquashfs")
-	bin, cascade := buildFaces(t)
-	lay := facesLayout(t, bin, cascade)
+	lay := facesLayout(t)
 	root := t.TempDir()
 	data := filepath.Join(root, "data $(touch pwned) `touch pwned2` it's")
 	writePNGs(t, data, 12, 16, 12)

@@ -141,8 +141,23 @@ func bundleMembers(t *testing.T, b []byte) map[string][]byte {
 // rewriteBundle copies a bundle, passing each member through edit (nil drops it).
 func rewriteBundle(t *testing.T, b []byte, edit func(name string, data []byte) []byte) []byte {
 	t.Helper()
+	return copyBundle(t, b, edit, "", nil)
+}
+
+// copyBundle copies a bundle, passing each member through edit (nil drops it; a nil
+// edit keeps every member) and writing extra (name → content) right after the member
+// named after.
+func copyBundle(t *testing.T, b []byte, edit func(name string, data []byte) []byte, after string, extra map[string]string) []byte {
+	t.Helper()
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
+	write := func(h *tar.Header, data []byte) {
+		h.Size = int64(len(data))
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
 	tr := tar.NewReader(bytes.NewReader(b))
 	for {
 		h, err := tr.Next()
@@ -153,14 +168,17 @@ func rewriteBundle(t *testing.T, b []byte, edit func(name string, data []byte) [
 			t.Fatal(err)
 		}
 		data, _ := io.ReadAll(tr)
-		if data = edit(h.Name, data); data == nil {
-			continue
+		if edit != nil {
+			if data = edit(h.Name, data); data == nil {
+				continue
+			}
 		}
-		h.Size = int64(len(data))
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
+		write(h, data)
+		if h.Name == after {
+			for name, body := range extra {
+				write(&tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg}, []byte(body))
+			}
 		}
-		tw.Write(data)
 	}
 	tw.Close()
 	return out.Bytes()
@@ -338,32 +356,5 @@ func FuzzParseBundleIndex(f *testing.F) {
 // withExtraMembers inserts members the index does not list right after the index.
 func withExtraMembers(t *testing.T, b []byte, extra map[string]string) []byte {
 	t.Helper()
-	return rewriteBundleAfter(t, b, indexName, extra)
-}
-
-func rewriteBundleAfter(t *testing.T, b []byte, after string, extra map[string]string) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		tw.WriteHeader(h)
-		tw.Write(data)
-		if h.Name == after {
-			for name, body := range extra {
-				tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-				tw.Write([]byte(body))
-			}
-		}
-	}
-	tw.Close()
-	return out.Bytes()
+	return copyBundle(t, b, nil, indexName, extra)
 }

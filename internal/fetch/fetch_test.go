@@ -12,12 +12,13 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 func TestEnsureOnlineThenOffline(t *testing.T) {
 	host, stop := startRegistry(t)
 	image := host + "/lab/demo:1"
-	digest := push(t, testImage(t, "amd64", demoFiles, map[string]string{PredictLabel: "/usr/local/bin/demo --serve 'a b'"}), image)
+	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, map[string]string{PredictLabel: "/usr/local/bin/demo --serve 'a b'"}), image)
 	o := newOptions(t, fmt.Sprintf(`models:
   - {name: demo, version: "1", image: %q, gpu: true}
   - {name: other, image: %q}
@@ -79,7 +80,7 @@ func TestEnsureOnlineThenOffline(t *testing.T) {
 func TestEnsureConcurrentConvertsOnce(t *testing.T) {
 	host, _ := startRegistry(t)
 	image := host + "/lab/demo:1"
-	push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
 	o := newOptions(t, "", nil)
 	const n = 6
 	var (
@@ -113,7 +114,7 @@ func TestEnsureConcurrentConvertsOnce(t *testing.T) {
 
 func TestEnsureFailureClasses(t *testing.T) {
 	host, _ := startRegistry(t)
-	push(t, testImage(t, "arm64", demoFiles, nil), host+"/lab/armonly:1")
+	testenv.Push(t, testImage(t, "arm64", demoFiles, nil), host+"/lab/armonly:1")
 	dead, stopDead := startRegistry(t)
 	stopDead()
 	o := newOptions(t, fmt.Sprintf(`models:
@@ -164,7 +165,7 @@ func TestEnsureFailureClasses(t *testing.T) {
 func TestEnsureSIFFileAndDeprecation(t *testing.T) {
 	host, _ := startRegistry(t)
 	image := host + "/lab/old:3"
-	digest := push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
 	var logs bytes.Buffer
 	o := newOptions(t, fmt.Sprintf("models:\n  - {name: old, image: %q, deprecated: use new instead, predict: [/usr/local/bin/demo, --v1]}\n", image), &logs)
 	m, err := Ensure(ctx(t), "old", o)

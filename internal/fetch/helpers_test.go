@@ -1,8 +1,6 @@
 package fetch
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"io"
 	"log"
@@ -12,17 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/rs/zerolog"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
@@ -35,61 +29,15 @@ func startRegistry(t *testing.T) (host string, stop func()) {
 	return strings.TrimPrefix(srv.URL, "http://"), srv.Close
 }
 
-// testImage builds a one-layer image holding files (path → content), for arch.
-func testImage(t *testing.T, arch string, files map[string]string, labels map[string]string, entrypoint ...string) v1.Image {
+// testImage builds a one-layer image holding files, for linux/arch.
+func testImage(t *testing.T, arch string, files []imagebuild.File, labels map[string]string, entrypoint ...string) v1.Image {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for p, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	cf.Config.Labels = labels
-	cf.Config.Entrypoint = entrypoint
-	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func push(t *testing.T, img v1.Image, ref string) string {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	return testenv.Image(t, files, imagebuild.Config{
+		Platform:   "linux/" + arch,
+		Labels:     labels,
+		Entrypoint: entrypoint,
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+	})
 }
 
 // newOptions returns Options with a fresh cache and a catalog made of catalogYAML.
@@ -124,9 +72,9 @@ func newOptions(t *testing.T, catalogYAML string, logTo io.Writer) Options {
 	}
 }
 
-var demoFiles = map[string]string{
-	"usr/local/bin/demo": "#!/bin/sh\necho demo\n",
-	"etc/demo.conf":      "threshold=0.5\n",
+var demoFiles = []imagebuild.File{
+	{Path: "/usr/local/bin/demo", Mode: 0o755, Data: []byte("#!/bin/sh\necho demo\n")},
+	{Path: "/etc/demo.conf", Mode: 0o755, Data: []byte("threshold=0.5\n")},
 }
 
 func ctx(t *testing.T) context.Context {

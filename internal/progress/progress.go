@@ -55,27 +55,41 @@ func (c *counter) SetTotal(n int64) {
 }
 func (c *counter) Add(n int64) { c.done.Add(n) }
 
+// every calls tick every interval, from its own goroutine, until end.
+func (c *counter) every(interval time.Duration, tick func()) {
+	c.stop = make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+				tick()
+			}
+		}
+	}()
+}
+
+// end stops the ticks, waits for the last one, then calls final; later calls do nothing.
+func (c *counter) end(final func()) {
+	c.once.Do(func() {
+		close(c.stop)
+		c.wg.Wait()
+		final()
+	})
+}
+
 // LogFactory returns a Factory whose reporters write a zerolog line every interval
 // while work goes on, and one at the end.
 func LogFactory(log zerolog.Logger, interval time.Duration) Factory {
 	return func(name, unit string) Reporter {
 		r := &logReporter{log: log, name: name, unit: unit}
-		r.stop = make(chan struct{})
 		r.start = time.Now()
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			for {
-				select {
-				case <-r.stop:
-					return
-				case <-t.C:
-					r.line("progress")
-				}
-			}
-		}()
+		r.every(interval, func() { r.line("progress") })
 		return r
 	}
 }
@@ -92,34 +106,14 @@ func (r *logReporter) line(msg string) {
 		Str("unit", r.unit).Dur("elapsed", time.Since(r.start)).Msg(msg)
 }
 
-func (r *logReporter) Done() {
-	r.once.Do(func() {
-		close(r.stop)
-		r.wg.Wait()
-		r.line("finished")
-	})
-}
+func (r *logReporter) Done() { r.end(func() { r.line("finished") }) }
 
 // BarFactory returns a Factory whose reporters redraw one line on w (a terminal)
 // several times a second.
 func BarFactory(w io.Writer) Factory {
 	return func(name, unit string) Reporter {
 		r := &barReporter{w: w, name: name, unit: unit, start: time.Now()}
-		r.stop = make(chan struct{})
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-r.stop:
-					return
-				case <-t.C:
-					r.draw(false)
-				}
-			}
-		}()
+		r.every(200*time.Millisecond, func() { r.draw(false) })
 		return r
 	}
 }
@@ -142,13 +136,7 @@ func (r *barReporter) draw(final bool) {
 	}
 }
 
-func (r *barReporter) Done() {
-	r.once.Do(func() {
-		close(r.stop)
-		r.wg.Wait()
-		r.draw(true)
-	})
-}
+func (r *barReporter) Done() { r.end(func() { r.draw(true) }) }
 
 // Line formats one progress line: name, a 30-column bar, done/total and rate.
 func Line(name, unit string, done, total int64, elapsed time.Duration) string {

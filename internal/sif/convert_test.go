@@ -1,11 +1,8 @@
 package sif
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,20 +72,6 @@ func run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-func sha256File(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // TestConvertCheckedBySiftool checks a converted SIF with tools that are not
@@ -202,14 +185,14 @@ func TestConvertDeterministic(t *testing.T) {
 	out := t.TempDir()
 	a := convertTo(t, demoImage(t), out, "a.sif", Options{Processors: 1})
 	b := convertTo(t, demoImage(t), out, "b.sif", Options{Processors: 2})
-	if ha, hb := sha256File(t, a), sha256File(t, b); ha != hb {
+	if ha, hb := testenv.FileSHA256(t, a), testenv.FileSHA256(t, b); ha != hb {
 		t.Fatalf("same image, different SIFs: %s vs %s", ha, hb)
 	}
 	// A different image must not give the same bytes (the check above would
 	// otherwise pass for a constant output).
 	other := imageOf(t, demoConfig, []ent{file("etc/os-release", "ID=other\n", 0o644)})
 	c := convertTo(t, other, out, "c.sif", Options{})
-	if sha256File(t, a) == sha256File(t, c) {
+	if testenv.FileSHA256(t, a) == testenv.FileSHA256(t, c) {
 		t.Fatal("different images gave the same SIF")
 	}
 }

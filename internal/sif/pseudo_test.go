@@ -36,7 +36,7 @@ func TestConvertUnprivileged(t *testing.T) {
 	out := t.TempDir()
 	a := convertTo(t, img, out, "a.sif", Options{})
 	b := convertTo(t, img, out, "b.sif", Options{})
-	if sha256File(t, a) != sha256File(t, b) {
+	if testenv.FileSHA256(t, a) != testenv.FileSHA256(t, b) {
 		t.Error("unprivileged conversion is not deterministic")
 	}
 	if saved() {
@@ -44,7 +44,7 @@ func TestConvertUnprivileged(t *testing.T) {
 		runningAsRoot = saved
 		c := convertTo(t, img, out, "c.sif", Options{})
 		runningAsRoot = func() bool { return false }
-		if sha256File(t, a) != sha256File(t, c) {
+		if testenv.FileSHA256(t, a) != testenv.FileSHA256(t, c) {
 			t.Error("root and unprivileged conversions differ")
 		}
 	}
