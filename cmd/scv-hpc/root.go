@@ -116,7 +116,34 @@ Slurm job arrays.`,
 	for _, n := range names {
 		root.AddCommand(commandRegistry[n](a))
 	}
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong number or kind of arguments a usage error (exit code 2) in
+// cmd and every command below it; an unknown sub-command is one too.
+func usageArgs(cmd *cobra.Command) {
+	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		// A group such as 'cache': an unknown word after it is not a command, and the
+		// group alone prints its help.
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+			}
+			return nil
+		}
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	} else if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, c := range cmd.Commands() {
+		usageArgs(c)
+	}
 }
 
 // progressFactory picks a progress bar on a terminal, periodic log lines otherwise.

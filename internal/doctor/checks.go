@@ -110,7 +110,7 @@ func (d *doctor) squashfsTools(ctx context.Context) []Check {
 	var out []Check
 	for _, tool := range []struct{ name, why string }{
 		{"mksquashfs", "converting images to SIF needs it"},
-		{"unsquashfs", "--runtime builtin and 'cache verify' of contents need it"},
+		{"unsquashfs", "--runtime builtin needs it to unpack images"},
 	} {
 		c := Check{Name: tool.name}
 		if _, err := d.p.LookPath(tool.name); err != nil {
@@ -194,8 +194,9 @@ func (d *doctor) gpu(ctx context.Context) Check {
 	return c
 }
 
-// slurmCommands are the client commands 'submit', 'status' and 'cancel' use.
-var slurmCommands = []string{"sbatch", "squeue", "scontrol", "scancel", "sacct"}
+// slurmCommands are the client commands 'submit' (sbatch, scontrol for MaxArraySize),
+// 'status' (squeue) and 'cancel' (scancel) use.
+var slurmCommands = []string{"sbatch", "squeue", "scontrol", "scancel"}
 
 func (d *doctor) slurm(ctx context.Context) []Check {
 	client := Check{Name: "Slurm client"}
@@ -213,7 +214,7 @@ func (d *doctor) slurm(ctx context.Context) []Check {
 	case len(missing) > 0:
 		client.Status = Warn
 		client.Detail = "missing " + strings.Join(missing, ", ")
-		client.Fix = "install the full Slurm client (slurm-client); 'status' and 'cancel' need squeue, scontrol, scancel and sacct"
+		client.Fix = "install the full Slurm client (slurm-client); 'submit' needs sbatch and scontrol, 'status' squeue, 'cancel' scancel"
 	default:
 		v, err := d.run(ctx, "sbatch", "--version")
 		client.Status = OK

@@ -140,7 +140,7 @@ func TestChecks(t *testing.T) {
 
 		{"slurm full", fakeHost{programs: map[string]string{"sbatch": "slurm 22.05.8", "squeue": "", "scontrol": "", "scancel": "", "sacct": "",
 			"scontrol ping": "Slurmctld(primary) at node1 is UP"}}, "Slurm client", OK, "slurm 22.05.8: sbatch", ""},
-		{"slurm partial", fakeHost{programs: map[string]string{"sbatch": "slurm 22.05.8", "squeue": ""}}, "Slurm client", Warn, "missing scontrol, scancel, sacct", "slurm-client"},
+		{"slurm partial", fakeHost{programs: map[string]string{"sbatch": "slurm 22.05.8", "squeue": ""}}, "Slurm client", Warn, "missing scontrol, scancel", "slurm-client"},
 		{"no slurm", fakeHost{}, "Slurm client", Warn, "'predict' runs here", "login node"},
 		{"controller up", fakeHost{programs: map[string]string{"scontrol": "", "scontrol ping": "Slurmctld(primary) at node1 is UP"}}, "Slurm controller", OK, "node1 is UP", ""},
 		{"controller down", fakeHost{programs: map[string]string{"scontrol": "", "scontrol ping": "!Slurmctld(primary) at node1 is DOWN\nSlurmctld(backup) at node2 is DOWN\n*****\n** RESTORE SLURMCTLD DAEMON TO SERVICE **\n*****"}},

@@ -218,7 +218,7 @@ func platformString(cf *v1.ConfigFile) string {
 // diskHint adds what to do to an out-of-space error.
 func diskHint(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("%w (free space there, or point TMPDIR / --tmp-dir at a larger file system)", err)
+		return fmt.Errorf("%w (free space there, or point --tmpdir (or TMPDIR) at a larger file system)", err)
 	}
 	return err
 }

@@ -144,3 +144,46 @@ func TestNormalizeState(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSacct(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[int]string // task → shard state
+	}{
+		{"77_0|COMPLETED\n77_1|CANCELLED by 0\n77_2|TIMEOUT\n", map[int]string{0: StateCompleted, 1: StateCancelled, 2: StateFailed}},
+		{"77_[3-5%2]|PENDING\n77_2|RUNNING\n", map[int]string{2: StateRunning, 3: StatePending, 4: StatePending, 5: StatePending}},
+		{"77_4|OUT_OF_MEMORY\n78_1|COMPLETED\n77|COMPLETED\n", map[int]string{4: StateFailed}},
+		{"garbage\n|\n77_1|\n", map[int]string{}},
+	} {
+		got, err := parseSacct("77", []byte(tc.in))
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%q: %d tasks %+v, want %d", tc.in, len(got), got, len(tc.want))
+		}
+		for task, state := range tc.want {
+			if got[task].State != state {
+				t.Errorf("%q: task %d %+v, want %s", tc.in, task, got[task], state)
+			}
+		}
+	}
+	if got, _ := parseSacct("77", []byte("77_1|CANCELLED by 0\n")); got[1].SlurmState != "CANCELLED" {
+		t.Errorf("slurm state %q, want CANCELLED", got[1].SlurmState)
+	}
+}
+
+func FuzzParseSacct(f *testing.F) {
+	f.Add("77_0|COMPLETED\n77_[3-5%2]|PENDING\n77_1|CANCELLED by 0\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		tasks, err := parseSacct("77", []byte(s))
+		if err == nil {
+			for k, v := range tasks {
+				if k < 0 || v.Task != k || v.State == "" || strings.ContainsAny(v.SlurmState, " |") {
+					t.Fatalf("bad task %d: %+v", k, v)
+				}
+			}
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -47,6 +48,47 @@ func (c *Client) Query(ctx context.Context, jobID string) (tasks map[int]TaskSta
 		return nil, false, fmt.Errorf("query array %s: %w", jobID, err)
 	}
 	return tasks, len(tasks) == 0, nil
+}
+
+// Accounting returns the tasks of one array as Slurm's accounting (sacct) last
+// recorded them: the final state of tasks that squeue no longer shows. ok is false
+// when sacct is not installed, accounting is disabled (AccountingStorageType=none),
+// or it knows nothing of the array; callers then trust the results on disk.
+func (c *Client) Accounting(ctx context.Context, jobID string) (tasks map[int]TaskState, ok bool) {
+	if _, err := exec.LookPath("sacct"); err != nil {
+		return nil, false
+	}
+	out, err := c.run(ctx, "sacct", "-n", "-P", "-X", "-j", jobID, "-o", "JobID,State")
+	if err != nil {
+		return nil, false
+	}
+	tasks, err = parseSacct(jobID, out)
+	if err != nil || len(tasks) == 0 {
+		return nil, false
+	}
+	return tasks, true
+}
+
+// parseSacct reads "JobID|State" lines of sacct -P: "123_4|COMPLETED",
+// "123_1|CANCELLED by 0", "123_[5-9%2]|PENDING".
+func parseSacct(jobID string, out []byte) (map[int]TaskState, error) {
+	var lines bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		id, state, ok := strings.Cut(sc.Text(), "|")
+		if !ok {
+			continue
+		}
+		state, _, _ = strings.Cut(strings.TrimSpace(state), " ") // "CANCELLED by 0"
+		if state == "" || strings.ContainsAny(id, " \t") {
+			continue
+		}
+		fmt.Fprintf(&lines, "%s %s\n", strings.TrimSpace(id), state)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return parseSqueue(jobID, lines.Bytes())
 }
 
 // parseSqueue reads "%i %T %r" lines: "123_4 RUNNING None"; a pending
@@ -144,9 +186,22 @@ func (c *Client) View(ctx context.Context, j *job.Job) (map[int]ShardState, erro
 		if err != nil {
 			return nil, err
 		}
+		if gone {
+			tasks = nil
+		}
+		var acct map[int]TaskState // asked once per array, only when squeue lacks a task
+		asked := false
 		for t, shard := range a.Shards {
 			s := ShardState{Shard: shard, State: StateFinished, JobID: fmt.Sprintf("%s_%d", a.JobID, t)}
-			if ts, ok := tasks[t]; ok && !gone {
+			ts, ok := tasks[t]
+			if !ok {
+				if !asked {
+					acct, _ = c.Accounting(ctx, a.JobID)
+					asked = true
+				}
+				ts, ok = acct[t]
+			}
+			if ok {
 				s.State, s.SlurmState, s.Reason = ts.State, ts.SlurmState, ts.Reason
 			}
 			view[shard] = s // later arrays (resubmits) win
