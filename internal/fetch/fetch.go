@@ -122,6 +122,15 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 	ro := o.Registry
 	ro.Offline = o.Offline
 	img, src, err := registry.Open(ctx, t.Image, ro)
+	if errors.Is(err, registry.ErrUnreachable) {
+		// The tag cannot be checked for a newer image, but the cache holds what it
+		// resolved to before: run that, say so, and name the digest it is.
+		if m, cerr := resolve(t, o); cerr == nil {
+			o.Log.Warn().Str("model", t.Name()).Str("digest", m.Digest).Err(err).
+				Msg("registry unreachable: using the cached image this reference last resolved to (pass --offline to skip the check)")
+			return m, nil
+		}
+	}
 	if err != nil {
 		return nil, modelErr(t, err)
 	}
