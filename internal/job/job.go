@@ -87,11 +87,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Paths inside a job directory.
+// Paths inside a job directory. OutputsDir holds the files models write besides their
+// results (large arrays): it is bound writable at /out and, unlike /scratch, kept.
 func File(dir string) string       { return filepath.Join(dir, "job.json") }
 func ShardsDir(dir string) string  { return filepath.Join(dir, "shards") }
 func ResultsDir(dir string) string { return filepath.Join(dir, "results") }
 func LogsDir(dir string) string    { return filepath.Join(dir, "logs") }
+func OutputsDir(dir string) string { return filepath.Join(dir, "outputs") }
 func ShardFile(dir string, i int) string {
 	return filepath.Join(ShardsDir(dir), fmt.Sprintf("%06d.txt", i))
 }
@@ -123,7 +125,7 @@ func Load(dir string) (*Job, error) {
 
 // Save writes DIR/job.json atomically, creating the directory layout.
 func Save(dir string, j *Job) error {
-	for _, d := range []string{dir, ShardsDir(dir), ResultsDir(dir), LogsDir(dir)} {
+	for _, d := range []string{dir, ShardsDir(dir), ResultsDir(dir), LogsDir(dir), OutputsDir(dir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create job directory: %w", err)
 		}

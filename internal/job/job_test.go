@@ -17,7 +17,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err := Save(dir, in); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{ShardsDir(dir), ResultsDir(dir), LogsDir(dir)} {
+	for _, d := range []string{ShardsDir(dir), ResultsDir(dir), LogsDir(dir), OutputsDir(dir)} {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
 			t.Errorf("missing %s", d)
 		}

@@ -45,6 +45,10 @@ func (hostRuntime) Command(ctx context.Context, s runtime.Spec) (*exec.Cmd, erro
 	if s.GPU != "" {
 		cmd.Env = append(cmd.Env, "CUDA_VISIBLE_DEVICES="+s.GPU)
 	}
+	if s.Output != "" {
+		// No /out bind on the host: the test model writes here in its stead.
+		cmd.Env = append(cmd.Env, "SCV_TEST_OUT_MOUNT="+s.Output)
+	}
 	return cmd, nil
 }
 

@@ -213,6 +213,15 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 		w.Close()
 		return st, fmt.Errorf("shard %d: logs: %w", index, err)
 	}
+	// Large outputs go to OUT/outputs, bound at /out: /scratch is removed after the shard.
+	outputs, err := filepath.Abs(job.OutputsDir(jobDir))
+	if err == nil {
+		err = os.MkdirAll(outputs, 0o755)
+	}
+	if err != nil {
+		w.Close()
+		return st, fmt.Errorf("shard %d: outputs: %w", index, err)
+	}
 
 	r := &run{o: o, job: j, jobDir: jobDir, index: index, in: make(chan []item, 2), writer: w,
 		tick: max(5*time.Millisecond, min(time.Second, o.ItemTimeout/8))}
@@ -239,11 +248,12 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 			w.Close()
 			return st, fmt.Errorf("shard %d: scratch: %w", index, err)
 		}
-		env := map[string]string{"SCV_WORKER": strconv.Itoa(i), "SCV_SHARD": strconv.Itoa(index)}
+		env := map[string]string{"SCV_WORKER": strconv.Itoa(i), "SCV_SHARD": strconv.Itoa(index),
+			"SCV_OUTPUT_DIR": runtime.OutputMount, "SCV_OUTPUT_HOST": outputs}
 		for k, v := range o.Env {
 			env[k] = v
 		}
-		wk.spec = runtime.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Env: env, GPU: wk.gpu}
+		wk.spec = runtime.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Output: outputs, Env: env, GPU: wk.gpu}
 		if wk.logf, err = openWorkerLog(filepath.Join(job.LogsDir(jobDir), fmt.Sprintf("worker-%06d-%d.log", index, i))); err != nil {
 			w.Close()
 			return st, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -318,5 +319,48 @@ func TestRunShardRetryFailed(t *testing.T) {
 	final, _ := results.Final(job.ResultFile(dir, 0))
 	if len(final) != 50 || !final[paths[7]].OK {
 		t.Errorf("final results: %d, %+v", len(final), final[paths[7]])
+	}
+}
+
+// TestRunShardKeepsOutputs: the model learns where large outputs go (SCV_OUTPUT_DIR
+// = /out in the container, SCV_OUTPUT_HOST = the job's outputs directory, absolute
+// even for a relative job directory), the runner creates that directory (also for a
+// job saved before it existed), and what the model writes there outlives the shard,
+// whose scratch directory is removed.
+func TestRunShardKeepsOutputs(t *testing.T) {
+	model := testModel(t)
+	paths := inputNames(20)
+	dir := makeJob(t, paths, model, "-write-output", "-max-batch", "4")
+	if err := os.RemoveAll(job.OutputsDir(dir)); err != nil { // as a job from an older scv-hpc
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Chdir(filepath.Dir(dir))
+	st, err := RunShard(context.Background(), filepath.Base(dir), 0, testOptions(2))
+	if err != nil || st.OK != int64(len(paths)) {
+		t.Fatalf("RunShard: %+v, %v", st, err)
+	}
+	outputs := job.OutputsDir(dir)
+	for p, r := range exactlyOnce(t, readResults(t, dir, 0), paths) {
+		var res struct {
+			Output    string `json:"output"`
+			OutputDir string `json:"output_dir"`
+		}
+		if err := json.Unmarshal(r.Result, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.OutputDir != "/out" {
+			t.Errorf("%s: the model saw SCV_OUTPUT_DIR=%q, want /out", p, res.OutputDir)
+		}
+		if want := filepath.Join(outputs, path.Base(p)+".out"); res.Output != want {
+			t.Errorf("%s: output recorded as %q, want %q", p, res.Output, want)
+		}
+		if b, err := os.ReadFile(res.Output); err != nil || string(b) != "/data/"+p {
+			t.Errorf("%s: output file after the shard: %q, %v", p, b, err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "scv-hpc-scratch-*")); len(left) != 0 {
+		t.Errorf("scratch directories left behind: %q", left)
 	}
 }

@@ -47,18 +47,20 @@ func (r *containerRuntime) envPrefix() string {
 }
 
 // Args returns the argv (without the executable) of `exec` for s:
-// exec [--nv] --cleanenv --bind DATA:/data:ro --bind SCRATCH:/scratch --pwd /scratch SIF CMD…
+// exec [--nv] --cleanenv --bind DATA:/data:ro --bind SCRATCH:/scratch [--bind OUTPUT:/out] --pwd /scratch SIF CMD…
 func (r *containerRuntime) Args(s Spec) []string {
-	args := make([]string, 0, 10+len(s.Command))
+	args := make([]string, 0, 12+len(s.Command))
 	args = append(args, "exec")
 	if s.GPU != "" {
 		args = append(args, "--nv")
 	}
 	args = append(args, "--cleanenv",
 		"--bind", s.DataRoot+":"+DataMount+":ro",
-		"--bind", s.Scratch+":"+ScratchMount,
-		"--pwd", ScratchMount,
-		s.SIF)
+		"--bind", s.Scratch+":"+ScratchMount)
+	if s.Output != "" {
+		args = append(args, "--bind", s.Output+":"+OutputMount)
+	}
+	args = append(args, "--pwd", ScratchMount, s.SIF)
 	return append(args, s.Command...)
 }
 

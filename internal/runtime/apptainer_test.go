@@ -40,6 +40,10 @@ func TestContainerCommandLinesGolden(t *testing.T) {
 	spaces.DataRoot = "/home/ann/My Images/plankton 2024"
 	spaces.Scratch = "/tmp/scv hpc/worker 1"
 	spaces.SIF = "/home/ann/my cache/faces.sif"
+	output := base
+	output.Output = "/shared/jobs/run1/outputs"
+	outputSpaces := spaces
+	outputSpaces.Output = "/home/ann/scv jobs/run 1/outputs"
 	env := base
 	env.Env = map[string]string{"OMP_NUM_THREADS": "4", "SCV_MODEL": "faces", "CUDA_VISIBLE_DEVICES": "9"}
 	tests := []struct {
@@ -53,6 +57,9 @@ func TestContainerCommandLinesGolden(t *testing.T) {
 		{"spaces", spaces},
 		{"env", env},
 		{"env-gpu", withGPU(env, "1")},
+		{"output", output},
+		{"output-gpu", withGPU(output, "0")},
+		{"output-spaces", outputSpaces},
 	}
 	for _, rt := range []*containerRuntime{newContainerRuntime(Apptainer, "/usr/bin/apptainer"), newContainerRuntime(Singularity, "/usr/bin/singularity")} {
 		for _, tt := range tests {
@@ -103,6 +110,9 @@ func TestContainerRefusesUnbindablePaths(t *testing.T) {
 		{"colon in scratch", func(s *Spec) { s.Scratch = "/tmp/a:b" }, "scratch directory"},
 		{"relative data", func(s *Spec) { s.DataRoot = "imgs" }, "absolute"},
 		{"empty scratch", func(s *Spec) { s.Scratch = "" }, "scratch directory"},
+		{"comma in output", func(s *Spec) { s.Output = "/jobs/a,b/outputs" }, "output directory"},
+		{"colon in output", func(s *Spec) { s.Output = "/jobs/2024-01-01T10:00/outputs" }, "output directory"},
+		{"relative output", func(s *Spec) { s.Output = "jobs/outputs" }, "output directory"},
 		{"no command", func(s *Spec) { s.Command = nil }, "no command"},
 	}
 	if _, err := rt.Command(context.Background(), ok); err != nil {

@@ -33,9 +33,10 @@ type BuiltinOptions struct {
 
 // builtinRuntime runs a SIF without Apptainer: its squashfs partition is unpacked once
 // per digest, and the command runs chrooted in it in a new mount namespace with the
-// same binds as apptainer (data read-only at /data, scratch at /scratch), the root file
-// system read-only, a private /tmp, and the host's /proc and /dev. It binds NO GPU
-// driver libraries: it is a fallback for laptops and CI, not a replacement for Apptainer.
+// same binds as apptainer (data read-only at /data, scratch at /scratch, the output
+// directory at /out), the root file system read-only, a private /tmp, and the host's
+// /proc and /dev. It binds NO GPU driver libraries: it is a fallback for laptops and
+// CI, not a replacement for Apptainer.
 type builtinRuntime struct {
 	o        BuiltinOptions
 	mu       sync.Mutex
@@ -113,7 +114,7 @@ func (r *builtinRuntime) prepare(ctx context.Context, sif string) (*unpacked, er
 			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("builtin runtime: unpack %s: %w", sif, err)
 		}
-		for _, d := range []string{"data", "scratch", "proc", "dev", "tmp"} {
+		for _, d := range mountPoints {
 			if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
 				os.RemoveAll(tmp)
 				return nil, fmt.Errorf("builtin runtime: unpack %s: mount point /%s: %w", sif, d, err)
@@ -124,10 +125,31 @@ func (r *builtinRuntime) prepare(ctx context.Context, sif string) (*unpacked, er
 			return nil, fmt.Errorf("builtin runtime: unpack %s: %w", sif, err)
 		}
 		r.o.Log.Info().Str("sif", sif).Str("rootfs", root).Dur("took", time.Since(start)).Msg("builtin runtime: image unpacked")
+	} else if err := addMountPoints(root); err != nil {
+		return nil, fmt.Errorf("builtin runtime: %s: %w", root, err)
 	}
 	u := &unpacked{root: root, env: env}
 	r.prepared[sif] = u
 	return u, nil
+}
+
+// mountPoints are the directories of an unpacked root that the child mounts on.
+var mountPoints = []string{"data", "scratch", "out", "proc", "dev", "tmp"}
+
+// addMountPoints creates the mount points missing from a tree unpacked by an older
+// scv-hpc (trees are kept across versions); an entry the image itself holds, even a
+// symlink, is left as it is, as for a fresh unpack.
+func addMountPoints(root string) error {
+	for _, d := range mountPoints {
+		p := filepath.Join(root, d)
+		if _, err := os.Lstat(p); err == nil || !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("mount point /%s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // lockFile takes an exclusive flock on path (node-local), waiting until ctx is done.
@@ -165,6 +187,7 @@ type childSpec struct {
 	Root    string   `json:"root"`
 	Data    string   `json:"data"`
 	Scratch string   `json:"scratch"`
+	Output  string   `json:"output,omitempty"` // "" = nothing bound at /out
 	Env     []string `json:"env"`
 	Argv    []string `json:"argv"`
 }
@@ -189,7 +212,7 @@ func (r *builtinRuntime) Command(ctx context.Context, s Spec) (*exec.Cmd, error)
 			return nil, fmt.Errorf("builtin runtime: own executable: %w", err)
 		}
 	}
-	cs := childSpec{Root: u.root, Data: s.DataRoot, Scratch: s.Scratch, Argv: s.Command}
+	cs := childSpec{Root: u.root, Data: s.DataRoot, Scratch: s.Scratch, Output: s.Output, Argv: s.Command}
 	cs.Env = mergeEnv(u.env, s.Env, s.GPU)
 	b, err := json.Marshal(cs)
 	if err != nil {

@@ -75,7 +75,8 @@ func TestBuiltinRunsChrootedWithBinds(t *testing.T) {
 	img := buildSIF(t, []string{"PATH=/bin", "IMAGE_VAR=from-image", "OVERRIDE=image"})
 	data := filepath.Join(t.TempDir(), "my data")
 	scratch := filepath.Join(t.TempDir(), "scratch dir")
-	for _, d := range []string{data, scratch} {
+	output := filepath.Join(t.TempDir(), "job dir", "outputs")
+	for _, d := range []string{data, scratch, output} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func TestBuiltinRunsChrootedWithBinds(t *testing.T) {
 	}
 
 	cmd, err := rt.Command(ctx, Spec{SIF: img, Command: []string{"probe", "arg one"}, DataRoot: data, Scratch: scratch,
-		Env: map[string]string{"OVERRIDE": "spec", "SCV_WORKER": "0"}, GPU: "3"})
+		Output: output, Env: map[string]string{"OVERRIDE": "spec", "SCV_WORKER": "0"}, GPU: "3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +118,7 @@ func TestBuiltinRunsChrootedWithBinds(t *testing.T) {
 		Env, Args                                    []string
 		Data                                         string
 		WriteData, WriteRoot, WriteScratch, WriteTmp string
+		WriteOut                                     string
 		Proc, Dev                                    bool
 	}
 	dec := json.NewDecoder(&stdout)
@@ -130,6 +132,7 @@ func TestBuiltinRunsChrootedWithBinds(t *testing.T) {
 	got.WriteRoot, _ = raw["write_root"].(string)
 	got.WriteScratch, _ = raw["write_scratch"].(string)
 	got.WriteTmp, _ = raw["write_tmp"].(string)
+	got.WriteOut, _ = raw["write_out"].(string)
 
 	checks := []struct {
 		name string
@@ -142,6 +145,7 @@ func TestBuiltinRunsChrootedWithBinds(t *testing.T) {
 		{"rootfs read-only", strings.Contains(got.WriteRoot, "read-only")},
 		{"scratch writable", got.WriteScratch == "ok"},
 		{"tmp writable", got.WriteTmp == "ok"},
+		{"/out writable", got.WriteOut == "ok"},
 		{"/proc and /dev", got.Proc && got.Dev},
 	}
 	for _, c := range checks {
@@ -163,8 +167,59 @@ func TestBuiltinRunsChrootedWithBinds(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(scratch, "out.txt")); err != nil || string(b) != "x" {
 		t.Errorf("scratch write not visible on the host: %q, %v", b, err)
 	}
+	if b, err := os.ReadFile(filepath.Join(output, "result.txt")); err != nil || string(b) != "x" {
+		t.Errorf("/out write not visible in the host output directory: %q, %v", b, err)
+	}
 	if _, err := os.Stat(filepath.Join(data, "new.txt")); err == nil {
 		t.Error("the model wrote into the data directory")
+	}
+
+	// Without an output directory nothing is bound at /out: the image's empty,
+	// read-only mount point.
+	cmd, err = rt.Command(ctx, Spec{SIF: img, Command: []string{"probe"}, DataRoot: data, Scratch: scratch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run without output: %v\nstderr: %s", err, stderr.String())
+	}
+	raw = nil
+	if err := json.NewDecoder(&stdout).Decode(&raw); err != nil {
+		t.Fatalf("probe output: %v", err)
+	}
+	if w, _ := raw["write_out"].(string); !strings.Contains(w, "read-only") {
+		t.Errorf("/out without an output directory: write gave %q, want read-only", w)
+	}
+}
+
+// TestAddMountPoints: a tree unpacked by an older scv-hpc gains the mount points it
+// lacks; what the image holds (a directory, a symlink) is left alone.
+func TestAddMountPoints(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"data", "scratch", "proc"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/nowhere", filepath.Join(root, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	if err := addMountPoints(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"out", "tmp"} {
+		if fi, err := os.Lstat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+			t.Errorf("/%s not created: %v", d, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "dev")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the image's /dev symlink was replaced: %v", err)
+	}
+	if err := addMountPoints(root); err != nil {
+		t.Errorf("second call: %v", err)
 	}
 }
 

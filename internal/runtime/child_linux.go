@@ -39,7 +39,8 @@ func childSysProcAttr() *syscall.SysProcAttr {
 
 // runChild is the container's first process: already in its own mount namespace,
 // it makes the mounts private, binds the root file system read-only with data
-// (read-only), scratch, /proc, /dev and a fresh /tmp inside, chroots and execs.
+// (read-only), scratch, the output directory (when given), /proc, /dev and a fresh
+// /tmp inside, chroots and execs.
 func runChild() error {
 	var cs childSpec
 	if err := json.Unmarshal([]byte(os.Getenv(childSpecEnv)), &cs); err != nil {
@@ -66,6 +67,11 @@ func runChild() error {
 	}
 	if err := mount(cs.Scratch, filepath.Join(root, "scratch"), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 		return err
+	}
+	if cs.Output != "" {
+		if err := mount(cs.Output, filepath.Join(root, "out"), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return err
+		}
 	}
 	for _, d := range []string{"/proc", "/dev"} {
 		if err := mount(d, filepath.Join(root, d), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {

@@ -20,6 +20,7 @@ type Spec struct {
 	Command  []string          // argv run inside the container
 	DataRoot string            // host directory bound read-only at /data
 	Scratch  string            // host directory bound writable at /scratch, also the working directory
+	Output   string            // host directory bound writable at /out (outputs that outlive the run); "" = none
 	Env      map[string]string // environment inside the container, on top of the image's
 	GPU      string            // "" = no GPU, else the device id(s) for CUDA_VISIBLE_DEVICES
 }
@@ -28,6 +29,7 @@ type Spec struct {
 const (
 	DataMount    = "/data"
 	ScratchMount = "/scratch"
+	OutputMount  = "/out"
 )
 
 // Runtime starts model processes inside SIF images.
@@ -115,6 +117,11 @@ func checkSpec(s Spec) error {
 	}
 	if err := checkBindPath("scratch directory", s.Scratch); err != nil {
 		return err
+	}
+	if s.Output != "" {
+		if err := checkBindPath("output directory", s.Output); err != nil {
+			return err
+		}
 	}
 	for k := range s.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {

@@ -432,10 +432,21 @@ class Encoder:
 
     Large numpy arrays (more than LARGE_ARRAY elements) are written as content-addressed
     .npy files under out_dir and replaced by {"npy": path, "shape": [...], "dtype": "..."}.
+
+    out_dir defaults to SCV_OUTPUT_DIR: scv-hpc sets it to /out, the job's outputs/
+    directory bound into the container (kept; /scratch is removed after each shard),
+    and SCV_OUTPUT_HOST to that directory's path on the host. The recorded path is the
+    host path (host_dir/NAME) when host_dir is known, so result lines name files that
+    exist after the run; else the path written.
     """
 
-    def __init__(self, out_dir=None):
-        self.out_dir = out_dir or os.environ.get("SCV_OUTPUT_DIR") or "/scratch"
+    def __init__(self, out_dir=None, host_dir=None):
+        if out_dir is None:
+            out_dir = os.environ.get("SCV_OUTPUT_DIR")
+            if out_dir and host_dir is None:
+                host_dir = os.environ.get("SCV_OUTPUT_HOST") or None
+        self.out_dir = out_dir or "/scratch"
+        self.host_dir = host_dir
 
     def encode(self, obj, depth=0):
         """Returns obj as a value json.dumps accepts with allow_nan=False."""
@@ -488,12 +499,24 @@ class Encoder:
         data = np.ascontiguousarray(arr)
         digest = hashlib.sha256(str((data.dtype.str, data.shape)).encode() + data.tobytes()).hexdigest()[:24]
         os.makedirs(self.out_dir, exist_ok=True)
-        path = os.path.join(self.out_dir, f"scv-array-{digest}.npy")
+        name = f"scv-array-{digest}.npy"
+        path = os.path.join(self.out_dir, name)
         if not os.path.exists(path):
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                np.save(f, data, allow_pickle=False)
-            os.replace(tmp, path)
+            # Workers of every node share the directory: a unique hidden temporary name,
+            # renamed into place once complete, so no reader ever sees a partial file.
+            tmp = os.path.join(self.out_dir, f".{name}.{os.urandom(8).hex()}.tmp")
+            try:
+                with open(tmp, "xb") as f:
+                    np.save(f, data, allow_pickle=False)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        if self.host_dir:
+            path = os.path.join(self.host_dir, name)
         return {"npy": path, "shape": list(data.shape), "dtype": data.dtype.str}
 
 

@@ -144,6 +144,35 @@ class ProtocolTest(unittest.TestCase):
         self.assertTrue(a.recv()["ok"])
         self.assertEqual(a.finish()[0], 0)
 
+    def test_large_outputs_go_to_the_output_dir_with_host_paths(self):
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            self.skipTest("numpy is not installed (Debian: apt-get install python3-numpy)")
+        files = {"mask_model.py": """\
+            import numpy as np
+
+            class Masker:
+                def predict(self, image):
+                    return {"mask": np.full((64, 64), len(str(image)), dtype=np.uint8), "n": 1}
+            """}
+        yml = "import: mask_model\nmodel: Masker\nprediction_fn:\n  call: predict\n"
+        d = write_model(os.path.join(self.tmp, "masker"), yml, files)
+        out = os.path.join(self.tmp, "bound-out")  # /out in the container
+        host = "/shared/jobs/run 1/outputs"  # what the runner says /out is on the host
+        a = Adapter(d, "--input", "path", env={"SCV_OUTPUT_DIR": out, "SCV_OUTPUT_HOST": host})
+        self.addCleanup(lambda: a.proc.poll() is None and a.proc.kill())
+        self.assertTrue(a.recv()["ready"])
+        a.send({"id": "1", "path": os.path.join(self.data, "a.png")})
+        r = a.recv()
+        self.assertTrue(r["ok"], r)
+        mask = r["result"]["mask"]
+        self.assertEqual((mask["shape"], mask["dtype"]), ([64, 64], "|u1"))
+        name = os.path.basename(mask["npy"])
+        self.assertEqual(mask["npy"], os.path.join(host, name))
+        self.assertEqual(sorted(os.listdir(out)), [name])
+        self.assertEqual(a.finish()[0], 0)
+
     def test_load_failures_are_reported_in_the_handshake(self):
         cases = [
             ("import error", "import: broken_mod\nmodel: M\n",

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import textwrap
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scv_adapter as A  # noqa: E402
@@ -306,6 +307,44 @@ class EncodeTest(unittest.TestCase):
         other = self.enc.encode(arr + 1)
         self.assertNotEqual(other["npy"], got["npy"])
         self.assertEqual([f for f in os.listdir(self.out) if f.endswith(".tmp")], [])
+
+    @unittest.skipIf(np is None, "numpy is not installed (Debian: apt-get install python3-numpy)")
+    def test_large_array_recorded_with_host_path(self):
+        # Written under /out in the container, recorded as the job's outputs/ on the host.
+        enc = A.Encoder(self.out, host_dir="/shared/jobs/run 1/outputs")
+        arr = np.ones((40, 40), dtype=np.uint8)
+        got = enc.encode(arr)
+        name = os.path.basename(got["npy"])
+        self.assertRegex(name, r"^scv-array-[0-9a-f]{24}\.npy$")
+        self.assertEqual(got["npy"], "/shared/jobs/run 1/outputs/" + name)
+        np.testing.assert_array_equal(np.load(os.path.join(self.out, name)), arr)
+        self.assertEqual(os.listdir(self.out), [name])
+
+    def test_output_dir_from_environment(self):
+        host = "/shared/jobs/run1/outputs"
+        cases = [
+            ("scv-hpc sets both", {"SCV_OUTPUT_DIR": self.out, "SCV_OUTPUT_HOST": host}, None, (self.out, host)),
+            ("no host path", {"SCV_OUTPUT_DIR": self.out}, None, (self.out, None)),
+            ("empty host path", {"SCV_OUTPUT_DIR": self.out, "SCV_OUTPUT_HOST": ""}, None, (self.out, None)),
+            # The host path names SCV_OUTPUT_DIR, not another directory.
+            ("host path alone", {"SCV_OUTPUT_HOST": host}, None, ("/scratch", None)),
+            ("explicit out_dir", {"SCV_OUTPUT_DIR": "/out", "SCV_OUTPUT_HOST": host}, self.out, (self.out, None)),
+        ]
+        for name, env, out_dir, want in cases:
+            with self.subTest(name):
+                clean = {k: v for k, v in os.environ.items() if not k.startswith("SCV_OUTPUT_")}
+                with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
+                    enc = A.Encoder(out_dir)
+                self.assertEqual((enc.out_dir, enc.host_dir), want)
+
+    @unittest.skipIf(np is None, "numpy is not installed (Debian: apt-get install python3-numpy)")
+    def test_failed_write_leaves_nothing(self):
+        arr = np.zeros(A.LARGE_ARRAY + 1)
+        with mock.patch.object(A.np, "save", side_effect=OSError(28, "No space left on device")):
+            with self.assertRaises(OSError):
+                self.enc.encode(arr)
+        self.assertEqual(os.listdir(self.out), [])
+        self.assertTrue(os.path.exists(self.enc.encode(arr)["npy"]))  # and a retry writes it
 
     @unittest.skipUnless(np is None, "numpy is installed")
     def test_without_numpy_inputs_are_paths(self):

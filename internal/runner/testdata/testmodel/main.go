@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -29,6 +30,7 @@ func main() {
 	maxBatch := flag.Int("max-batch", 1, "max_batch announced in the handshake")
 	delay := flag.Duration("delay", 0, "sleep this long per input")
 	spin := flag.Duration("spin", 0, "compute (busy-wait) this long per input, like a real model")
+	writeOutput := flag.Bool("write-output", false, "write BASE.out into $SCV_OUTPUT_DIR per input and answer its host path ($SCV_OUTPUT_HOST/BASE.out) as output, with output_dir = $SCV_OUTPUT_DIR")
 	flag.Parse()
 
 	fmt.Fprintln(os.Stderr, "testmodel: loading weights")
@@ -70,6 +72,23 @@ func main() {
 			for end := time.Now().Add(*spin); time.Now().Before(end); {
 			}
 		}
+		var extra []byte
+		if *writeOutput {
+			// The host runtime of the tests has no /out bind: it names the host
+			// directory standing in for it in SCV_TEST_OUT_MOUNT.
+			dir := os.Getenv("SCV_OUTPUT_DIR")
+			if m := os.Getenv("SCV_TEST_OUT_MOUNT"); m != "" && dir == "/out" {
+				dir = m
+			}
+			name := base + ".out"
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(r.Path), 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "testmodel: %v\n", err)
+				os.Exit(5)
+			}
+			host, _ := json.Marshal(filepath.Join(os.Getenv("SCV_OUTPUT_HOST"), name))
+			od, _ := json.Marshal(os.Getenv("SCV_OUTPUT_DIR"))
+			extra = append(append(append(append(extra, `,"output":`...), host...), `,"output_dir":`...), od...)
+		}
 		if base == *failOn {
 			buf = append(buf[:0], `{"id":`...)
 			buf = strconv.AppendQuote(buf, r.ID)
@@ -82,7 +101,9 @@ func main() {
 			buf = append(buf, p...)
 			buf = append(buf, `,"worker":"`...)
 			buf = append(buf, worker...)
-			buf = append(buf, "\"}}\n"...)
+			buf = append(buf, '"')
+			buf = append(buf, extra...)
+			buf = append(buf, "}}\n"...)
 		}
 		out.Write(buf)
 		answered++

@@ -30,6 +30,7 @@ func main() {
 	try("write_data", "/data/new.txt")
 	try("write_root", "/probe-was-here")
 	try("write_scratch", "/scratch/out.txt")
+	try("write_out", "/out/result.txt")
 	try("write_tmp", "/tmp/t.txt")
 	_, err := os.Stat("/proc/self/status")
 	r["proc"] = err == nil
