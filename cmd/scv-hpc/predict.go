@@ -53,10 +53,8 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				if err != nil {
 					return err
 				}
-				fs := cmd.Flags()
-				run := rf.override(fs, job.RunOptions{Workers: rf.workers, GPUs: rf.gpus, Runtime: rf.runtime,
-					ItemTimeout: job.Duration(rf.itemTimeout), Retries: rf.retries})
-				ro, err := a.runnerOptions(run, rf.scratch)
+				run := rf.options()
+				ro, err := a.runnerOptions(run)
 				if err != nil {
 					return err
 				}

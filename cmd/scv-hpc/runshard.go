@@ -57,12 +57,21 @@ func (f *runFlags) override(fs *pflag.FlagSet, r job.RunOptions) job.RunOptions 
 	if fs.Changed("retries") {
 		r.Retries = f.retries
 	}
+	if fs.Changed("scratch") {
+		r.Scratch = f.scratch
+	}
 	return r
+}
+
+// options returns the run options the flags give (defaults included).
+func (f *runFlags) options() job.RunOptions {
+	return job.RunOptions{Workers: f.workers, GPUs: f.gpus, Runtime: f.runtime,
+		ItemTimeout: job.Duration(f.itemTimeout), Retries: f.retries, Scratch: f.scratch}
 }
 
 // runnerOptions turns run options into runner.Options: the runtime selected, the
 // GPUs resolved ("" means auto: what Slurm or the host gives).
-func (a *app) runnerOptions(r job.RunOptions, scratch string) (runner.Options, error) {
+func (a *app) runnerOptions(r job.RunOptions) (runner.Options, error) {
 	if r.Workers < 0 || r.Retries < 0 || r.ItemTimeout < 0 {
 		return runner.Options{}, usageError{errors.New("--workers, --retries and --item-timeout must not be negative")}
 	}
@@ -89,7 +98,7 @@ func (a *app) runnerOptions(r job.RunOptions, scratch string) (runner.Options, e
 		retries = -1 // job.json's 0 means none; the runner's zero value means its default
 	}
 	return runner.Options{Workers: r.Workers, GPUs: ids, Runtime: rt, ItemTimeout: time.Duration(r.ItemTimeout),
-		Retries: retries, Log: a.log, Progress: a.progressFactory(), Scratch: scratch}, nil
+		Retries: retries, Log: a.log, Progress: a.progressFactory(), Scratch: r.Scratch}, nil
 }
 
 // envInt reads an integer environment variable; ok is false when it is unset.
@@ -174,7 +183,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 				if shard >= j.Shards {
 					return usageError{fmt.Errorf("shard %d (offset %d + index %d) does not exist: %s has %d shards", shard, offset, index, dir, j.Shards)}
 				}
-				ro, err := a.runnerOptions(rf.override(fs, j.Run), rf.scratch)
+				ro, err := a.runnerOptions(rf.override(fs, j.Run))
 				if err != nil {
 					return err
 				}

@@ -58,6 +58,9 @@ docs/slurm.md.`,
 			if err := sf.load(cmd, a); err != nil {
 				return err
 			}
+			if rf.scratch != "" && !filepath.IsAbs(rf.scratch) {
+				return usageError{fmt.Errorf("--scratch %s: give an absolute path, as the compute nodes see it", rf.scratch)}
+			}
 			if _, err := os.Stat(job.File(outAbs)); err == nil {
 				return usageError{fmt.Errorf("--out %s already holds a job; use 'scv-hpc resubmit %s' or a new --out", df.out, df.out)}
 			}
@@ -77,14 +80,16 @@ docs/slurm.md.`,
 			if err != nil {
 				return fmt.Errorf("submit: shard %s: %w", df.data, err)
 			}
+			// The runner's settings, for every task (resubmits included).
+			run := rf.options()
+			run.CacheDir = cacheAbs
 			j := &job.Job{
 				Tool: version.String(), Created: time.Now().UTC(),
 				Model: args[0], Ref: model.Ref, Digest: model.Digest, SIF: model.SIF,
 				Predict: model.Predict, GPU: model.GPU,
 				DataRoot: dataAbs, Include: df.include,
 				Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
-				Run: job.RunOptions{Workers: rf.workers, GPUs: rf.gpus, Runtime: rf.runtime,
-					ItemTimeout: job.Duration(rf.itemTimeout), Retries: rf.retries, CacheDir: cacheAbs},
+				Run:   run,
 				Slurm: &job.Slurm{},
 			}
 			if err := job.Save(outAbs, j); err != nil {
@@ -102,11 +107,7 @@ docs/slurm.md.`,
 			for i := range all {
 				all[i] = i
 			}
-			var runArgs []string
-			if rf.scratch != "" {
-				runArgs = []string{"--scratch", rf.scratch}
-			}
-			if err := a.submitShards(cmd, outAbs, j, &sf.opts, all, runArgs, dryRun, asJSON); err != nil {
+			if err := a.submitShards(cmd, outAbs, j, &sf.opts, all, nil, dryRun, asJSON); err != nil {
 				if len(j.Slurm.Arrays) == 0 {
 					return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",
 						err, df.out, slurm.Quote(df.out))

@@ -115,7 +115,8 @@ func TestSubmitDryRunHostilePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := scv(t, env, "--log-format", "json", "submit", "oci-layout:"+lay+":faces", "--data", data, "--out", out,
-		"--shard-size", "5", "--max-parallel", "2", "--time", "0:30:00", "--sbatch-arg", "--comment=a b", "--scv-hpc", fake, "--dry-run", "--runtime", "builtin")
+		"--shard-size", "5", "--max-parallel", "2", "--time", "0:30:00", "--sbatch-arg", "--comment=a b", "--scv-hpc", fake, "--dry-run", "--runtime", "builtin",
+		"--scratch", "/node local/scv scratch")
 	if code != 0 {
 		t.Fatalf("submit --dry-run: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -135,6 +136,10 @@ func TestSubmitDryRunHostilePaths(t *testing.T) {
 	script, err := os.ReadFile(filepath.Join(out, "job.sbatch"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// --scratch is kept in job.json, where every task and every resubmit reads it.
+	if j.Run.Scratch != "/node local/scv scratch" || strings.Contains(string(script), "--scratch") {
+		t.Errorf("scratch: job.json %q; script:\n%s", j.Run.Scratch, script)
 	}
 	if out, err := exec.Command("bash", "-n", filepath.Join(out, "job.sbatch")).CombinedOutput(); err != nil {
 		t.Errorf("bash -n: %v\n%s", err, out)
@@ -178,6 +183,7 @@ func TestSubmitUsage(t *testing.T) {
 		{"both plans", []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--shard-size", "3"}, 2, "not both"},
 		{"data missing", []string{"submit", "faces", "--data", dir + "/nope", "--out", dir + "/o"}, 2, "not a readable directory"},
 		{"offline not cached", []string{"--offline", "--cache", dir + "/cache", "submit", "faces", "--data", dir, "--out", dir + "/o"}, 1, "scv-hpc stage"},
+		{"relative scratch", []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--scratch", "tmp"}, 2, "absolute path"},
 		{"cancel no job", []string{"cancel", dir}, 1, "no job.json"},
 		{"resubmit no job", []string{"resubmit", dir}, 1, "no job.json"},
 	}

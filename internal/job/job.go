@@ -52,6 +52,7 @@ type RunOptions struct {
 	ItemTimeout Duration `json:"item_timeout"`
 	Retries     int      `json:"retries"`
 	CacheDir    string   `json:"cache_dir,omitempty"` // cache that the nodes read
+	Scratch     string   `json:"scratch,omitempty"`   // base of the workers' /scratch on the nodes; "" = a temporary directory
 }
 
 // Slurm records submissions of the job (submit and resubmit append arrays).
