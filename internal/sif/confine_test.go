@@ -129,6 +129,27 @@ func TestFlattenHostile(t *testing.T) {
 			wantErr: errTooManyLinks,
 		},
 		{
+			// The writer remembers directories it made; one replaced by a symlink
+			// (by a later entry, a whiteout, or an opaque directory) must be looked
+			// at again, not written through.
+			name: "a directory written into, then replaced by a symlink, then written through",
+			layers: func(s sandbox) [][]ent {
+				return [][]ent{
+					{dir("a", 0o755), dir("a/b", 0o755), file("a/b/f", "1", 0o644)},
+					{symlink("a", s.sentinel), file("a/b/pwned", "p", 0o644)},
+					{file(".wh.a", "", 0o644), dir("c", 0o755), file("c/f", "1", 0o644)},
+					{symlink("c", "/"), file("c/a/pwned2", "p", 0o644)},
+					{dir("d", 0o755), dir("d/e", 0o755), file("d/.wh..wh..opq", "", 0o644), symlink("d/e", s.sentinel), file("d/e/pwned3", "p", 0o644)},
+				}
+			},
+			check: func(t *testing.T, root string) {
+				rel := strings.TrimPrefix(filepath.Dir(root), "/")
+				wantFile(t, root, filepath.Join(rel, "sentinel/b/pwned"), "p")
+				wantFile(t, root, "a/pwned2", "p")
+				wantFile(t, root, filepath.Join(rel, "sentinel/pwned3"), "p")
+			},
+		},
+		{
 			name: "replacing a parent with a symlink after a read-only dir",
 			layers: func(s sandbox) [][]ent {
 				return [][]ent{{dir("p", 0o755), dir("p/ro", 0o500)}, {symlink("p", s.sentinel)}}
