@@ -57,9 +57,8 @@ func benchTree(b *testing.B, dir string, nFiles, totalBytes int) (total int64) {
 // alone over the same tree with the same options: the floor no conversion can beat.
 // Reported: both wall times, their ratio, the peak RSS of the pull (wait4's: the larger of
 // scv-hpc and the mksquashfs it runs; scv-hpc's own Go heap stays under 10 MB), and the
-// SIF's size; once
-// with --tmpdir on the disk and once on tmpfs (/dev/shm), as the unpacked tree is written
-// there and file creation on a slow disk dominates the conversion.
+// SIF's size; once with --tmpdir on the disk and once on tmpfs (/dev/shm), as the
+// unpacked tree is written there and file creation on a slow disk dominates the conversion.
 func BenchmarkPullConvert(b *testing.B) {
 	c := newCLI(b, "")
 	work := b.TempDir()
