@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -22,6 +23,7 @@ type datasetFlags struct {
 	data, out         string
 	shardSize, shards int
 	include           []string
+	fastScan          bool
 }
 
 func (d *datasetFlags) register(fs *pflag.FlagSet, dataHelp, outHelp string) {
@@ -30,6 +32,7 @@ func (d *datasetFlags) register(fs *pflag.FlagSet, dataHelp, outHelp string) {
 	fs.IntVar(&d.shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
 	fs.IntVar(&d.shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
 	fs.StringSliceVar(&d.include, "include", nil, "file name globs to include (default: common image types); repeatable")
+	fs.BoolVar(&d.fastScan, "fast-scan", false, "for millions of files: do not stat each one (no sizes; an unreadable file then fails as its input, not at the scan); not with --shards")
 }
 
 // paths checks the flags of command verb and returns the data and job directories as
@@ -41,6 +44,9 @@ func (d *datasetFlags) paths(verb string) (dataAbs, outAbs string, err error) {
 	if d.shardSize > 0 && d.shards > 0 {
 		return "", "", usageError{errors.New("give either --shard-size or --shards, not both")}
 	}
+	if d.fastScan && d.shards > 0 {
+		return "", "", usageError{errors.New("--shards balances shards by bytes and needs the sizes that --fast-scan skips: use --shard-size")}
+	}
 	if dataAbs, err = filepath.Abs(d.data); err != nil {
 		return "", "", err
 	}
@@ -51,6 +57,11 @@ func (d *datasetFlags) paths(verb string) (dataAbs, outAbs string, err error) {
 		return "", "", err
 	}
 	return dataAbs, outAbs, nil
+}
+
+// scan returns the scan options the flags give.
+func (d *datasetFlags) scan(log zerolog.Logger) sharding.ScanOptions {
+	return sharding.ScanOptions{Include: d.include, NoStat: d.fastScan, Log: log}
 }
 
 func (d *datasetFlags) plan() sharding.Plan {

@@ -62,7 +62,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				if err != nil {
 					return fmt.Errorf("predict: %w", err)
 				}
-				j, err := a.predictJob(cmd, args[0], model, dataAbs, outAbs, df.include, run, df.plan())
+				j, err := a.predictJob(cmd, args[0], model, dataAbs, outAbs, df.scan(a.log), run, df.plan())
 				if err != nil {
 					return err
 				}
@@ -105,15 +105,15 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 // predictJob returns the job in outAbs: the existing one when it is for the same model
 // image and data (resume), else a new one, sharded now. A job for other bits or other
 // data is refused rather than mixed.
-func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAbs, outAbs string, include []string, run job.RunOptions, plan sharding.Plan) (*job.Job, error) {
+func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAbs, outAbs string, scan sharding.ScanOptions, run job.RunOptions, plan sharding.Plan) (*job.Job, error) {
 	if old, err := job.Load(outAbs); err == nil {
 		switch {
 		case old.DataRoot != dataAbs:
 			return nil, fmt.Errorf("--out %s holds a job over %s, not %s; use a new --out", outAbs, old.DataRoot, dataAbs)
 		case old.Digest != m.Digest || (m.Digest == "" && old.SIF != m.SIF):
 			return nil, fmt.Errorf("--out %s holds a job of model %s (%s), not %s (%s); use a new --out", outAbs, old.Model, firstOf(old.Digest, old.SIF), name, firstOf(m.Digest, m.SIF))
-		case cmd.Flags().Changed("include") && !slices.Equal(old.Include, include):
-			return nil, fmt.Errorf("--out %s was sharded with --include %v, not %v; use a new --out", outAbs, old.Include, include)
+		case cmd.Flags().Changed("include") && !slices.Equal(old.Include, scan.Include):
+			return nil, fmt.Errorf("--out %s was sharded with --include %v, not %v; use a new --out", outAbs, old.Include, scan.Include)
 		}
 		if n, err := sharding.CountShards(outAbs); err != nil || n != old.Shards {
 			return nil, fmt.Errorf("--out %s: job.json lists %d shards but shards/ holds %d (%v); use a new --out", outAbs, old.Shards, n, err)
@@ -123,7 +123,7 @@ func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAb
 	} else if !errors.Is(err, job.ErrNoJob) {
 		return nil, err
 	}
-	sum, err := sharding.WriteShards(cmd.Context(), outAbs, dataAbs, sharding.ScanOptions{Include: include, Log: a.log}, plan)
+	sum, err := sharding.WriteShards(cmd.Context(), outAbs, dataAbs, scan, plan)
 	if err != nil {
 		if errors.Is(err, sharding.ErrBadPlan) {
 			return nil, usageError{err}
@@ -135,7 +135,7 @@ func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAb
 	j := &job.Job{
 		Tool: version.String(), Created: time.Now().UTC(),
 		Model: name, Ref: m.Ref, Digest: m.Digest, SIF: m.SIF, Predict: m.Predict, GPU: m.GPU,
-		DataRoot: dataAbs, Include: include,
+		DataRoot: dataAbs, Include: scan.Include,
 		Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
 		Run: run,
 	}

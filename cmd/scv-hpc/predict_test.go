@@ -249,6 +249,22 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "holds a job over") {
 		t.Errorf("mismatched resume: exit %d\n%s", code, stderr)
 	}
+	// --fast-scan (no stat per file) shards the same inputs, with no sizes, and gives
+	// the same results.
+	fast := filepath.Join(t.TempDir(), "fast")
+	code, stdout, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", fast,
+		"--runtime", "builtin", "--gpus", "none", "--shard-size", "3", "--fast-scan")
+	if code != 3 || !strings.Contains(stdout, "8 inputs in 3 shard(s): 7 ok, 1 failed, 0 pending") {
+		t.Errorf("--fast-scan: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if fj, err := job.Load(fast); err != nil || fj.Inputs != 8 || fj.Bytes != 0 || j.Bytes == 0 {
+		t.Errorf("--fast-scan job.json: %+v %v (bytes without it: %d)", fj, err, j.Bytes)
+	}
+	for rel, recs := range allResults(t, fast, 3) {
+		if w := got[rel]; len(recs) != 1 || len(w) != 1 || recs[0].OK != w[0].OK || string(recs[0].Result) != string(w[0].Result) {
+			t.Errorf("%s: --fast-scan %+v, without %+v", rel, recs, w)
+		}
+	}
 }
 
 func TestPredictAndRunShardUsage(t *testing.T) {
@@ -261,6 +277,8 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 	}{
 		{"predict without --data", nil, []string{"predict", "faces", "--out", dir}, "needs --data"},
 		{"predict both shard flags", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--shards", "2", "--shard-size", "3"}, "either --shard-size or --shards"},
+		{"predict fast scan with balanced shards", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--fast-scan"}, "needs the sizes"},
+		{"submit fast scan with balanced shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--fast-scan"}, "needs the sizes"},
 		{"predict bad runtime", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--runtime", "docker"}, "unknown runtime"},
 		{"predict bad gpus", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--gpus", ","}, "--gpus"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},

@@ -72,7 +72,7 @@ docs/slurm.md.`,
 			if err != nil {
 				return err
 			}
-			sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, sharding.ScanOptions{Include: df.include, Log: a.log},
+			sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, df.scan(a.log),
 				df.plan())
 			if errors.Is(err, sharding.ErrBadPlan) {
 				return usageError{err}

@@ -40,9 +40,10 @@ type ScanOptions struct {
 	// written one per line. Hidden entries (".x") are left out without a report.
 	OnSkip func(rel, reason string)
 	// NoStat trusts the directory entry's type and does not stat regular files: sizes
-	// are reported as 0 and unreadable files are not detected here (the runner
-	// then reports them per input, stage "input"). It makes a scan of millions of
-	// files several times faster, since a scan is otherwise one stat per file.
+	// are reported as 0 and unreadable files are not detected here (the model then
+	// fails on them, and the runner records that input as failed). It makes a scan of
+	// millions of files several times faster, since a scan is otherwise one stat per
+	// file ('--fast-scan').
 	// Balanced plans (Plan.Shards) need sizes and ignore it.
 	NoStat bool
 }
