@@ -22,7 +22,7 @@ func init() {
 			Short: "Merge a job's results into one JSONL or CSV file, one line per input",
 			Long: `Collect writes one line per input of the job, in shard order: the final result of
 each input (a later ok result of a retry wins over an earlier failure), failed inputs with
-their error and stage (predict, load, timeout, crash, input), and inputs without any result
+their error and stage (predict, timeout, crash), and inputs without any result
 yet as ok=false with stage "pending", so nothing is silently missing.
 
 The format follows the extension of FILE (.jsonl or .csv); --format overrides it, and

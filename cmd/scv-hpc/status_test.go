@@ -59,7 +59,7 @@ func statusJob(t *testing.T, complete bool) (dir string) {
 			defer func() { i++ }()
 			switch {
 			case !complete && s == 1 && i == 1:
-				return w.Write(results.Record{Path: rel, Error: "cannot decode image", Stage: results.StageInput})
+				return w.Write(results.Record{Path: rel, Error: "cannot decode image", Stage: results.StagePredict})
 			case !complete && s == 1 && i == 3:
 				return nil // pending
 			}

@@ -20,10 +20,9 @@ import (
 // Stages name where an input failed (Record.Stage).
 const (
 	StagePredict = "predict" // the model answered ok:false
-	StageLoad    = "load"    // the model process never became ready
+	StageLoad    = "load"    // the model process never became ready (a run-stopping LoadError)
 	StageTimeout = "timeout" // no answer within the item timeout
 	StageCrash   = "crash"   // the model process died with the input in flight
-	StageInput   = "input"   // the input itself could not be handed over
 	// StagePending marks, in collected output only, an input that has no result yet.
 	StagePending = "pending"
 )
