@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,41 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
-
-// benchTree writes nFiles files of about totalBytes in all under dir: half compress like
-// source text, half like weights (random bytes). The same arguments give the same tree.
-func benchTree(b *testing.B, dir string, nFiles, totalBytes int) (total int64) {
-	b.Helper()
-	rng := rand.New(rand.NewPCG(7, 11))
-	words := strings.Fields("import numpy torch model predict weights layer conv relu batch tensor image label score box")
-	per := totalBytes / nFiles
-	for i := 0; i < nFiles; i++ {
-		size := per/2 + rng.IntN(per+1)
-		buf := make([]byte, 0, size)
-		if i%2 == 0 {
-			for len(buf) < size {
-				buf = append(buf, words[rng.IntN(len(words))]...)
-				buf = append(buf, ' ')
-			}
-			buf = buf[:size]
-		} else {
-			buf = buf[:size]
-			for j := range buf {
-				buf[j] = byte(rng.Uint32())
-			}
-		}
-		p := filepath.Join(dir, fmt.Sprintf("opt/pkg%02d/mod%03d/file%05d.dat", i%37, i%101, i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, buf, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		total += int64(size)
-	}
-	return total
-}
 
 // BenchmarkPullConvert times the whole command 'scv-hpc pull oci-layout:DIR' on a
 // generated image of 20,000 files and ~200 MB (gzip layers on disk, as a registry or a
@@ -63,7 +28,16 @@ func BenchmarkPullConvert(b *testing.B) {
 	c := newCLI(b, "")
 	work := b.TempDir()
 	tree := filepath.Join(work, "tree")
-	total := benchTree(b, tree, 20_000, 200<<20)
+	total, err := testenv.BenchFiles(20_000, 200<<20, func(rel string, data []byte) error {
+		p := filepath.Join(tree, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, data, 0o644)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	layer, err := imagebuild.LayerFromDir(tree)
 	if err != nil {
 		b.Fatal(err)

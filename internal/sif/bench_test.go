@@ -3,12 +3,10 @@ package sif
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,34 +14,20 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
-// benchImage generates an image of nFiles files, about totalBytes in all,
-// over two layers: half the content compresses like text, half like
-// weights (random bytes). The same arguments give the same image.
+// benchImage generates an image of nFiles files, about totalBytes in all, over two
+// layers (testenv.BenchFiles: half text-like, half random). The same arguments give the
+// same image.
 func benchImage(b *testing.B, nFiles, totalBytes int) (v1.Image, int64) {
 	b.Helper()
-	rng := rand.New(rand.NewPCG(1, 2))
-	words := strings.Fields("import numpy torch model predict weights layer conv relu batch tensor image label score box")
 	var layers [2][]ent
-	var total int64
-	per := totalBytes / nFiles
-	for i := 0; i < nFiles; i++ {
-		size := per/2 + rng.IntN(per+1)
-		buf := make([]byte, 0, size)
-		if i%2 == 0 {
-			for len(buf) < size {
-				buf = append(buf, words[rng.IntN(len(words))]...)
-				buf = append(buf, ' ')
-			}
-			buf = buf[:size]
-		} else {
-			buf = buf[:size]
-			for j := range buf {
-				buf[j] = byte(rng.Uint32())
-			}
-		}
-		name := fmt.Sprintf("opt/pkg%02d/mod%03d/file%05d.dat", i%37, i%101, i)
-		layers[i%2] = append(layers[i%2], file(name, string(buf), 0o644))
-		total += int64(size)
+	i := 0
+	total, err := testenv.BenchFiles(nFiles, totalBytes, func(rel string, data []byte) error {
+		layers[i%2] = append(layers[i%2], file(rel, string(data), 0o644))
+		i++
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	return imageOf(b, v1.Config{Entrypoint: []string{"/opt/run"}}, layers[0], layers[1]), total
 }
