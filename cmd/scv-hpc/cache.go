@@ -12,6 +12,7 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 func init() {
@@ -64,7 +65,7 @@ func cacheLsCmd(a *app) *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DIGEST\tSIZE\tPLATFORM\tCREATED\tREFS")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), humanSize(e.Size), dash(e.Platform),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), units.Bytes(e.Size), dash(e.Platform),
 					e.Created.Local().Format(time.DateTime), dash(strings.Join(e.Refs, ", ")))
 			}
 			return tw.Flush()
@@ -216,7 +217,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 				for _, r := range rep.Removed {
 					fmt.Fprintf(a.stdout, "%s %s %s\n", verb, r.Status, r.Path)
 				}
-				fmt.Fprintf(a.stdout, "%s %d item(s), %s\n", verb, len(rep.Removed), humanSize(rep.Bytes))
+				fmt.Fprintf(a.stdout, "%s %d item(s), %s\n", verb, len(rep.Removed), units.Bytes(rep.Bytes))
 			}
 			if len(rep.Errors) > 0 {
 				return fmt.Errorf("cache gc: %d removal(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
@@ -237,17 +238,4 @@ func shortDigest(d string) string {
 		return d[:len("sha256:")+12]
 	}
 	return d
-}
-
-func humanSize(n int64) string {
-	const k = 1024
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
-	case n >= k:
-		return fmt.Sprintf("%.1f KiB", float64(n)/k)
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // cacheBundleCmds returns 'cache export' and 'cache import', which carry cache entries
@@ -55,7 +56,7 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			if len(digests) > 0 {
 				what = strings.Join(args[1:], ", ")
 			}
-			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], humanSize(st.Size()))
+			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(st.Size()))
 			return nil
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // MinFreeBytes is the free space below which the cache and scratch checks warn: a
@@ -57,19 +58,6 @@ func FSName(magic int64) (name string, shared bool) {
 	return fmt.Sprintf("unknown (magic 0x%X)", magic), false
 }
 
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // existingAncestor returns dir or its nearest parent that exists.
 func (d *doctor) existingAncestor(dir string) (string, error) {
 	p := filepath.Clean(dir)
@@ -101,7 +89,7 @@ func (d *doctor) describeFS(dir string) (desc string, shared, low bool) {
 	if shared {
 		where = "shared with other nodes"
 	}
-	return fmt.Sprintf("%s, %s, %s free", name, where, humanBytes(info.FreeBytes)), shared, info.FreeBytes < MinFreeBytes
+	return fmt.Sprintf("%s, %s, %s free", name, where, units.Bytes(int64(info.FreeBytes))), shared, info.FreeBytes < MinFreeBytes
 }
 
 func (d *doctor) cacheDir(dir string) Check {

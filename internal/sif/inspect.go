@@ -13,6 +13,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sylabs/sif/v2/pkg/sif"
+
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // Descriptor describes one data object of a SIF file.
@@ -131,7 +133,7 @@ func describe(d sif.Descriptor) Descriptor {
 // configuration, the descriptors and the runscript.
 func (i *Info) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
-	ew.printf("SIF:        %s (%s)\n", i.Path, humanBytes(i.Size))
+	ew.printf("SIF:        %s (%s)\n", i.Path, units.Bytes(i.Size))
 	ew.printf("Arch:       %s\n", i.Arch)
 	if p := i.Provenance; p != nil {
 		ew.printf("Reference:  %s\n", p.Ref)
@@ -215,17 +217,4 @@ func quoteArgs(args []string) string {
 		q[i] = fmt.Sprintf("%q", a)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

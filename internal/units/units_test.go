@@ -1,0 +1,20 @@
+package units
+
+import (
+	"math"
+	"testing"
+)
+
+func TestBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"}, {-5, "-5 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
+		{2580480, "2.5 MiB"}, {3 << 30, "3.0 GiB"}, {5 << 40, "5.0 TiB"}, {math.MaxInt64, "8.0 EiB"},
+	} {
+		if got := Bytes(tc.n); got != tc.want {
+			t.Errorf("Bytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
