@@ -4,6 +4,7 @@ GO        ?= go
 VERSION   ?= 0.1.0-dev
 LDFLAGS   := -s -w -X github.com/scivision-hpc/scv-hpc/internal/version.Version=$(VERSION)
 BIN       := bin/scv-hpc
+STATICCHECK ?= v0.8.2
 export CGO_ENABLED := 0
 
 .PHONY: all build deps test test-go test-python vet bench demo clean fuzz example-opencv
@@ -19,6 +20,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 test: deps vet test-python test-go
 

@@ -149,7 +149,8 @@ func (f *flattener) applyEntry(hdr *tar.Header, r io.Reader) error {
 		f.dirModes[res] = fs.FileMode(hdr.Mode & 0o7777)
 		f.record(res, hdr)
 		return f.chown(res, hdr)
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old tar writers still use TypeRegA
+	//lint:ignore SA1019 old tar writers still write TypeRegA; taken as a regular file
+	case tar.TypeReg, tar.TypeRegA:
 		return f.writeFile(rel, hdr, r)
 	case tar.TypeSymlink:
 		res, err := f.fs.prepareEntry(rel, false)
