@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 )
 
@@ -55,6 +56,14 @@ func (d *datasetFlags) paths(verb string) (dataAbs, outAbs string, err error) {
 	}
 	if outAbs, err = filepath.Abs(d.out); err != nil {
 		return "", "", err
+	}
+	// Both are bound into the containers (/data, and OUT/outputs at /out): a path that
+	// cannot be bound would fail only once the model starts, after pulling and sharding.
+	if err := runtime.CheckBindPath("--data", dataAbs); err != nil {
+		return "", "", usageError{err}
+	}
+	if err := runtime.CheckBindPath("--out", outAbs); err != nil {
+		return "", "", usageError{err}
 	}
 	return dataAbs, outAbs, nil
 }

@@ -267,6 +267,16 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	}
 }
 
+// mkdir makes dir/name and returns it.
+func mkdir(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestPredictAndRunShardUsage(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -279,6 +289,7 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"predict both shard flags", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--shards", "2", "--shard-size", "3"}, "either --shard-size or --shards"},
 		{"predict fast scan with balanced shards", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--fast-scan"}, "needs the sizes"},
 		{"submit fast scan with balanced shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--fast-scan"}, "needs the sizes"},
+		{"predict data with a comma", nil, []string{"predict", "faces", "--data", mkdir(t, dir, "a,b"), "--out", dir + "/o"}, "--bind splits paths"},
 		{"predict bad runtime", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--runtime", "docker"}, "unknown runtime"},
 		{"predict bad gpus", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--gpus", ","}, "--gpus"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},

@@ -106,7 +106,9 @@ func TestSubmitDryRunHostilePaths(t *testing.T) {
 	root := t.TempDir()
 	data := filepath.Join(root, "data $(touch pwned) `touch pwned2` it's")
 	writePNGs(t, data, 12, 16, 12)
-	out := filepath.Join(root, "out $(touch pwned3)\nline2")
+	// (A newline, ',' or ':' in --out or --data is refused: apptainer cannot bind such a
+	// path. The template's quoting of newlines is checked in internal/slurm.)
+	out := filepath.Join(root, "out $(touch pwned3) \"q\" ;touch pwned4")
 	fake := filepath.Join(root, "bin dir", "scv-hpc")
 	cache := filepath.Join(root, "cache")
 	env := []string{"SLURM_CONF=" + filepath.Join(root, "no-slurm.conf"), "TMPDIR=" + t.TempDir(), "SCV_HPC_CONFIG=" + filepath.Join(root, "site.yaml")}
@@ -183,6 +185,8 @@ func TestSubmitUsage(t *testing.T) {
 		{"both plans", []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--shard-size", "3"}, 2, "not both"},
 		{"data missing", []string{"submit", "faces", "--data", dir + "/nope", "--out", dir + "/o"}, 2, "not a readable directory"},
 		{"offline not cached", []string{"--offline", "--cache", dir + "/cache", "submit", "faces", "--data", dir, "--out", dir + "/o"}, 1, "scv-hpc stage"},
+		{"out with a colon", []string{"submit", "faces", "--data", dir, "--out", dir + "/a:b"}, 2, "--bind splits paths"},
+		{"out with a newline", []string{"submit", "faces", "--data", dir, "--out", dir + "/a\nb"}, 2, "newline"},
 		{"relative scratch", []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--scratch", "tmp"}, 2, "absolute path"},
 		{"cancel no job", []string{"cancel", dir}, 1, "no job.json"},
 		{"resubmit no job", []string{"resubmit", dir}, 1, "no job.json"},

@@ -85,10 +85,10 @@ func Select(name string, log zerolog.Logger) (Runtime, error) {
 // ErrBadBindPath is returned for a host path that apptainer's --bind cannot express.
 var ErrBadBindPath = errors.New("path cannot be bound into a container")
 
-// checkBindPath refuses host paths that --bind would split: ',' separates binds and ':'
+// CheckBindPath refuses host paths that --bind would split: ',' separates binds and ':'
 // separates source, destination and options (escaping is not understood by every
 // Apptainer/Singularity version).
-func checkBindPath(what, p string) error {
+func CheckBindPath(what, p string) error {
 	if p == "" {
 		return fmt.Errorf("%s: %w: empty path", what, ErrBadBindPath)
 	}
@@ -112,14 +112,14 @@ func checkSpec(s Spec) error {
 	if len(s.Command) == 0 {
 		return fmt.Errorf("%s: no command to run: give the model's predict command (catalog 'predict' or label org.scivision.predict)", s.SIF)
 	}
-	if err := checkBindPath("data directory", s.DataRoot); err != nil {
+	if err := CheckBindPath("data directory", s.DataRoot); err != nil {
 		return err
 	}
-	if err := checkBindPath("scratch directory", s.Scratch); err != nil {
+	if err := CheckBindPath("scratch directory", s.Scratch); err != nil {
 		return err
 	}
 	if s.Output != "" {
-		if err := checkBindPath("output directory", s.Output); err != nil {
+		if err := CheckBindPath("output directory", s.Output); err != nil {
 			return err
 		}
 	}
