@@ -101,24 +101,38 @@ func truncateTornTail(f *os.File) error {
 // if that write fails half-way the partial line is cut off again, so the next
 // record starts on a clean line.
 func (w *Writer) Write(r Record) error {
-	if r.Path == "" {
-		return fmt.Errorf("write result to %s: record has no path", w.path)
+	return w.WriteBatch([]Record{r})
+}
+
+// WriteBatch appends recs as lines with a single write(2), so that a batch of answers
+// costs one system call. Every line is whole before the write starts; should the write
+// stop part-way (a full disk), what it wrote is cut off again, and a crash at any moment
+// leaves at most one partial last line, which readers ignore.
+func (w *Writer) WriteBatch(recs []Record) error {
+	var buf []byte
+	for _, r := range recs {
+		if r.Path == "" {
+			return fmt.Errorf("write result to %s: record has no path", w.path)
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("write result for %s: %w", r.Path, err)
+		}
+		buf = append(append(buf, line...), '\n')
 	}
-	line, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("write result for %s: %w", r.Path, err)
+	if len(buf) == 0 {
+		return nil
 	}
-	line = append(line, '\n')
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.broken != nil {
 		return w.broken
 	}
-	n, err := w.f.Write(line)
+	n, err := w.f.Write(buf)
 	if err == nil {
 		return nil
 	}
-	err = fmt.Errorf("write result for %s to %s: %w", r.Path, w.path, err)
+	err = fmt.Errorf("write %d result(s) from %s on to %s: %w", len(recs), recs[0].Path, w.path, err)
 	if n > 0 {
 		if fi, serr := w.f.Stat(); serr != nil || w.f.Truncate(fi.Size()-int64(n)) != nil {
 			w.broken = fmt.Errorf("%w; the file now ends with a partial line, reopen it", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -211,4 +212,67 @@ func TestWriterRejects(t *testing.T) {
 	if _, err := OpenWriter(filepath.Join(t.TempDir(), "file", "x.jsonl")); err != nil {
 		t.Errorf("parent directory not created: %v", err)
 	}
+}
+
+// TestWriteBatchFileLimit: a batch whose write stops part-way (here at the file size
+// limit, RLIMIT_FSIZE, in a child process) is cut off again, so the file still ends
+// with the last whole line and nothing of the batch is trusted.
+func TestWriteBatchFileLimit(t *testing.T) {
+	if path := os.Getenv("SCV_RESULTS_FSIZE_FILE"); path != "" {
+		writeBatchUnderLimit(path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "000000.jsonl")
+	w, err := OpenWriter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteBatch([]Record{{Path: "a.png", OK: true, Result: json.RawMessage(`{"n":1}`)}, {Path: "b.png", Error: "bad", Stage: StagePredict}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteBatch([]Record{{Path: "c.png", OK: true}, {Path: ""}}); err == nil || !strings.Contains(err.Error(), "no path") {
+		t.Errorf("a batch with a record without path: %v", err)
+	}
+	w.Close()
+	before, _ := os.ReadFile(path)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWriteBatchFileLimit$")
+	cmd.Env = append(os.Environ(), "SCV_RESULTS_FSIZE_FILE="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "file too large") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Errorf("a batch cut short left its part behind:\nbefore %q\nafter  %q", before, after)
+	}
+	recs, err := Final(path)
+	if err != nil || len(recs) != 2 {
+		t.Errorf("read after the failed batch: %d records, %v", len(recs), err)
+	}
+}
+
+// writeBatchUnderLimit runs in the child: it lets the file grow by 40 bytes more, then
+// writes a batch of three longer lines and reports the error.
+func writeBatchUnderLimit(path string) {
+	signal.Ignore(syscall.SIGXFSZ) // EFBIG instead of death
+	fi, err := os.Stat(path)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	limit := uint64(fi.Size() + 40)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	w, err := OpenWriter(path)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	pad := strings.Repeat("x", 30)
+	err = w.WriteBatch([]Record{{Path: "d-" + pad, OK: true}, {Path: "e-" + pad, OK: true}, {Path: "f-" + pad, OK: true}})
+	fmt.Println(err)
+	os.Exit(0)
 }

@@ -359,16 +359,16 @@ func (r *run) record(recs []results.Record) error {
 		r.failed.Add(failed)
 		r.rep.Add(ok + failed)
 	}()
-	for i := range recs {
-		if err := r.writer.Write(recs[i]); err != nil {
-			r.writeMu.Lock()
-			if r.writeErr == nil {
-				r.writeErr = err
-				r.o.Log.Error().Err(err).Msg("cannot write results: stopping")
-			}
-			r.writeMu.Unlock()
-			return err
+	if err := r.writer.WriteBatch(recs); err != nil {
+		r.writeMu.Lock()
+		if r.writeErr == nil {
+			r.writeErr = err
+			r.o.Log.Error().Err(err).Msg("cannot write results: stopping")
 		}
+		r.writeMu.Unlock()
+		return err
+	}
+	for i := range recs {
 		if recs[i].OK {
 			ok++
 		} else {
