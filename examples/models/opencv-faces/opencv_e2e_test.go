@@ -162,7 +162,8 @@ func TestOpenCVFacesEndToEnd(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(testenv.Binary(t), "--cache", filepath.Join(t.TempDir(), "cache"), "--log-format", "json",
+	cache := filepath.Join(t.TempDir(), "cache")
+	cmd := exec.Command(testenv.Binary(t), "--cache", cache, "--log-format", "json",
 		"predict", ref, "--data", data, "--out", out, "--runtime", "builtin", "--workers", "2")
 	// The builtin runtime unpacks the image (~700 MB) under TMPDIR: keep it in the test's
 	// own directory so that it goes away with the test.
@@ -211,6 +212,91 @@ func TestOpenCVFacesEndToEnd(t *testing.T) {
 	}
 	if r := got["broken.png"]; r.OK || !strings.Contains(r.Error, "cannot decode image") {
 		t.Errorf("broken.png: %+v, want a failure that says the image cannot be decoded", r)
+	}
+
+	t.Run("adapter failures", func(t *testing.T) { adapterFailures(t, ref, cache) })
+}
+
+// adapterFailures runs other Scivision-shaped models in the same image (the model
+// packages sit in a hidden directory of the data, which the scan leaves out, and a
+// catalog points the adapter at them): one that prints to stdout while loading and
+// raises on one input, and one whose import fails.
+func adapterFailures(t *testing.T, ref, cache string) {
+	data := t.TempDir()
+	for _, n := range []string{"a.png", "bad.png", "c.png"} {
+		if err := os.WriteFile(filepath.Join(data, n), []byte("any bytes: the model gets the path"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	model := func(dir, src string) {
+		yml := "name: " + dir + "\nimport: " + dir + "\nmodel: M\nprediction_fn:\n  call: predict\n  args:\n    X: image\n"
+		root := filepath.Join(data, ".models", dir)
+		if err := os.MkdirAll(filepath.Join(root, ".scivision"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if os.WriteFile(filepath.Join(root, ".scivision", "model.yml"), []byte(yml), 0o644) != nil ||
+			os.WriteFile(filepath.Join(root, dir+".py"), []byte(src), 0o644) != nil {
+			t.Fatal("write model")
+		}
+	}
+	model("noisy_mod", `import os
+print("loading noisy_mod: hello stdout")
+os.write(1, b"raw fd 1 at import\n")
+
+class M:
+    def predict(self, image):
+        print("predicting", image)
+        name = os.path.basename(str(image))
+        if name == "bad.png":
+            raise ValueError("cannot classify " + name)
+        return {"name": name}
+`)
+	model("broken_mod", "print('stdout noise')\nimport definitely_not_installed_xyz\n")
+	catalog := filepath.Join(t.TempDir(), "catalog.yaml")
+	entry := func(name, dir string) string {
+		return "  - name: " + name + "\n    image: " + ref + "\n    predict: python3 /opt/scv/scv_adapter.py --input path --model-dir /data/.models/" + dir + "\n"
+	}
+	if err := os.WriteFile(catalog, []byte("models:\n"+entry("noisy", "noisy_mod")+entry("broken", "broken_mod")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string) (int, string, string) {
+		out := filepath.Join(t.TempDir(), name)
+		cmd := exec.Command(testenv.Binary(t), "--cache", cache, "--catalog", catalog, "--log-format", "json",
+			"predict", name, "--data", data, "--out", out, "--runtime", "builtin")
+		cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Run()
+		return cmd.ProcessState.ExitCode(), out, stderr.String()
+	}
+
+	code, out, stderr := run("noisy")
+	got := readResults(t, out)
+	if code != 3 || len(got) != 3 {
+		t.Fatalf("noisy model: exit %d, %d results, want 3 and 3\n%s", code, len(got), tail(stderr, 3000))
+	}
+	for n, r := range got {
+		if n == "bad.png" {
+			if r.OK || !strings.Contains(r.Error, "ValueError: cannot classify bad.png") {
+				t.Errorf("%s: %+v, want the model's exception", n, r)
+			}
+			continue
+		}
+		if !r.OK || string(r.Result) != `{"name":"`+n+`"}` {
+			t.Errorf("%s: %+v (stdout noise in the protocol?)", n, r)
+		}
+	}
+
+	code, out, stderr = run("broken")
+	if code != 1 || !strings.Contains(stderr, "stage load") ||
+		!strings.Contains(stderr, "ModuleNotFoundError: No module named 'definitely_not_installed_xyz'") {
+		t.Errorf("broken model: exit %d, want 1 and a load failure with the traceback's last line\n%s", code, tail(stderr, 3000))
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "results", "*.jsonl"))
+	for _, f := range files {
+		if b, _ := os.ReadFile(f); len(b) != 0 {
+			t.Errorf("a model that cannot load failed its inputs one by one: %s", b)
+		}
 	}
 }
 
