@@ -31,7 +31,7 @@ stop() {
   fi
   rm -f "$pidfile"
 }
-stop "$dir/slurmd.pid"
+stop "$dir/slurmd-localhost.pid"
 stop "$dir/slurmctld.pid"
 stop "$dir/munge/munged.pid"
 if [ "$purge" = 1 ]; then rm -rf "$dir"; fi

@@ -12,6 +12,7 @@
 set -euo pipefail
 
 dir=${1:-${SCV_HPC_SLURM_DIR:-/tmp/scv-hpc-slurm}}
+case $dir in *"|"*) echo "slurm-up.sh: DIR must not contain |" >&2; exit 1 ;; esac
 export PATH="$PATH:/usr/sbin:/sbin"
 [ "$(id -u)" -eq 0 ] || { echo "slurm-up.sh: run as root (slurmd and munged need it)" >&2; exit 1; }
 for p in munged slurmctld slurmd sinfo; do
@@ -44,42 +45,11 @@ while [ "$slurmd_port" = "$ctld_port" ]; do slurmd_port=$(free_port); done
 cpus=$(nproc)
 mem=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 
-cat > "$dir/slurm.conf" <<CONF
-# Private single-node Slurm written by scv-hpc's scripts/slurm-up.sh.
-ClusterName=scvlocal
-SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort=$ctld_port
-SlurmdPort=$slurmd_port
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$dir/munge/munge.socket
-StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool/slurmd-%n
-SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
-SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$dir/log/jobcomp.txt
-MpiDefault=none
-MailProg=/bin/true
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-SchedulerParameters=batch_sched_delay=0,sched_interval=1
-EnforcePartLimits=ALL
-MinJobAge=600
-KillWait=10
-GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-CONF
+# The configuration the tests use too (scripts/slurm.conf.in); 1001 is Slurm's default
+# MaxArraySize.
+sed -e "s|@DIR@|$dir|g" -e "s|@CLUSTER@|scvlocal|g" -e "s|@CTLD_PORT@|$ctld_port|g" \
+  -e "s|@SLURMD_PORT@|$slurmd_port|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM_MB@|$mem|g" \
+  -e "s|@MAX_ARRAY_SIZE@|1001|g" "$(dirname "$0")/slurm.conf.in" > "$dir/slurm.conf"
 # Two fake GPUs: gres needs device files; jobs see CUDA_VISIBLE_DEVICES/SLURM_JOB_GPUS.
 printf 'AutoDetect=off\nName=gpu File=/dev/null,/dev/zero\n' > "$dir/gres.conf"
 

@@ -125,45 +125,16 @@ func memoryMB() int {
 }
 
 // SlurmConfig returns a slurm.conf for a single-node cluster rooted at dir, with
-// its daemons on the given ports and munge's socket at dir/munge/munge.socket.
-// scripts/slurm-up.sh writes the same configuration for humans.
-func SlurmConfig(dir, cluster string, ctldPort, slurmdPort, cpus, memMB, maxArraySize int) string {
-	return fmt.Sprintf(`# Private single-node Slurm for scv-hpc tests.
-ClusterName=%[2]s
-SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort=%[3]d
-SlurmdPort=%[4]d
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=%[1]s/munge/munge.socket
-StateSaveLocation=%[1]s/state
-SlurmdSpoolDir=%[1]s/spool/slurmd-%%n
-SlurmctldPidFile=%[1]s/slurmctld.pid
-SlurmdPidFile=%[1]s/slurmd-%%n.pid
-SlurmctldLogFile=%[1]s/log/slurmctld.log
-SlurmdLogFile=%[1]s/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=%[1]s/log/jobcomp.txt
-MpiDefault=none
-MailProg=/bin/true
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-SchedulerParameters=batch_sched_delay=0,sched_interval=1
-EnforcePartLimits=ALL
-MinJobAge=600
-MaxArraySize=%[7]d
-KillWait=10
-GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=%[5]d RealMemory=%[6]d Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-`, dir, cluster, ctldPort, slurmdPort, cpus, memMB, maxArraySize)
+// its daemons on the given ports and munge's socket at dir/munge/munge.socket: the
+// template scripts/slurm.conf.in, which scripts/slurm-up.sh fills in the same way.
+func SlurmConfig(root, dir, cluster string, ctldPort, slurmdPort, cpus, memMB, maxArraySize int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "scripts", "slurm.conf.in"))
+	if err != nil {
+		return "", err
+	}
+	return strings.NewReplacer("@DIR@", dir, "@CLUSTER@", cluster, "@CTLD_PORT@", strconv.Itoa(ctldPort),
+		"@SLURMD_PORT@", strconv.Itoa(slurmdPort), "@CPUS@", strconv.Itoa(cpus), "@MEM_MB@", strconv.Itoa(memMB),
+		"@MAX_ARRAY_SIZE@", strconv.Itoa(maxArraySize)).Replace(string(b)), nil
 }
 
 func startSlurmCluster() (_ *slurmCluster, err error) {
@@ -203,7 +174,10 @@ func startSlurmCluster() (_ *slurmCluster, err error) {
 		return nil, err
 	}
 	cluster := fmt.Sprintf("scvtest%d", os.Getpid())
-	conf := SlurmConfig(dir, cluster, ctldPort, slurmdPort, runtime.NumCPU(), memoryMB(), SlurmTestMaxArraySize)
+	conf, err := SlurmConfig(repoRoot(), dir, cluster, ctldPort, slurmdPort, runtime.NumCPU(), memoryMB(), SlurmTestMaxArraySize)
+	if err != nil {
+		return nil, err
+	}
 	gres := "AutoDetect=off\nName=gpu File=/dev/null,/dev/zero\n"
 	if err := os.WriteFile(c.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
