@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,7 +27,10 @@ type BuiltinOptions struct {
 	// Self is the executable re-run as the container's first process; it must call
 	// MaybeRunChild first thing in main (or TestMain). Default: os.Executable().
 	Self string
-	Log  zerolog.Logger
+	// MaxAge: after a Prepare, trees of other images unused for longer than this
+	// (and held by no process) are removed. 0 = DefaultMaxAge, negative = never.
+	MaxAge time.Duration
+	Log    zerolog.Logger
 }
 
 // builtinRuntime runs a SIF without Apptainer: its squashfs partition is unpacked once
@@ -46,6 +48,11 @@ type builtinRuntime struct {
 type unpacked struct {
 	root string
 	env  []string // the image's environment (OCI config Env)
+	// Held for the life of the runtime (the process exit releases them): the shared
+	// flock on <key>.lock that keeps pruners away (nil for a private copy), and a
+	// shared flock on the tree directory that keeps systemd-tmpfiles from aging it.
+	lock *treeLock
+	dir  *os.File
 }
 
 // NewBuiltin returns the builtin runtime.
@@ -77,7 +84,10 @@ func rootfsKey(sif string) (string, error) {
 
 // Prepare unpacks the SIF's root file system once: under an exclusive lock, into a
 // temporary directory renamed into place when complete, so parallel workers (and
-// processes) unpack it once and never see a partial tree.
+// processes) unpack it once and never see a partial tree. A tree already there is
+// checked against its record (entry count and bytes) and unpacked afresh when damaged.
+// The tree is then held (shared lock) for the life of the runtime, marked used, and
+// trees of other images unused for MaxAge are pruned.
 func (r *builtinRuntime) Prepare(ctx context.Context, sif string) error {
 	_, err := r.prepare(ctx, sif)
 	return err
@@ -101,35 +111,30 @@ func (r *builtinRuntime) prepare(ctx context.Context, sif string) (*unpacked, er
 		return nil, fmt.Errorf("builtin runtime: rootfs directory: %w (set --tmpdir to a writable local disk)", err)
 	}
 	root := filepath.Join(r.o.Dir, key)
-	unlock, err := lockFile(ctx, root+".lock")
+	l, err := openTreeLock(root + ".lock")
 	if err != nil {
 		return nil, fmt.Errorf("builtin runtime: %w", err)
 	}
-	defer unlock()
-	if _, err := os.Stat(root); err != nil {
-		start := time.Now()
-		tmp := fmt.Sprintf("%s.tmp-%d", root, os.Getpid())
-		os.RemoveAll(tmp)
-		if err := extractRootfs(ctx, sif, tmp); err != nil {
-			os.RemoveAll(tmp)
-			return nil, fmt.Errorf("builtin runtime: unpack %s: %w", sif, err)
-		}
-		for _, d := range mountPoints {
-			if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
-				os.RemoveAll(tmp)
-				return nil, fmt.Errorf("builtin runtime: unpack %s: mount point /%s: %w", sif, d, err)
-			}
-		}
-		if err := os.Rename(tmp, root); err != nil {
-			os.RemoveAll(tmp)
-			return nil, fmt.Errorf("builtin runtime: unpack %s: %w", sif, err)
-		}
-		r.o.Log.Info().Str("sif", sif).Str("rootfs", root).Dur("took", time.Since(start)).Msg("builtin runtime: image unpacked")
-	} else if err := addMountPoints(root); err != nil {
-		return nil, fmt.Errorf("builtin runtime: %s: %w", root, err)
+	use, shared, err := r.acquireTree(ctx, sif, root, l)
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("builtin runtime: %w", err)
 	}
-	u := &unpacked{root: root, env: env}
+	u := &unpacked{root: use, env: env, dir: lockTreeDir(use)}
+	if shared {
+		touchTree(root)
+		u.lock = l
+	} else {
+		l.close()
+	}
 	r.prepared[sif] = u
+	keep := map[string]bool{}
+	for _, p := range r.prepared {
+		if p.lock != nil {
+			keep[filepath.Base(p.root)] = true
+		}
+	}
+	r.prune(keep)
 	return u, nil
 }
 
@@ -150,30 +155,6 @@ func addMountPoints(root string) error {
 		}
 	}
 	return nil
-}
-
-// lockFile takes an exclusive flock on path (node-local), waiting until ctx is done.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // Environment variables of the re-executed child.
