@@ -93,12 +93,13 @@ func Final(path string) (map[string]Record, error) {
 	return m, err
 }
 
-// Done returns the paths that have a result, ok or failed: what a re-run skips.
-// A missing file gives an empty set.
-func Done(path string) (map[string]bool, error) {
+// Outcomes reads a result file into the final state of each path that has a result:
+// true when its final record is ok (some line is ok:true, see Final), false when it
+// failed. It keeps no result payloads. A missing file gives an empty map.
+func Outcomes(path string) (map[string]bool, error) {
 	m := map[string]bool{}
 	err := Read(path, func(r Record) error {
-		m[r.Path] = true
+		m[r.Path] = m[r.Path] || r.OK
 		return nil
 	})
 	if errors.Is(err, os.ErrNotExist) {
@@ -110,13 +111,13 @@ func Done(path string) (map[string]bool, error) {
 // Failed returns the paths whose final state is failed: what a retry of failed
 // inputs runs again.
 func Failed(path string) (map[string]bool, error) {
-	fin, err := Final(path)
+	out, err := Outcomes(path)
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]bool{}
-	for p, r := range fin {
-		if !r.OK {
+	for p, ok := range out {
+		if !ok {
 			m[p] = true
 		}
 	}

@@ -63,7 +63,7 @@ func TestRead(t *testing.T) {
 	}
 }
 
-func TestFinalDoneFailed(t *testing.T) {
+func TestFinalOutcomesFailed(t *testing.T) {
 	lines := []string{
 		`{"path":"ok-then-fail","ok":true,"result":1}`,
 		`{"path":"ok-then-fail","ok":false,"error":"late","stage":"crash"}`,
@@ -87,17 +87,22 @@ func TestFinalDoneFailed(t *testing.T) {
 			t.Errorf("final of %s: %q, want %q", p, got, w)
 		}
 	}
-	done, _ := Done(path)
+	out, _ := Outcomes(path)
 	failed, _ := Failed(path)
-	if keys(done) != "fail-then-ok fail-twice ok-then-fail ok-twice once" {
-		t.Errorf("Done = %s", keys(done))
+	if keys(out) != "fail-then-ok fail-twice ok-then-fail ok-twice once" {
+		t.Errorf("Outcomes = %s", keys(out))
+	}
+	for p, ok := range out {
+		if ok != fin[p].OK {
+			t.Errorf("Outcomes[%s] = %v, Final has ok %v", p, ok, fin[p].OK)
+		}
 	}
 	if keys(failed) != "fail-twice once" {
 		t.Errorf("Failed = %s", keys(failed))
 	}
 	missing := filepath.Join(t.TempDir(), "none.jsonl")
-	if d, err := Done(missing); err != nil || len(d) != 0 {
-		t.Errorf("Done of a missing file: %v, %v", d, err)
+	if d, err := Outcomes(missing); err != nil || len(d) != 0 {
+		t.Errorf("Outcomes of a missing file: %v, %v", d, err)
 	}
 	if f, err := Failed(missing); err != nil || len(f) != 0 {
 		t.Errorf("Failed of a missing file: %v, %v", f, err)

@@ -2,7 +2,7 @@
 // JSON object per input. Lines are appended whole with a single write(2) on an
 // O_APPEND file, so concurrent workers never interleave and a kill leaves at most one
 // torn last line, which readers ignore and the next writer truncates. On top of the
-// files it gives resume sets (Done, Failed), per-shard status (Summarize) and the
+// files it gives resume sets (Outcomes, Failed), per-shard status (Summarize) and the
 // merged output (Collect).
 package results
 
@@ -140,16 +140,6 @@ func (w *Writer) WriteBatch(recs []Record) error {
 		}
 	}
 	return err
-}
-
-// Sync flushes the file to stable storage.
-func (w *Writer) Sync() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("sync results %s: %w", w.path, err)
-	}
-	return nil
 }
 
 // Close syncs and closes the file.

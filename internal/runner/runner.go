@@ -95,9 +95,6 @@ type Stats struct {
 	Elapsed  time.Duration // wall time
 }
 
-// ErrLoad matches (errors.Is) every *LoadError.
-var ErrLoad = errors.New("model failed to start or load")
-
 // LoadError is a model that could not start or become ready: the run stops rather
 // than failing every input. Stderr holds the tail of the model's stderr.
 type LoadError struct {
@@ -118,15 +115,10 @@ func (e *LoadError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrLoad) true.
-func (e *LoadError) Is(target error) bool { return target == ErrLoad }
-
 // run is the state shared by the workers of one RunShard.
 type run struct {
 	o        Options
 	job      *job.Job
-	jobDir   string
-	index    int
 	in       chan []item
 	tick     time.Duration
 	writer   *results.Writer
@@ -165,23 +157,22 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 		return st, fmt.Errorf("job %s: no predict command recorded in job.json", jobDir)
 	}
 	resPath := job.ResultFile(jobDir, index)
-	done, err := results.Done(resPath)
+	// One pass over the result file: an input with a result is skipped, unless it
+	// failed and failed inputs are retried.
+	outcomes, err := results.Outcomes(resPath)
 	if err != nil {
 		return st, fmt.Errorf("shard %d: %w", index, err)
 	}
-	if o.RetryFailed {
-		failed, err := results.Failed(resPath)
-		if err != nil {
-			return st, fmt.Errorf("shard %d: %w", index, err)
-		}
-		for p := range failed {
-			delete(done, p)
-		}
+	skip := func(rel string) bool {
+		ok, had := outcomes[rel]
+		return had && (ok || !o.RetryFailed)
 	}
+	// The pending inputs are counted here and read again by feed: holding them all
+	// would make memory grow with the shard.
 	var pending int64
 	if err := sharding.ReadShard(jobDir, index, func(rel string) error {
 		st.Inputs++
-		if !done[rel] {
+		if !skip(rel) {
 			pending++
 		}
 		return nil
@@ -223,7 +214,7 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 		return st, fmt.Errorf("shard %d: outputs: %w", index, err)
 	}
 
-	r := &run{o: o, job: j, jobDir: jobDir, index: index, in: make(chan []item, 2), writer: w,
+	r := &run{o: o, job: j, in: make(chan []item, 2), writer: w,
 		tick: max(5*time.Millisecond, min(time.Second, o.ItemTimeout/8))}
 	r.rep = o.Progress(fmt.Sprintf("shard %d", index), "inputs")
 	r.rep.SetTotal(pending)
@@ -240,9 +231,6 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 	workers := make([]*worker, nw)
 	for i := range workers {
 		wk := &worker{r: r, id: i}
-		if len(o.GPUs) > 0 {
-			wk.gpu = o.GPUs[i]
-		}
 		dir := filepath.Join(scratch, "worker-"+strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			w.Close()
@@ -253,7 +241,10 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 		for k, v := range o.Env {
 			env[k] = v
 		}
-		wk.spec = runtime.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Output: outputs, Env: env, GPU: wk.gpu}
+		wk.spec = runtime.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Output: outputs, Env: env}
+		if len(o.GPUs) > 0 {
+			wk.spec.GPU = o.GPUs[i]
+		}
 		if wk.logf, err = openWorkerLog(filepath.Join(job.LogsDir(jobDir), fmt.Sprintf("worker-%06d-%d.log", index, i))); err != nil {
 			w.Close()
 			return st, err
@@ -270,7 +261,7 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 		defer close(r.in)
 		// Small shards are spread over every worker; large ones travel in chunks.
 		chunk := int(max(1, min(feedChunk, pending/int64(nw*4))))
-		feedErr = feed(runCtx, jobDir, index, done, r.in, chunk)
+		feedErr = feed(runCtx, jobDir, index, skip, r.in, chunk)
 	}()
 
 	pool := pond.NewPool(nw)
@@ -322,8 +313,8 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 	return st, cerr
 }
 
-// feed streams the shard's pending inputs to the workers in chunks.
-func feed(ctx context.Context, jobDir string, index int, done map[string]bool, out chan<- []item, size int) error {
+// feed streams the shard's pending inputs (those not skipped) to the workers in chunks.
+func feed(ctx context.Context, jobDir string, index int, skip func(string) bool, out chan<- []item, size int) error {
 	chunk := make([]item, 0, size)
 	send := func() error {
 		select {
@@ -335,7 +326,7 @@ func feed(ctx context.Context, jobDir string, index int, done map[string]bool, o
 		}
 	}
 	err := sharding.ReadShard(jobDir, index, func(rel string) error {
-		if done[rel] {
+		if skip(rel) {
 			return nil
 		}
 		chunk = append(chunk, item{rel: rel})

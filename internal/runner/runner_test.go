@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,7 +52,10 @@ func TestRunShardAnswersEveryInput(t *testing.T) {
 			by := exactlyOnce(t, readResults(t, dir, 0), paths)
 			workersSeen := map[string]bool{}
 			for p, r := range by {
-				var res struct{ Path, Worker string }
+				var res struct {
+					Path, Worker string
+					GPU          *string
+				}
 				if err := json.Unmarshal(r.Result, &res); err != nil || !r.OK {
 					t.Fatalf("%s: bad result %+v: %v", p, r, err)
 				}
@@ -59,6 +63,18 @@ func TestRunShardAnswersEveryInput(t *testing.T) {
 					t.Errorf("model saw path %q for input %q", res.Path, p)
 				}
 				workersSeen[res.Worker] = true
+				// Worker i is pinned to GPUs[i]; unpinned, the model inherits the environment.
+				want, set := os.LookupEnv("CUDA_VISIBLE_DEVICES")
+				if len(tt.gpus) > 0 {
+					i, err := strconv.Atoi(res.Worker)
+					if err != nil || i < 0 || i >= len(tt.gpus) {
+						t.Fatalf("%s: answered by worker %q, want one of %d", p, res.Worker, len(tt.gpus))
+					}
+					want, set = tt.gpus[i], true
+				}
+				if (res.GPU != nil) != set || (set && *res.GPU != want) {
+					t.Errorf("%s: worker %s saw CUDA_VISIBLE_DEVICES %v, want %q (set %v)", p, res.Worker, derefOr(res.GPU, "<unset>"), want, set)
+				}
 			}
 			want := max(tt.workers, len(tt.gpus))
 			if len(workersSeen) != want && tt.n >= 200 {
@@ -98,7 +114,8 @@ func TestRunShardLoadFailures(t *testing.T) {
 			o.HandshakeTimeout = 500 * time.Millisecond
 			start := time.Now()
 			_, err := RunShard(context.Background(), dir, 0, o)
-			if !errors.Is(err, ErrLoad) {
+			var le *LoadError
+			if !errors.As(err, &le) {
 				t.Fatalf("err = %v, want a load error", err)
 			}
 			for _, w := range tt.wants {
@@ -122,7 +139,8 @@ func TestRunShardModelThatCannotPredict(t *testing.T) {
 	dir := makeJob(t, paths, model, "-crash-on", "ALL", "-max-batch", "4")
 	o := testOptions(2)
 	_, err := RunShard(context.Background(), dir, 0, o)
-	if !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "cannot predict at all") || !strings.Contains(err.Error(), "segmentation fault") {
+	var le *LoadError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "cannot predict at all") || !strings.Contains(err.Error(), "segmentation fault") {
 		t.Fatalf("err = %v, want a load error naming the crash", err)
 	}
 	recs := readResults(t, dir, 0)
@@ -363,4 +381,11 @@ func TestRunShardKeepsOutputs(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(tmp, "scv-hpc-scratch-*")); len(left) != 0 {
 		t.Errorf("scratch directories left behind: %q", left)
 	}
+}
+
+func derefOr(p *string, def string) string {
+	if p == nil {
+		return def
+	}
+	return *p
 }

@@ -40,7 +40,6 @@ const maxWindow = 256
 type worker struct {
 	r      *run
 	id     int
-	gpu    string
 	spec   runtime.Spec
 	logf   *os.File
 	p      *process

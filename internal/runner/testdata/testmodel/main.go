@@ -1,5 +1,6 @@
 // Command testmodel is a predict-protocol-v1 model for the runner's tests. By default
-// it answers every input at once with {"path":…,"worker":…}; flags make it misbehave.
+// it answers every input at once with {"path":…,"worker":…}, plus "gpu" (the
+// CUDA_VISIBLE_DEVICES it sees) when that is set; flags make it misbehave.
 package main
 
 import (
@@ -48,6 +49,11 @@ func main() {
 	fmt.Fprintf(out, `{"scv":1,"ready":true,"model":"testmodel","max_batch":%d}`+"\n", *maxBatch)
 	out.Flush()
 	worker := os.Getenv("SCV_WORKER")
+	var gpu []byte
+	if v, ok := os.LookupEnv("CUDA_VISIBLE_DEVICES"); ok {
+		q, _ := json.Marshal(v)
+		gpu = append([]byte(`,"gpu":`), q...)
+	}
 	answered := 0
 	in := bufio.NewReaderSize(os.Stdin, 64<<10)
 	var buf []byte
@@ -102,6 +108,7 @@ func main() {
 			buf = append(buf, `,"worker":"`...)
 			buf = append(buf, worker...)
 			buf = append(buf, '"')
+			buf = append(buf, gpu...)
 			buf = append(buf, extra...)
 			buf = append(buf, "}}\n"...)
 		}
