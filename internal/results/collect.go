@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
-	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 )
 
 // Output formats of Collect.
@@ -65,24 +64,13 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 		if err != nil {
 			return t, fmt.Errorf("collect shard %d: %w", i, err)
 		}
-		seen := make(map[string]bool, len(fin))
-		err = sharding.ReadShard(jobDir, i, func(rel string) error {
-			if seen[rel] {
-				return nil
-			}
-			seen[rel] = true
-			r, ok := fin[rel]
-			switch {
-			case !ok:
+		st, err := eachInput(jobDir, i, fin, func(r Record) bool { return r.OK }, func(rel string, r Record, found bool) error {
+			if !found {
 				r = Record{Path: rel, Stage: StagePending, Error: "no result yet"}
-				t.add(1, 0, 0, 1)
-			case r.OK:
-				t.add(1, 1, 0, 0)
-			default:
-				t.add(1, 0, 1, 0)
 			}
 			return emit(r)
 		})
+		t.add(st.Inputs, st.OK, st.Failed, st.Pending)
 		if err != nil {
 			return t, fmt.Errorf("collect shard %d: %w", i, err)
 		}

@@ -79,34 +79,46 @@ func (t *Totals) add(inputs, ok, failed, pending int64) {
 }
 
 func shardStatus(jobDir string, i int) (ShardStatus, error) {
-	fin, err := Final(job.ResultFile(jobDir, i))
+	out, err := Outcomes(job.ResultFile(jobDir, i))
 	if err != nil {
 		return ShardStatus{}, fmt.Errorf("shard %d: %w", i, err)
 	}
-	st := ShardStatus{Index: i}
-	seen := make(map[string]bool, len(fin))
-	err = sharding.ReadShard(jobDir, i, func(rel string) error {
-		if seen[rel] {
-			return nil
-		}
-		seen[rel] = true
-		st.Inputs++
-		r, ok := fin[rel]
-		switch {
-		case !ok:
-			st.Pending++
-		case r.OK:
-			st.OK++
-		default:
-			st.Failed++
-		}
-		return nil
-	})
+	t, err := eachInput(jobDir, i, out, func(ok bool) bool { return ok }, nil)
+	st := ShardStatus{Index: i, Inputs: t.Inputs, OK: t.OK, Failed: t.Failed, Pending: t.Pending}
 	if err != nil {
 		return st, err
 	}
 	st.State = state(st)
 	return st, nil
+}
+
+// eachInput goes through the inputs of shard i in shard order, once per path (an
+// input listed twice counts once), and counts each as ok or failed by its final
+// state in fin, or pending when fin has none. fn, when not nil, is called for each
+// input with its entry in fin (found false: pending).
+func eachInput[V any](jobDir string, i int, fin map[string]V, isOK func(V) bool, fn func(rel string, v V, found bool) error) (Totals, error) {
+	var t Totals
+	seen := make(map[string]bool, len(fin))
+	err := sharding.ReadShard(jobDir, i, func(rel string) error {
+		if seen[rel] {
+			return nil
+		}
+		seen[rel] = true
+		v, found := fin[rel]
+		switch {
+		case !found:
+			t.add(1, 0, 0, 1)
+		case isOK(v):
+			t.add(1, 1, 0, 0)
+		default:
+			t.add(1, 0, 1, 0)
+		}
+		if fn == nil {
+			return nil
+		}
+		return fn(rel, v, found)
+	})
+	return t, err
 }
 
 func state(st ShardStatus) string {

@@ -204,3 +204,27 @@ func TestCollect(t *testing.T) {
 		}
 	})
 }
+
+// TestDuplicateShardLine: an input listed twice in a shard file is counted and
+// collected once.
+func TestDuplicateShardLine(t *testing.T) {
+	dir, p := newJob(t, 1, 3)
+	s := p[0]
+	if err := os.WriteFile(job.ShardFile(dir, 0), []byte(strings.Join([]string{s[0], s[1], s[0], s[2], s[1]}, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeResults(t, dir, 0, ok(s[0], 1), failed(s[1], StageCrash))
+	want := Totals{Inputs: 3, OK: 1, Failed: 1, Pending: 1}
+	sum, err := Summarize(dir)
+	if err != nil || sum.Totals != want {
+		t.Errorf("summarize: %+v, %v; want %+v", sum.Totals, err, want)
+	}
+	var buf bytes.Buffer
+	tot, err := Collect(context.Background(), dir, &buf, FormatJSONL)
+	if err != nil || tot != want {
+		t.Errorf("collect: %+v, %v; want %+v", tot, err, want)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 3 {
+		t.Errorf("collect wrote %d lines, want 3:\n%s", n, buf.String())
+	}
+}
