@@ -30,10 +30,7 @@ func (r *run) startModel(ctx context.Context, id int, spec runtime.Spec, logf *o
 		return nil, handshake{}, &LoadError{Stage: "start", Worker: id, Msg: fmt.Sprintf("cannot start %s: %v", cmd.Path, err)}
 	}
 	fail := func(msg string) (*process, handshake, error) {
-		p.kill()
-		for range p.resps {
-		}
-		<-p.waited
+		p.killAndWait()
 		return nil, handshake{}, &LoadError{Stage: "load", Worker: id, Msg: msg, Stderr: p.tail.String()}
 	}
 	t := time.NewTimer(r.o.HandshakeTimeout)
@@ -56,10 +53,7 @@ func (r *run) startModel(ctx context.Context, id int, spec runtime.Spec, logf *o
 		case <-t.C:
 			return fail(fmt.Sprintf(`no handshake within %s: the model must print {"scv":1,"ready":true,...} on stdout once loaded`, r.o.HandshakeTimeout))
 		case <-ctx.Done():
-			p.kill()
-			for range p.resps {
-			}
-			<-p.waited
+			p.killAndWait()
 			return nil, handshake{}, ctx.Err()
 		}
 	}

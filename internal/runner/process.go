@@ -157,6 +157,14 @@ func (p *process) kill() {
 	time.AfterFunc(5*time.Second, func() { p.stdout.Close() })
 }
 
+// killAndWait kills the process, drops what it still wrote and waits for its exit.
+func (p *process) killAndWait() {
+	p.kill()
+	for range p.resps {
+	}
+	<-p.waited
+}
+
 // finish closes stdin (the model's cue to exit) and waits up to grace for it to
 // exit on its own, then kills it; it drains what the model still writes.
 func (p *process) finish(grace time.Duration) {
@@ -171,10 +179,7 @@ func (p *process) finish(grace time.Duration) {
 				return
 			}
 		case <-t.C:
-			p.kill()
-			for range p.resps {
-			}
-			<-p.waited
+			p.killAndWait()
 			return
 		}
 	}
