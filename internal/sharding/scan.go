@@ -53,7 +53,6 @@ type ScanStats struct {
 	Inputs  int64 // files passed to the callback
 	Bytes   int64 // their total size
 	Skipped int64 // entries reported through OnSkip
-	Dirs    int64 // directories read
 }
 
 // matcher is a compiled Include list; "*.ext" globs are checked as suffixes, the
@@ -209,7 +208,6 @@ func (s *scanner) dir(rel string, f *os.File) error {
 		s.skip(rel+"/", "cannot read directory: "+errText(err))
 		return nil
 	}
-	s.st.Dirs++
 	slices.SortFunc(ents, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	stats := s.statFiles(int(f.Fd()), ents)
 	for i, e := range ents {
