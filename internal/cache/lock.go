@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 )
 
 // Lock files work on NFS and Lustre, where flock may be absent or node-local. A lock is
@@ -88,15 +90,6 @@ func newToken() string {
 // breaking it, where a careless recoverer would remove someone's fresh lock.
 var testHookBeforeBreak func()
 
-// processAlive reports whether pid runs on this host (EPERM: it runs, as someone else).
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
 // lockState says whether the lock at path is stale. raw is the content judged.
 func (c *Cache) lockState(path string, staleAge time.Duration) (raw []byte, li LockInfo, stale bool, err error) {
 	f, err := os.Open(path)
@@ -118,7 +111,7 @@ func (c *Cache) lockState(path string, staleAge time.Duration) (raw []byte, li L
 	case perr != nil:
 		// Not written by us (ours are complete before they appear): judge by age.
 		stale = age > guardStaleAge
-	case li.Host == thisHost() && li.PID != os.Getpid() && !processAlive(li.PID):
+	case li.Host == thisHost() && li.PID != os.Getpid() && !fsutil.ProcessAlive(li.PID):
 		stale = true
 	default:
 		stale = age > staleAge

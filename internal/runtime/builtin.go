@@ -24,9 +24,6 @@ type BuiltinOptions struct {
 	// Dir holds the unpacked root file systems, one per image digest.
 	// Default: $TMPDIR/scv-hpc-rootfs-UID (node-local; unpacking is per node).
 	Dir string
-	// Self is the executable re-run as the container's first process; it must call
-	// MaybeRunChild first thing in main (or TestMain). Default: os.Executable().
-	Self string
 	// MaxAge: after a Prepare, trees of other images unused for longer than this
 	// (and held by no process) are removed. 0 = DefaultMaxAge, negative = never.
 	MaxAge time.Duration
@@ -40,7 +37,11 @@ type BuiltinOptions struct {
 // /proc and /dev. It binds NO GPU driver libraries: it is a fallback for laptops and
 // CI, not a replacement for Apptainer.
 type builtinRuntime struct {
-	o        BuiltinOptions
+	o BuiltinOptions
+	// self is this executable, re-run as the container's first process (it calls
+	// MaybeRunChild first thing in main, or TestMain); selfErr why it is unknown.
+	self     string
+	selfErr  error
 	mu       sync.Mutex
 	prepared map[string]*unpacked // by SIF path
 }
@@ -60,7 +61,11 @@ func NewBuiltin(o BuiltinOptions) Runtime {
 	if o.Dir == "" {
 		o.Dir = filepath.Join(os.TempDir(), fmt.Sprintf("scv-hpc-rootfs-%d", os.Getuid()))
 	}
-	return &builtinRuntime{o: o, prepared: map[string]*unpacked{}}
+	r := &builtinRuntime{o: o, prepared: map[string]*unpacked{}}
+	if r.self, r.selfErr = os.Executable(); r.selfErr != nil {
+		r.selfErr = fmt.Errorf("builtin runtime: own executable: %w", r.selfErr)
+	}
+	return r
 }
 
 func (r *builtinRuntime) Name() string { return Builtin }
@@ -143,18 +148,21 @@ var mountPoints = []string{"data", "scratch", "out", "proc", "dev", "tmp"}
 
 // addMountPoints creates the mount points missing from a tree unpacked by an older
 // scv-hpc (trees are kept across versions); an entry the image itself holds, even a
-// symlink, is left as it is, as for a fresh unpack.
-func addMountPoints(root string) error {
+// symlink, is left as it is, as for a fresh unpack. created says whether it made any.
+func addMountPoints(root string) (bool, error) {
+	created := false
 	for _, d := range mountPoints {
 		p := filepath.Join(root, d)
 		if _, err := os.Lstat(p); err == nil || !errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("mount point /%s: %w", d, err)
+		if err := os.Mkdir(p, 0o755); err == nil {
+			created = true
+		} else if !errors.Is(err, os.ErrExist) {
+			return created, fmt.Errorf("mount point /%s: %w", d, err)
 		}
 	}
-	return nil
+	return created, nil
 }
 
 // Environment variables of the re-executed child.
@@ -187,11 +195,8 @@ func (r *builtinRuntime) Command(ctx context.Context, s Spec) (*exec.Cmd, error)
 	if err != nil {
 		return nil, err
 	}
-	self := r.o.Self
-	if self == "" {
-		if self, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("builtin runtime: own executable: %w", err)
-		}
+	if r.selfErr != nil {
+		return nil, r.selfErr
 	}
 	cs := childSpec{Root: u.root, Data: s.DataRoot, Scratch: s.Scratch, Output: s.Output, Argv: s.Command}
 	cs.Env = mergeEnv(u.env, s.Env, s.GPU)
@@ -199,7 +204,7 @@ func (r *builtinRuntime) Command(ctx context.Context, s Spec) (*exec.Cmd, error)
 	if err != nil {
 		return nil, fmt.Errorf("builtin runtime: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, self)
+	cmd := exec.CommandContext(ctx, r.self)
 	cmd.Args = []string{"scv-hpc-builtin", s.Command[0]}
 	cmd.Env = []string{childEnv + "=1", childSpecEnv + "=" + string(b)}
 	cmd.SysProcAttr = childSysProcAttr()

@@ -207,8 +207,8 @@ func TestAddMountPoints(t *testing.T) {
 	if err := os.Symlink("/nowhere", filepath.Join(root, "dev")); err != nil {
 		t.Fatal(err)
 	}
-	if err := addMountPoints(root); err != nil {
-		t.Fatal(err)
+	if created, err := addMountPoints(root); err != nil || !created {
+		t.Fatalf("created %v, %v", created, err)
 	}
 	for _, d := range []string{"out", "tmp"} {
 		if fi, err := os.Lstat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
@@ -218,8 +218,8 @@ func TestAddMountPoints(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(root, "dev")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the image's /dev symlink was replaced: %v", err)
 	}
-	if err := addMountPoints(root); err != nil {
-		t.Errorf("second call: %v", err)
+	if created, err := addMountPoints(root); err != nil || created {
+		t.Errorf("second call: created %v, %v", created, err)
 	}
 }
 

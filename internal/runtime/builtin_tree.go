@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
 // The unpacked trees of the builtin runtime, in BuiltinOptions.Dir, one per key
@@ -290,10 +291,15 @@ func (r *builtinRuntime) fixTree(ctx context.Context, sif, root string, st treeS
 	recPath := root + ".json"
 	if !st.missing {
 		// Mount points (an older tree, or an empty one a cleaner removed) are cheap.
-		if err := addMountPoints(root); err != nil {
+		created, err := addMountPoints(root)
+		if err != nil {
 			return fmt.Errorf("%s: %w", root, err)
 		}
-		got, err := treeStats(root)
+		// Walk again only when something changed since checkTree's walk.
+		got, err := st.got, st.walkErr
+		if created && st.rec != nil {
+			got, err = treeStats(root)
+		}
 		if err == nil && st.rec != nil && st.rec.same(got) {
 			return nil
 		}
@@ -346,15 +352,17 @@ func (r *builtinRuntime) fixTree(ctx context.Context, sif, root string, st treeS
 	return nil
 }
 
-// unpack extracts sif into dst with the mount points, and returns its record.
-func (r *builtinRuntime) unpack(ctx context.Context, sif, dst string) (treeRecord, error) {
+// unpack extracts the SIF at image into dst (a <key>.tmp-PID name, so a process
+// killed half-way leaves a leftover prune recognises) with the mount points, and
+// returns its record.
+func (r *builtinRuntime) unpack(ctx context.Context, image, dst string) (treeRecord, error) {
 	start := time.Now()
 	os.RemoveAll(dst)
 	fail := func(err error) (treeRecord, error) {
 		os.RemoveAll(dst)
-		return treeRecord{}, fmt.Errorf("unpack %s: %w", sif, err)
+		return treeRecord{}, fmt.Errorf("unpack %s: %w", image, err)
 	}
-	if err := extractRootfs(ctx, sif, dst); err != nil {
+	if err := sif.ExtractRootfsInto(ctx, image, dst); err != nil {
 		return fail(err)
 	}
 	for _, d := range mountPoints {
@@ -366,8 +374,8 @@ func (r *builtinRuntime) unpack(ctx context.Context, sif, dst string) (treeRecor
 	if err != nil {
 		return fail(err)
 	}
-	rec.SIF = sif
-	r.o.Log.Info().Str("sif", sif).Str("rootfs", dst).Int64("entries", rec.Entries).Int64("bytes", rec.Bytes).
+	rec.SIF = image
+	r.o.Log.Info().Str("sif", image).Str("rootfs", dst).Int64("entries", rec.Entries).Int64("bytes", rec.Bytes).
 		Dur("took", time.Since(start)).Msg("builtin runtime: image unpacked")
 	return rec, nil
 }
@@ -415,14 +423,6 @@ func lastUse(root string) time.Time {
 	return t
 }
 
-func pidRunning(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
 // prune removes the trees in the directory unused for longer than MaxAge that
 // nobody holds (a non-blocking exclusive lock succeeds), and the .tmp-PID/.old-PID
 // leftovers of processes no longer running. keep are the keys this runtime uses.
@@ -443,7 +443,7 @@ func (r *builtinRuntime) prune(keep map[string]bool) {
 		name := e.Name()
 		if m := treeLeftover.FindStringSubmatch(name); m != nil {
 			pid, _ := strconv.Atoi(m[1])
-			if pid == os.Getpid() || pidRunning(pid) {
+			if pid == os.Getpid() || fsutil.ProcessAlive(pid) {
 				continue
 			}
 			p := filepath.Join(r.o.Dir, name)
@@ -488,12 +488,7 @@ func (r *builtinRuntime) pruneTree(root string, maxAge time.Duration) {
 	if time.Since(last) < maxAge {
 		return // used just before we locked it
 	}
-	var size int64 = -1
-	if rec, err := readRecord(root + ".json"); err == nil {
-		size = rec.Bytes
-	} else if s, err := treeStats(root); err == nil {
-		size = s.Bytes
-	}
+	rec, _ := readRecord(root + ".json") // for the log only: not worth a walk of the tree
 	old := fmt.Sprintf("%s.old-%d", root, os.Getpid())
 	os.RemoveAll(old)
 	if err := os.Rename(root, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -506,6 +501,9 @@ func (r *builtinRuntime) pruneTree(root string, maxAge time.Duration) {
 		r.o.Log.Warn().Err(err).Str("rootfs", root).Msg("builtin runtime: could not remove an unused tree")
 		return
 	}
-	r.o.Log.Info().Str("rootfs", root).Int64("bytes", size).Time("last_used", last).
-		Msg("builtin runtime: removed an unused image tree")
+	ev := r.o.Log.Info().Str("rootfs", root)
+	if rec != nil {
+		ev = ev.Int64("bytes", rec.Bytes)
+	}
+	ev.Time("last_used", last).Msg("builtin runtime: removed an unused image tree")
 }

@@ -363,3 +363,60 @@ func TestPruneWaitsForLock(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpackLeftoverIsPruned: unpack extracts into the <key>.tmp-PID it is given and
+// creates no name of its own next to it, so what a process killed during unsquashfs
+// leaves is a leftover that a later prune removes once the process is gone.
+func TestUnpackLeftoverIsPruned(t *testing.T) {
+	img := buildSIF(t, []string{"PATH=/bin"})
+	dir := t.TempDir()
+	// A stand-in unsquashfs that starts a tree in its -d directory, notes what the
+	// directory of trees holds, and fails as a killed one would.
+	bin, seen := t.TempDir(), filepath.Join(t.TempDir(), "seen")
+	script := fmt.Sprintf(`#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = -d ] && d=$2; shift; done
+mkdir -p "$d/usr" && ls %q > %q
+exit 1
+`, dir, seen)
+	if err := os.WriteFile(filepath.Join(bin, "unsquashfs"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	rt := NewBuiltin(BuiltinOptions{Dir: dir, Log: nopLog})
+	defer release(t, rt)
+	if err := rt.Prepare(context.Background(), img); err == nil {
+		t.Fatal("Prepare succeeded with a failing unsquashfs")
+	}
+	b, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatalf("the stand-in unsquashfs did not run: %v", err)
+	}
+	key, _ := rootfsKey(img)
+	var partial string
+	for _, n := range strings.Fields(string(b)) {
+		switch {
+		case n == key+".lock":
+		case treeLeftover.MatchString(n) && strings.HasPrefix(n, key+".tmp-"):
+			partial = n
+		default:
+			t.Errorf("unpacking made %s, which prune would never remove", n)
+		}
+	}
+	if want := fmt.Sprintf("%s.tmp-%d", key, os.Getpid()); partial != want {
+		t.Fatalf("partial tree %q, want %q", partial, want)
+	}
+
+	// The same shape left by a process no longer running goes at the next prune.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, fmt.Sprintf("%s.tmp-%d", key, dead.Process.Pid))
+	if err := os.MkdirAll(filepath.Join(left, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rt.(*builtinRuntime).prune(nil)
+	if exists(left) {
+		t.Errorf("leftover %s not pruned", left)
+	}
+}

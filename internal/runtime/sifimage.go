@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
@@ -18,9 +17,4 @@ func imageEnv(path string) ([]string, error) {
 		return nil, nil
 	}
 	return info.Config.Env, nil
-}
-
-// extractRootfs unpacks the SIF's primary squashfs partition into dst (must not exist).
-func extractRootfs(ctx context.Context, path, dst string) error {
-	return sif.ExtractRootfs(ctx, path, dst)
 }

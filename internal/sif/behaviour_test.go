@@ -48,6 +48,37 @@ func TestExtractRootfs(t *testing.T) {
 	}
 }
 
+// TestExtractRootfsInto: the tree is made in the directory given (new, or empty) and
+// nothing else is created next to it; a directory with contents is refused as is.
+func TestExtractRootfsInto(t *testing.T) {
+	testenv.Need(t, "mksquashfs", "unsquashfs")
+	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
+	for _, pre := range []bool{false, true} {
+		parent := t.TempDir()
+		dst := filepath.Join(parent, "r.tmp-1")
+		if pre {
+			if err := os.Mkdir(dst, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ExtractRootfsInto(t.Context(), p, dst); err != nil {
+			t.Fatalf("existing %v: %v", pre, err)
+		}
+		wantFile(t, dst, "etc/os-release", "ID=test\n")
+		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+			t.Errorf("existing %v: %d entries next to the tree, want it alone", pre, len(ents))
+		}
+	}
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "mine"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ExtractRootfsInto(t.Context(), p, full); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("non-empty target: err = %v", err)
+	}
+	wantFile(t, full, "mine", "x")
+}
+
 func TestExtractRootfsErrors(t *testing.T) {
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,15 +115,7 @@ func primaryDescriptor(f *sif.FileImage) (sif.Descriptor, error) {
 // dstDir, which must not exist yet. It extracts into a temporary sibling
 // and renames it, so dstDir appears complete or not at all; cancelling ctx
 // stops unsquashfs and removes the partial tree.
-func ExtractRootfs(ctx context.Context, sifPath, dstDir string) (err error) {
-	bin, err := lookTool("unsquashfs", ErrNoUnsquashfs)
-	if err != nil {
-		return err
-	}
-	offset, _, err := PrimaryPartition(sifPath)
-	if err != nil {
-		return err
-	}
+func ExtractRootfs(ctx context.Context, sifPath, dstDir string) error {
 	dstDir = filepath.Clean(dstDir)
 	if _, err := os.Lstat(dstDir); err == nil {
 		return fmt.Errorf("extract %s: %s already exists", sifPath, dstDir)
@@ -131,21 +124,53 @@ func ExtractRootfs(ctx context.Context, sifPath, dstDir string) (err error) {
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", sifPath, diskHint(err))
 	}
+	if err := ExtractRootfsInto(ctx, sifPath, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dstDir); err != nil {
+		_ = removeAll(tmp)
+		return fmt.Errorf("extract %s: %w", sifPath, err)
+	}
+	return nil
+}
+
+// ExtractRootfsInto unpacks the root file system of the SIF at sifPath into dir
+// itself, which must not exist yet or be empty; nothing else is created. A caller
+// that wants the tree to appear whole names dir as its own temporary and renames
+// it. On error (cancelling ctx stops unsquashfs) dir is removed.
+func ExtractRootfsInto(ctx context.Context, sifPath, dir string) (err error) {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("extract %s: %w", sifPath, diskHint(err))
+		}
+		ents, rerr := os.ReadDir(dir)
+		if rerr != nil {
+			return fmt.Errorf("extract %s: %w", sifPath, rerr)
+		}
+		if len(ents) > 0 {
+			return fmt.Errorf("extract %s: %s is not empty", sifPath, dir)
+		}
+	}
 	defer func() {
 		if err != nil {
-			_ = removeAll(tmp)
+			_ = removeAll(dir)
 		}
 	}()
-	args := []string{"-o", strconv.FormatInt(offset, 10), "-f", "-d", tmp, "-no-progress", "-quiet"}
+	bin, err := lookTool("unsquashfs", ErrNoUnsquashfs)
+	if err != nil {
+		return err
+	}
+	offset, _, err := PrimaryPartition(sifPath)
+	if err != nil {
+		return err
+	}
+	args := []string{"-o", strconv.FormatInt(offset, 10), "-f", "-d", dir, "-no-progress", "-quiet"}
 	if os.Geteuid() != 0 {
 		args = append(args, "-no-xattrs")
 	}
 	args = append(args, sifPath)
 	if _, err := runTool(ctx, bin, args...); err != nil {
 		return fmt.Errorf("extract %s: %w", sifPath, diskHint(err))
-	}
-	if err := os.Rename(tmp, dstDir); err != nil {
-		return fmt.Errorf("extract %s: %w", sifPath, err)
 	}
 	return nil
 }
