@@ -18,12 +18,6 @@ func newContainerRuntime(name, bin string) *containerRuntime {
 	return &containerRuntime{name: name, bin: bin}
 }
 
-// NewApptainer returns the apptainer runtime using the executable at bin.
-func NewApptainer(bin string) Runtime { return newContainerRuntime(Apptainer, bin) }
-
-// NewSingularity returns the singularity runtime using the executable at bin.
-func NewSingularity(bin string) Runtime { return newContainerRuntime(Singularity, bin) }
-
 func (r *containerRuntime) Name() string { return r.name }
 
 // Prepare checks that the SIF exists; apptainer mounts it itself, nothing to unpack.
