@@ -97,12 +97,13 @@ func parseNvidiaSMI(out []byte) []string {
 }
 
 // ResolveGPUs turns the --gpus flag into device ids: "none" (or "") gives none,
-// "auto" asks DetectGPUs, anything else is a list such as "0,1" or "0-3".
+// "auto" (or "all", as Docker users type it) asks DetectGPUs, anything else is a
+// list such as "0,1" or "0-3".
 func ResolveGPUs(flag string) ([]string, string, error) {
 	switch strings.ToLower(strings.TrimSpace(flag)) {
 	case "", "none":
 		return nil, "none", nil
-	case "auto":
+	case "auto", "all":
 		ids, src := DetectGPUs()
 		return ids, src, nil
 	}

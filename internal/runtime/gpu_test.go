@@ -57,6 +57,8 @@ func TestResolveGPUs(t *testing.T) {
 		{"none", nil, false},
 		{"", nil, false},
 		{"auto", []string{"5"}, false},
+		{"all", []string{"5"}, false},
+		{"ALL", []string{"5"}, false},
 		{"0,1", []string{"0", "1"}, false},
 		{"0-2", []string{"0", "1", "2"}, false},
 		{",", nil, true},
