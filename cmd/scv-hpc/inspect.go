@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -44,10 +43,9 @@ or a MODEL looked up in the cache (it is not fetched: pull it first).`,
 				if err != nil {
 					return fmt.Errorf("inspect %s: %w", args[0], err)
 				}
+				info.ReadRunscript(cmd.Context())
 				if asJSON {
-					enc := json.NewEncoder(a.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(info)
+					return printJSON(a, info)
 				}
 				return info.WriteText(a.stdout)
 			},

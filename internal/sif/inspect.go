@@ -51,9 +51,9 @@ type Info struct {
 	PrimarySize   int64       `json:"primary_size"`
 	Provenance    *Provenance `json:"provenance,omitempty"`
 	Config        *Config     `json:"config,omitempty"`
-	// Runscript is /.singularity.d/runscript; RunscriptFrom says whether it
-	// was read from the image ("squashfs") or rebuilt from its config
-	// ("config", when unsquashfs is not available).
+	// Runscript is /.singularity.d/runscript, set by ReadRunscript only;
+	// RunscriptFrom says whether it was read from the image ("squashfs") or
+	// rebuilt from its config ("config", when unsquashfs is not available).
 	Runscript     string `json:"runscript,omitempty"`
 	RunscriptFrom string `json:"runscript_from,omitempty"`
 }
@@ -107,16 +107,21 @@ func Inspect(path string) (*Info, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	info.PrimaryOffset, info.PrimarySize = prim.Offset(), prim.Size()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if rs, err := catFile(ctx, path, info.PrimaryOffset, ".singularity.d/runscript"); err == nil {
-		info.Runscript, info.RunscriptFrom = string(rs), "squashfs"
-	} else if info.Config != nil {
-		info.Runscript = Runscript(v1.Config{Entrypoint: info.Config.Entrypoint, Cmd: info.Config.Cmd})
-		info.RunscriptFrom = "config"
-	}
 	return info, nil
+}
+
+// ReadRunscript fills Runscript and RunscriptFrom, which Inspect leaves empty (reading
+// the runscript runs unsquashfs): from the image's squashfs, or, when that cannot be
+// read (no unsquashfs), rebuilt from the config. An image with neither has none.
+func (i *Info) ReadRunscript(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if rs, err := catFile(ctx, i.Path, i.PrimaryOffset, ".singularity.d/runscript"); err == nil {
+		i.Runscript, i.RunscriptFrom = string(rs), "squashfs"
+	} else if i.Config != nil {
+		i.Runscript = Runscript(v1.Config{Entrypoint: i.Config.Entrypoint, Cmd: i.Config.Cmd})
+		i.RunscriptFrom = "config"
+	}
 }
 
 func describe(d sif.Descriptor) Descriptor {

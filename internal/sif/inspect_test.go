@@ -27,6 +27,10 @@ func TestInspect(t *testing.T) {
 		len(info.Config.Env) != len(demoConfig.Env) {
 		t.Errorf("config = %+v", info.Config)
 	}
+	if info.Runscript != "" || info.RunscriptFrom != "" {
+		t.Errorf("Inspect read the runscript (from %q): that is ReadRunscript's job", info.RunscriptFrom)
+	}
+	info.ReadRunscript(t.Context())
 	if info.RunscriptFrom != "squashfs" || info.Runscript != Runscript(demoConfig) {
 		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
 	}
@@ -68,8 +72,8 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-// TestInspectWithoutUnsquashfs falls back to the runscript rebuilt from the
-// config.
+// TestInspectWithoutUnsquashfs: Inspect needs no unsquashfs; ReadRunscript falls
+// back to the runscript rebuilt from the config.
 func TestInspectWithoutUnsquashfs(t *testing.T) {
 	testenv.Need(t, "mksquashfs")
 	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
@@ -78,6 +82,7 @@ func TestInspectWithoutUnsquashfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	info.ReadRunscript(t.Context())
 	if info.RunscriptFrom != "config" || info.Runscript != Runscript(demoConfig) {
 		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
 	}
