@@ -60,7 +60,7 @@ func flattenImage(ctx context.Context, img v1.Image, root *rootFS, log zerolog.L
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
 	f := newFlattener(root, log)
-	root.onRemove = f.forget
+	root.onRemove = func(res string) { f.forget(res, true) }
 	defer func() { root.onRemove = nil }()
 	for i, l := range layers {
 		if err := f.applyLayerOf(ctx, l); err != nil {
@@ -308,10 +308,13 @@ func (f *flattener) whiteout(rel, base string) error {
 	if err != nil {
 		return err
 	}
+	// Only a directory (or what cannot be told) has recorded entries below it.
+	fi, err := os.Lstat(f.fs.host(res))
+	wasDir := err != nil || fi.IsDir()
 	if err := removeAll(f.fs.host(res)); err != nil {
 		return err
 	}
-	f.forget(res)
+	f.forget(res, wasDir)
 	return nil
 }
 
@@ -332,7 +335,7 @@ func (f *flattener) clearLower(res, rel string) error {
 			if err := removeAll(f.fs.host(childRes)); err != nil {
 				return err
 			}
-			f.forget(childRes)
+			f.forget(childRes, e.IsDir())
 			continue
 		}
 		if e.IsDir() {
@@ -352,10 +355,14 @@ func (f *flattener) touch(rel string) {
 	}
 }
 
-// forget drops the recorded directory modes at and below a removed path.
-func (f *flattener) forget(res string) {
+// forget drops what is recorded (directory modes, owners) of a removed path and,
+// when it was a directory, of everything below it.
+func (f *flattener) forget(res string, dir bool) {
 	delete(f.dirModes, res)
 	delete(f.owners, res)
+	if !dir {
+		return
+	}
 	prefix := res + "/"
 	for p := range f.dirModes {
 		if strings.HasPrefix(p, prefix) {
