@@ -101,6 +101,11 @@ func Convert(ctx context.Context, img v1.Image, dst string, prov Provenance, opt
 	if prov.Platform == "" {
 		prov.Platform = platformString(cf)
 	}
+	// /.singularity.d/labels.json and the SIF's labels descriptor hold the same bytes.
+	labels, err := labelsJSON(cf.Config.Labels)
+	if err != nil {
+		return err
+	}
 
 	work, err := os.MkdirTemp(opts.TmpDir, "scv-hpc-convert-")
 	if err != nil {
@@ -125,7 +130,7 @@ func Convert(ctx context.Context, img v1.Image, dst string, prov Provenance, opt
 		return fmt.Errorf("unpack layers into %s: %w", rootDir, diskHint(err))
 	}
 	opts.Log.Debug().Int("entries", fl.entries).Int("skipped", fl.skipped).Msg("layers unpacked")
-	if err := writeSingularityD(root, cf.Config, opts.Log); err != nil {
+	if err := writeSingularityD(root, cf.Config, labels, opts.Log); err != nil {
 		return fmt.Errorf("write /.singularity.d: %w", diskHint(err))
 	}
 
@@ -150,7 +155,7 @@ func Convert(ctx context.Context, img v1.Image, dst string, prov Provenance, opt
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := writeSIF(dst, sqfs, arch, cf.Config, prov); err != nil {
+	if err := writeSIF(dst, sqfs, arch, cf.Config, labels, prov); err != nil {
 		os.Remove(dst)
 		return fmt.Errorf("write SIF %s: %w", dst, diskHint(err))
 	}
@@ -158,7 +163,8 @@ func Convert(ctx context.Context, img v1.Image, dst string, prov Provenance, opt
 }
 
 // writeSIF assembles the SIF at dst from the squashfs file and the metadata.
-func writeSIF(dst, sqfs, arch string, cfg v1.Config, prov Provenance) error {
+// labels is labelsJSON(cfg.Labels).
+func writeSIF(dst, sqfs, arch string, cfg v1.Config, labels []byte, prov Provenance) error {
 	part, err := os.Open(sqfs)
 	if err != nil {
 		return err
@@ -168,10 +174,6 @@ func writeSIF(dst, sqfs, arch string, cfg v1.Config, prov Provenance) error {
 	ociConfig, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("encode image config: %w", err)
-	}
-	labels, err := labelsJSON(cfg.Labels)
-	if err != nil {
-		return err
 	}
 	provJSON, err := json.MarshalIndent(prov, "", "  ")
 	if err != nil {

@@ -21,8 +21,8 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // writeSingularityD writes the runtime files Apptainer's OCI conversion puts
 // in an image: the base directories and links, /.singularity.d/{actions,env,
 // libs}, the runscript from Entrypoint/Cmd, the env script from Env and
-// labels.json. Every path is resolved inside the root.
-func writeSingularityD(r *rootFS, cfg v1.Config, log zerolog.Logger) error {
+// labels.json (labels, from labelsJSON). Every path is resolved inside the root.
+func writeSingularityD(r *rootFS, cfg v1.Config, labels []byte, log zerolog.Logger) error {
 	// An image's own /.singularity.d that is not a directory (a symlink, a
 	// file) would redirect the writes below: replace it.
 	if fi, err := os.Lstat(r.host(".singularity.d")); err == nil && !fi.IsDir() {
@@ -52,10 +52,6 @@ func writeSingularityD(r *rootFS, cfg v1.Config, log zerolog.Logger) error {
 		if err := os.Symlink(l.target, r.host(l.name)); err != nil {
 			return fmt.Errorf("link /%s: %w", l.name, err)
 		}
-	}
-	labels, err := labelsJSON(cfg.Labels)
-	if err != nil {
-		return err
 	}
 	for _, f := range []struct {
 		name, data string
