@@ -115,7 +115,7 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 		if !errors.Is(err, cache.ErrNotCached) {
 			return nil, err
 		}
-		if o.Offline && t.Kind != KindLocal && !isLocalImage(t.Image) {
+		if o.Offline && t.Kind != KindLocal && !registry.IsLocal(t.Image) {
 			return nil, &NotCachedError{Model: t.Input, Image: t.Image, CacheDir: o.Cache.Dir}
 		}
 	}
@@ -210,7 +210,7 @@ func newModel(t *Target, ref, digest, path string, meta *cache.Meta, built bool)
 // convert is the build step run under the cache lock: fetch the layers, write the SIF.
 func convert(ctx context.Context, t *Target, img v1.Image, src registry.Source, tmpSIF string, o Options) (*cache.Meta, error) {
 	o.Log.Info().Str("model", t.Name()).Str("ref", src.Ref).Str("digest", src.Digest).Msg("converting to SIF")
-	if src.Kind == "registry" {
+	if src.Kind == registry.KindRegistry {
 		// Download the layers in parallel first, so the conversion reads local files.
 		dir, err := os.MkdirTemp(o.TmpDir, "scv-hpc-layers-")
 		if err != nil {
@@ -219,6 +219,7 @@ func convert(ctx context.Context, t *Target, img v1.Image, src registry.Source, 
 		defer os.RemoveAll(dir)
 		ro := o.Registry
 		ro.Offline = o.Offline
+		ro.Name = t.Name() // the progress reads "pull MODEL", not "pull sha256:…"
 		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", src.Ref, err)
 		}
@@ -262,8 +263,6 @@ func warnDeprecated(t *Target, log zerolog.Logger) {
 		log.Warn().Str("model", t.Entry.ID()).Msgf("model %s is deprecated: %s", t.Entry.ID(), t.Entry.Deprecated)
 	}
 }
-
-func isLocalImage(image string) bool { return registry.IsLocal(image) }
 
 // modelErr prefixes a source error with the catalog name when the user gave one, so
 // the line names both the model and the reference.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
@@ -23,10 +24,21 @@ func TestEnsureOnlineThenOffline(t *testing.T) {
   - {name: demo, version: "1", image: %q, gpu: true}
   - {name: other, image: %q}
 `, image, host+"/lab/other:1"), nil)
+	var mu sync.Mutex
+	var reports []string
+	o.Registry.Progress = func(name, unit string) progress.Reporter {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, name)
+		return progress.Nop{}
+	}
 
 	m, err := Ensure(ctx(t), "demo", o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{"pull demo@1"}; !reflect.DeepEqual(reports, want) {
+		t.Errorf("progress reports %q, want %q (named after the model)", reports, want)
 	}
 	if !m.Built || m.Digest != digest || m.Name != "demo@1" || !m.GPU {
 		t.Fatalf("first Ensure = %+v, want built %s", m, digest)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
 // Kind says what a MODEL argument named.
@@ -87,7 +88,7 @@ func Parse(model string, cat *catalog.Catalog) (*Target, error) {
 		}
 		t.Kind, t.SIF = KindSIF, model
 		return t, nil
-	case strings.HasPrefix(model, "oci-layout:"), strings.HasPrefix(model, "docker-archive:"):
+	case registry.IsLocal(model):
 		if err := catalog.ValidateImage(model); err != nil {
 			return nil, fmt.Errorf("model %s: %w", model, err)
 		}
@@ -102,7 +103,7 @@ func Parse(model string, cat *catalog.Catalog) (*Target, error) {
 				return nil, err
 			}
 			t.Entry = e
-			if strings.HasPrefix(e.Image, "oci-layout:") || strings.HasPrefix(e.Image, "docker-archive:") {
+			if registry.IsLocal(e.Image) {
 				t.Image = e.Image // resolved by digest from the cache, or checked after opening
 			} else {
 				repo, err := repository(e.Image)
