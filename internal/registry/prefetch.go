@@ -21,9 +21,10 @@ import (
 // Prefetch downloads every compressed layer of img into dir, o.Jobs at a time, checking
 // each against its digest, and reports bytes done/total through o.Progress("pull REF",
 // "bytes") where REF is o.Name, else the image digest. It returns an image with the same manifest and
-// config whose layers read those local files: nothing more is fetched after it returns.
-// Layers already in dir (named by digest: dir/sha256/<hex>) are not fetched again. A
-// layer whose download fails transiently is fetched again, up to o.Retries times.
+// config whose layers read those local files (dir/sha256/<hex>): nothing more is fetched
+// after it returns. dir is scratch space for one conversion, so nothing in it is reused
+// and the files are not synced. A layer whose download fails transiently is fetched
+// again, up to o.Retries times.
 func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Image, error) {
 	o = o.withDefaults()
 	rawManifest, err := img.RawManifest()
@@ -122,10 +123,6 @@ func describe(l v1.Layer, dir string) (*localLayer, error) {
 // fetchLayer downloads one layer into a temp file, checks size and digest, then renames
 // it into place, so a file under its digest's name is always complete.
 func fetchLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep interface{ Add(int64) }) error {
-	if fi, err := os.Stat(ll.path); err == nil && fi.Size() == ll.size {
-		rep.Add(ll.size)
-		return nil
-	}
 	delay := o.RetryDelay
 	for attempt := 0; ; attempt++ {
 		n, err := download(ctx, l, ll, rep.Add)
@@ -166,10 +163,6 @@ func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) 
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: rc, add: add})
 	if err != nil {
-		tmp.Close()
-		return n, err
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return n, err
 	}
