@@ -3,6 +3,7 @@ package imagebuild
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -111,8 +112,8 @@ func WriteLayout(dir string, img v1.Image, tag string) error {
 	if tag == "" {
 		err = p.AppendImage(img)
 	} else {
-		ann := map[string]string{"org.opencontainers.image.ref.name": tag}
-		err = p.ReplaceImage(img, match.Annotation("org.opencontainers.image.ref.name", tag), layout.WithAnnotations(ann))
+		ann := map[string]string{registry.RefNameAnnotation: tag}
+		err = p.ReplaceImage(img, match.Annotation(registry.RefNameAnnotation, tag), layout.WithAnnotations(ann))
 	}
 	if err != nil {
 		return fmt.Errorf("write OCI layout %s: %w", dir, err)
@@ -130,28 +131,11 @@ func WriteDockerArchive(path, ref string, img v1.Image) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write docker archive %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	err = fsutil.WriteAtomic(path, 0o644, func(w io.Writer) error {
+		return tarball.Write(tag, img, w)
+	})
 	if err != nil {
-		return fmt.Errorf("write docker archive %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := tarball.Write(tag, img, f); err != nil {
-		f.Close()
-		return fmt.Errorf("write docker archive %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write docker archive %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write docker archive %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("write docker archive %s: %w", path, err)
-	}
-	if err := fsutil.CommitFile(tmp, path); err != nil {
-		return fmt.Errorf("write docker archive %s: %w", path, err)
+		return fmt.Errorf("write docker archive: %w", err)
 	}
 	return nil
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// refNameAnnotation holds an image's tag in an OCI layout's index.json.
-const refNameAnnotation = "org.opencontainers.image.ref.name"
+// RefNameAnnotation holds an image's tag in an OCI layout's index.json.
+const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
 // openLayout opens an image of an OCI image layout, by tag, by digest, or the only one.
 func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
@@ -33,7 +33,7 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 	var pick *v1.Descriptor
 	var tags []string
 	for i, d := range im.Manifests {
-		tag := d.Annotations[refNameAnnotation]
+		tag := d.Annotations[RefNameAnnotation]
 		if tag != "" {
 			tags = append(tags, tag)
 		}
