@@ -2,6 +2,7 @@ package imagebuild_test
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,7 +12,8 @@ import (
 )
 
 // BenchmarkLayerFromDir packs a generated tree of 2,000 files (32 MiB, half of it
-// compressible text) and computes the layer digest, which reads and gzips it once.
+// compressible text), computes the layer digest and reads the compressed layer once, as
+// WriteLayout or Push does.
 func BenchmarkLayerFromDir(b *testing.B) {
 	root := b.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -43,6 +45,16 @@ func BenchmarkLayerFromDir(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := l.Digest(); err != nil {
+			b.Fatal(err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			b.Fatal(err)
+		}
+		if err := rc.Close(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -43,7 +42,8 @@ func WithSkipped(f func(path, reason string)) DirOption {
 // (the second and later names of a file become tar hard links), with their modes and
 // owners. Device nodes, sockets and pipes are skipped (see WithSkipped): containers get
 // /dev from the runtime. Entries are in lexical order and every time is Epoch. The tree
-// is read again each time the layer is read, so it must not change meanwhile.
+// is read once, by LayerFromDir; the layer is kept compressed in a temporary file (see
+// newLayer), so TMPDIR needs room for it.
 func LayerFromDir(root string, opts ...DirOption) (v1.Layer, error) {
 	o := dirOptions{prefix: "/"}
 	for _, opt := range opts {
@@ -60,20 +60,6 @@ func LayerFromDir(root string, opts ...DirOption) (v1.Layer, error) {
 	if prefix != "/" {
 		if _, err := cleanPath(prefix); err != nil {
 			return nil, err
-		}
-	}
-	// The tree is walked each time the layer is read: report each skipped entry once.
-	if o.onSkip != nil {
-		var mu sync.Mutex
-		seen := map[string]bool{}
-		report := o.onSkip
-		o.onSkip = func(p, reason string) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !seen[p] {
-				seen[p] = true
-				report(p, reason)
-			}
 		}
 	}
 	return newLayer(func(tw *tar.Writer) error { return writeTree(tw, root, prefix, o) })

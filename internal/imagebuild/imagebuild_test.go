@@ -282,3 +282,22 @@ func TestWriteAndOpen(t *testing.T) {
 		t.Errorf("push to a layout reference: %v, want ErrBadReference", err)
 	}
 }
+
+// TestLayerTempFile: a layer is kept in an unlinked file under TMPDIR, so nothing is
+// left there, and it is still readable afterwards, as often as needed.
+func TestLayerTempFile(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	l, err := imagebuild.Layer([]imagebuild.File{{Path: "/a", Data: []byte("content")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("left in TMPDIR: %v", ents)
+	}
+	for range 2 {
+		if _, m := entries(t, l); m["a"].data != "content" {
+			t.Fatalf("layer reads back %+v", m)
+		}
+	}
+}

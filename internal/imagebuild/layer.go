@@ -5,7 +5,11 @@ package imagebuild
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +21,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -51,7 +54,8 @@ type File struct {
 
 // Layer packs files into a layer (OCI media type, gzip). Entries are sorted by path,
 // parent directories are added (0755, root) when not listed, and every time is Epoch.
-// Src files are read each time the layer is read.
+// Src files are read once, by Layer; the layer is kept compressed in a temporary file
+// (see newLayer), so TMPDIR needs room for it.
 func Layer(files []File) (v1.Layer, error) {
 	entries, err := plan(files)
 	if err != nil {
@@ -215,24 +219,87 @@ func tarMode(m fs.FileMode) int64 {
 	return v
 }
 
-// newLayer makes a layer whose uncompressed tar is produced by fill each time it is
-// read; go-containerregistry compresses it (gzip) and computes the digests.
+// newLayer runs fill once: the tar it writes is gzipped into an anonymous temporary
+// file (created in TMPDIR and unlinked at once) while both streams are hashed, and the
+// layer serves that file. So the inputs are read, packed and compressed exactly once,
+// however often the layer is read afterwards (digests, WriteLayout, Push). The open file
+// keeps the data until the layer is garbage collected or the process exits; nothing is
+// left behind on disk either way.
 func newLayer(fill func(*tar.Writer) error) (v1.Layer, error) {
-	opener := func() (io.ReadCloser, error) {
-		pr, pw := io.Pipe()
-		go func() {
-			tw := tar.NewWriter(pw)
-			err := fill(tw)
-			if err == nil {
-				err = tw.Close()
-			}
-			pw.CloseWithError(err)
-		}()
-		return pr, nil
+	f, err := os.CreateTemp("", "scv-hpc-layer-*.tar.gz")
+	if err != nil {
+		return nil, fmt.Errorf("build layer: temp file (set --tmpdir or TMPDIR): %w", err)
 	}
-	l, err := tarball.LayerFromOpener(opener, tarball.WithMediaType(types.OCILayer))
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("build layer: %w", err)
+	}
+	l, err := writeLayer(f, fill)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func writeLayer(f *os.File, fill func(*tar.Writer) error) (*fileLayer, error) {
+	compressed, uncompressed := sha256.New(), sha256.New()
+	bw := bufio.NewWriterSize(f, 1<<16)
+	size := &countingWriter{w: io.MultiWriter(bw, compressed)}
+	// gzip.BestSpeed with the default header, as go-containerregistry compresses layers.
+	gw, err := gzip.NewWriterLevel(size, gzip.BestSpeed)
 	if err != nil {
 		return nil, fmt.Errorf("build layer: %w", err)
 	}
-	return l, nil
+	tw := tar.NewWriter(io.MultiWriter(gw, uncompressed))
+	if err := fill(tw); err != nil {
+		return nil, fmt.Errorf("build layer: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("build layer: %w", err)
+	}
+	if err := gw.Close(); err != nil {
+		return nil, fmt.Errorf("build layer: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("build layer: %w", err)
+	}
+	return &fileLayer{
+		f:      f,
+		size:   size.n,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressed.Sum(nil))},
+		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uncompressed.Sum(nil))},
+	}, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// fileLayer is a gzip layer held in an unlinked file whose digests are known. Readers
+// use ReadAt, so any number may read it at once.
+type fileLayer struct {
+	f              *os.File
+	size           int64
+	digest, diffID v1.Hash
+}
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+
+func (l *fileLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(l.f, 0, l.size)), nil
+}
+
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	return gzip.NewReader(io.NewSectionReader(l.f, 0, l.size))
 }
