@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // Reporter receives the progress of one operation. Implementations are safe for
@@ -164,17 +166,8 @@ func Line(name, unit string, done, total int64, elapsed time.Duration) string {
 }
 
 func amount(n int64, unit string) string {
-	if unit != "bytes" {
-		return fmt.Sprintf("%d", n)
+	if unit == "bytes" {
+		return units.Bytes(n)
 	}
-	const k = 1024
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(k*k))
-	case n >= k:
-		return fmt.Sprintf("%.1fKiB", float64(n)/k)
-	}
-	return fmt.Sprintf("%dB", n)
+	return fmt.Sprintf("%d", n)
 }

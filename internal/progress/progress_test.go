@@ -17,7 +17,8 @@ func TestLine(t *testing.T) {
 	}{
 		{0, 100, "inputs", "[..............................] 0/100"},
 		{50, 100, "inputs", "[###############...............] 50/100"},
-		{2 << 20, 4 << 20, "bytes", "[###############...............] 2.0MiB/4.0MiB"},
+		{2 << 20, 4 << 20, "bytes", "[###############...............] 2.0 MiB/4.0 MiB"},
+		{512, 3 << 30, "bytes", "] 512 B/3.0 GiB"},
 		{5, 0, "inputs", "[..............................] 5/0"},
 	}
 	for _, tt := range tests {
@@ -25,6 +26,9 @@ func TestLine(t *testing.T) {
 		if !strings.Contains(got, tt.want) {
 			t.Errorf("Line(%d,%d)=%q, want it to contain %q", tt.done, tt.total, got, tt.want)
 		}
+	}
+	if got, want := Line("op", "bytes", 2<<20, 4<<20, 2*time.Second), "2.0 MiB/4.0 MiB 1.0 MiB/s"; !strings.HasSuffix(got, want) {
+		t.Errorf("Line with a rate = %q, want it to end in %q", got, want)
 	}
 }
 
