@@ -101,6 +101,16 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 	if f.fromDir == "" && len(f.adds) == 0 {
 		return usageError{errors.New("nothing to pack: give --from-dir ROOTFS and/or --add SRC:DST")}
 	}
+	var layout registry.Reference
+	if f.ociLayout != "" {
+		var err error
+		if layout, err = registry.Parse("oci-layout:" + f.ociLayout); err != nil {
+			return usageError{fmt.Errorf("--oci-layout: %w", err)}
+		}
+		if layout.Digest != "" {
+			return usageError{fmt.Errorf("--oci-layout %s: give DIR[:TAG], not a digest: the digest of the image is known only once it is built", f.ociLayout)}
+		}
+	}
 	cfg := imagebuild.Config{WorkingDir: f.workdir, Platform: f.platform, Env: f.env}
 	var err error
 	if cfg.Entrypoint, err = argList("--entrypoint", f.entrypoint); err != nil {
@@ -145,11 +155,10 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 		}
 		a.log.Info().Str("ref", f.push).Str("digest", digest.String()).Msg("pushed image")
 	case f.ociLayout != "":
-		dir, tag := splitLayoutTarget(f.ociLayout)
-		if err := imagebuild.WriteLayout(dir, img, tag); err != nil {
+		if err := imagebuild.WriteLayout(layout.Path, img, layout.Tag); err != nil {
 			return err
 		}
-		a.log.Info().Str("layout", dir).Str("tag", tag).Str("digest", digest.String()).Msg("wrote image")
+		a.log.Info().Str("layout", layout.Path).Str("tag", layout.Tag).Str("digest", digest.String()).Msg("wrote image")
 	default:
 		if err := imagebuild.WriteDockerArchive(f.dockerArchive, f.archiveTag, img); err != nil {
 			return err
@@ -214,12 +223,4 @@ func argList(flag string, vals []string) ([]string, error) {
 		return out, nil
 	}
 	return vals, nil
-}
-
-// splitLayoutTarget splits DIR[:TAG]; a colon followed by a path is part of DIR.
-func splitLayoutTarget(s string) (dir, tag string) {
-	if i := strings.LastIndex(s, ":"); i > 0 && !strings.Contains(s[i+1:], "/") {
-		return s[:i], s[i+1:]
-	}
-	return s, ""
 }

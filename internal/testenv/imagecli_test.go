@@ -60,17 +60,30 @@ func TestImageBuildCLI(t *testing.T) {
 		})
 	}
 
-	usage := [][]string{
-		{"image", "build", "--add", "x:/y"},                                          // no output
-		{"image", "build", "--push", "h/r:t", "--oci-layout", dir},                   // two outputs
-		{"image", "build", "--push", "h/r:t"},                                        // nothing to pack
-		{"image", "build", "--add", "relative", "--oci-layout", dir},                 // no DST
-		{"image", "build", "--add", "a:/b", "--label", "nokey", "--oci-layout", dir}, // bad label
+	// Usage errors: exit code 2 and the message that says what is wrong.
+	digestRef := filepath.Join(dir, "layout") + "@sha256:" + strings.Repeat("0", 64)
+	usage := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"image", "build", "--add", "x:/y"}, "give exactly one of --push"},
+		{[]string{"image", "build", "--add", "x:/y", "--push", "h/r:t", "--oci-layout", dir}, "give exactly one of --push"},
+		{[]string{"image", "build", "--push", "h/r:t"}, "nothing to pack"},
+		{[]string{"image", "build", "--add", "relative", "--oci-layout", dir}, `--add "relative": want SRC:DST with an absolute DST`},
+		{[]string{"image", "build", "--add", "a:/b", "--label", "nokey", "--oci-layout", dir}, `--label "nokey": want KEY=VALUE`},
+		{[]string{"image", "build", "--add", "a:/b", "--oci-layout", dir + ":bad+tag"}, `"bad+tag" is not a valid tag`},
+		{[]string{"image", "build", "--add", "a:/b", "--oci-layout", digestRef}, "give DIR[:TAG], not a digest"},
 	}
-	for _, args := range usage {
-		err := exec.Command(bin, args...).Run()
+	for _, u := range usage {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, u.args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			t.Errorf("scv-hpc %s: %v, want exit code 2", strings.Join(args, " "), err)
+			t.Errorf("scv-hpc %s: %v, want exit code 2", strings.Join(u.args, " "), err)
+		}
+		if !strings.Contains(stderr.String(), u.want) {
+			t.Errorf("scv-hpc %s: stderr %q, want it to say %q", strings.Join(u.args, " "), stderr.String(), u.want)
 		}
 	}
 }
