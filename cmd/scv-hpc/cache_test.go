@@ -31,7 +31,7 @@ func cacheLs(t *testing.T, c *cli) []lsEntry {
 // entries, byte-identical SIFs, refs that resolve offline; a damaged bundle imports
 // nothing bad.
 func TestCacheExportImport(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	testenv.Push(t, fakeFaces(t, "amd64", 1000), reg.Host+"/lab/other:2")
 	src := newCLI(t, facesCatalog(reg.Host))
@@ -96,7 +96,7 @@ func TestCacheExportImport(t *testing.T) {
 
 // TestCacheRmAndGC removes an entry by model name and cleans debris with gc.
 func TestCacheRmAndGC(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 	c.ok("pull", "faces")

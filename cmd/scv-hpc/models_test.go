@@ -91,7 +91,7 @@ func TestModelsCommands(t *testing.T) {
 // TestModelsShowsCached marks a pulled model as cached, with its digest and the predict
 // command read from the image.
 func TestModelsShowsCached(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	digest := testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 	c.ok("pull", "faces")

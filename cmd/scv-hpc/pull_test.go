@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,61 +79,6 @@ func (c *cli) ok(args ...string) string {
 		c.t.Fatalf("scv-hpc %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errs)
 	}
 	return out
-}
-
-// dockerRegistry is Debian's docker-registry (distribution) serving on 127.0.0.1.
-type dockerRegistry struct {
-	Host string
-	cmd  *exec.Cmd
-	once sync.Once
-}
-
-// startDockerRegistry starts docker-registry on a free loopback port and stops it at
-// the end of the test. Unlike testenv.StartRegistry it can be stopped mid-test (Stop),
-// which the offline checks need: cached models must work with the registry gone.
-func startDockerRegistry(t testing.TB) *dockerRegistry {
-	t.Helper()
-	testenv.Need(t, "docker-registry")
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := &dockerRegistry{Host: addr, cmd: exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))}
-	var logs bytes.Buffer
-	r.cmd.Stdout, r.cmd.Stderr = &logs, &logs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start docker-registry: %v", err)
-	}
-	t.Cleanup(r.Stop)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry on %s did not come up: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop kills the registry and waits for it.
-func (r *dockerRegistry) Stop() {
-	r.once.Do(func() {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-	})
 }
 
 // fakeFaces is a small image laid out like the demo model's: the binary in
@@ -249,7 +192,7 @@ func TestPullRealRegistry(t *testing.T) {
 // TestPullConcurrentProcesses runs eight pulls of one image at once: one conversion,
 // eight exit 0, one valid SIF.
 func TestPullConcurrentProcesses(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	testenv.Push(t, fakeFaces(t, "amd64", 4<<20), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 	const n = 8
@@ -296,7 +239,7 @@ func TestPullConcurrentProcesses(t *testing.T) {
 // TestPullKilledMidConversion kills a pull with SIGKILL while it converts: nothing it
 // leaves is trusted, and the next pull converts again and succeeds.
 func TestPullKilledMidConversion(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	testenv.Push(t, fakeFaces(t, "amd64", 48<<20), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(t, facesCatalog(reg.Host))
 
@@ -348,7 +291,7 @@ func TestPullKilledMidConversion(t *testing.T) {
 // models and fails uncached ones with one clear line; each online failure class
 // (unreachable, no such tag, no matching platform) says what it is.
 func TestOfflineAndFailureClasses(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	digest := testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	testenv.Push(t, fakeFaces(t, "arm64", 0), reg.Host+"/scivision/armonly:1")
 	c := newCLI(t, facesCatalog(reg.Host))
@@ -447,7 +390,7 @@ func checkErrLine(t *testing.T, what any, stderr string, words []string) {
 // BenchmarkOfflineCacheHit times whole 'scv-hpc --offline pull faces' and 'cache path'
 // processes on a cached model (target: under 50 ms each).
 func BenchmarkOfflineCacheHit(b *testing.B) {
-	reg := startDockerRegistry(b)
+	reg := testenv.StartRegistryStoppable(b)
 	testenv.Push(b, fakeFaces(b, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	c := newCLI(b, facesCatalog(reg.Host))
 	c.ok("pull", "faces")

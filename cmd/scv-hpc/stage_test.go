@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,7 +15,7 @@ import (
 // TestStage stages a list of models through the pool: a failure is reported in the
 // summary and the exit status, and does not stop the others.
 func TestStage(t *testing.T) {
-	reg := startDockerRegistry(t)
+	reg := testenv.StartRegistryStoppable(t)
 	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
 	testenv.Push(t, fakeFaces(t, "amd64", 500), reg.Host+"/lab/a:1")
 	testenv.Push(t, fakeFaces(t, "amd64", 900), reg.Host+"/lab/b:1")
@@ -43,10 +45,25 @@ func TestStage(t *testing.T) {
 	if n := len(cacheLs(t, c)); n != 3 {
 		t.Errorf("%d entries staged, want 3", n)
 	}
-	// Again, from standard input and arguments: everything is cached now.
-	out = c.ok("stage", "faces", reg.Host+"/lab/a:1")
-	if strings.Count(out, " cached ") != 2 {
-		t.Errorf("second stage:\n%s", out)
+	// Again, from arguments and standard input (-f -), as JSON: everything is cached now.
+	cmd := c.command(t.Context(), "stage", "--json", "faces", "-f", "-")
+	cmd.Stdin = strings.NewReader("# from a pipe\n" + reg.Host + "/lab/a:1\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("stage -f - --json: %v\n%s", err, stderr.String())
+	}
+	var results []fetchResult
+	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
+		t.Fatalf("stage --json output: %v\n%s", err, stdout.String())
+	}
+	if len(results) != 2 || results[0].Model != "faces" || results[1].Model != reg.Host+"/lab/a:1" {
+		t.Fatalf("stage --json models: %+v, want faces then the one read from standard input", results)
+	}
+	for _, r := range results {
+		if r.Status != "cached" || !strings.HasPrefix(r.Digest, "sha256:") || !strings.HasSuffix(r.SIF, ".sif") || r.Error != "" {
+			t.Errorf("stage --json: %+v, want cached with a digest and a SIF", r)
+		}
 	}
 	if _, errs, code := c.run("stage"); code != 2 || !strings.Contains(errs, "no models") {
 		t.Errorf("stage without models: exit %d\n%s", code, errs)

@@ -23,6 +23,25 @@ const dockerRegistry = "/usr/bin/docker-registry"
 // test ends.
 func StartRegistry(t testing.TB) (host string) {
 	t.Helper()
+	return StartRegistryStoppable(t).Host
+}
+
+// Registry is a docker-registry started by StartRegistryStoppable.
+type Registry struct {
+	// Host is host:port of the registry.
+	Host string
+	stop func()
+	once sync.Once
+}
+
+// Stop stops the registry now (SIGTERM, wait), e.g. to check what works offline. The
+// end of the test stops it otherwise; calling Stop again does nothing.
+func (r *Registry) Stop() { r.once.Do(r.stop) }
+
+// StartRegistryStoppable is StartRegistry for a test that stops the registry before it
+// ends.
+func StartRegistryStoppable(t testing.TB) *Registry {
+	t.Helper()
 	Need(t, "docker-registry")
 	bin := dockerRegistry
 	if _, err := os.Stat(bin); err != nil {
@@ -30,21 +49,21 @@ func StartRegistry(t testing.TB) (host string) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		host, err := startRegistryOnce(t, bin)
+		r, err := startRegistryOnce(t, bin)
 		if err == nil {
-			return host
+			return r
 		}
 		lastErr = err // most likely another process took the port between probe and bind
 	}
 	t.Fatalf("start docker-registry: %v", lastErr)
-	return ""
+	return nil
 }
 
-func startRegistryOnce(t testing.TB, bin string) (string, error) {
+func startRegistryOnce(t testing.TB, bin string) (*Registry, error) {
 	dir := t.TempDir()
 	port, err := loopbackPort()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	host := fmt.Sprintf("127.0.0.1:%d", port)
 	storage := filepath.Join(dir, "storage")
@@ -63,13 +82,13 @@ http:
 `, storage, host)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		return "", err
+		return nil, err
 	}
 	var logs syncBuffer
 	cmd := exec.Command(bin, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("run %s: %w", bin, err)
+		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -87,7 +106,7 @@ http:
 	for {
 		select {
 		case err := <-exited:
-			return "", fmt.Errorf("docker-registry exited at start (%v):\n%s", err, logs.String())
+			return nil, fmt.Errorf("docker-registry exited at start (%v):\n%s", err, logs.String())
 		default:
 		}
 		if resp, err := client.Get("http://" + host + "/v2/"); err == nil {
@@ -98,17 +117,18 @@ http:
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("docker-registry on %s did not answer /v2/ within 20s:\n%s", host, logs.String())
+			return nil, fmt.Errorf("docker-registry on %s did not answer /v2/ within 20s:\n%s", host, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	r := &Registry{Host: host, stop: stop}
 	t.Cleanup(func() {
-		stop()
+		r.Stop()
 		if t.Failed() {
 			t.Logf("docker-registry log:\n%s", logs.String())
 		}
 	})
-	return host, nil
+	return r, nil
 }
 
 // loopbackPort asks the kernel for a free TCP port on 127.0.0.1.
