@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/doctor"
 )
 
@@ -31,7 +29,7 @@ to fix what is not ok. Exit status 1 when a check fails.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				opts := doctor.Options{CacheDir: a.cacheDir, TmpDir: a.tmpDir}
-				cat, err := catalog.Load(a.catalogPaths()...)
+				cat, err := a.loadCatalog()
 				if err != nil {
 					a.log.Warn().Err(err).Msg("catalog unreadable: offline readiness not checked")
 				} else {
@@ -39,9 +37,7 @@ to fix what is not ok. Exit status 1 when a check fails.`,
 				}
 				checks := doctor.Run(cmd.Context(), opts)
 				if asJSON {
-					enc := json.NewEncoder(a.stdout)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(checks); err != nil {
+					if err := printJSON(a, checks); err != nil {
 						return err
 					}
 				} else if err := printChecks(a.stdout, checks); err != nil {

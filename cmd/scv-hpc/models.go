@@ -1,15 +1,17 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
 // modelView is one catalog entry with its cache state, as `models --json` prints it.
@@ -43,9 +45,7 @@ models or override them by name. CACHED shows whether the model's SIF is in the 
 					return err
 				}
 				if asJSON {
-					enc := json.NewEncoder(a.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(views)
+					return printJSON(a, views)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tVERSION\tGPU\tTASKS\tCACHED\tIMAGE")
@@ -88,9 +88,7 @@ func modelsInfoCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				return printJSON(a, v)
 			}
 			return writeModelCard(a, v)
 		},
@@ -117,12 +115,13 @@ func (a *app) modelViews() ([]modelView, error) {
 
 func (a *app) modelView(e *catalog.Entry) (modelView, error) {
 	v := modelView{Entry: e, ID: e.ID()}
-	d, sif, meta, ok, err := a.cachedDigest(a.openCache(), e)
-	if err != nil {
+	t := &fetch.Target{Input: e.ID(), Kind: fetch.KindCatalog, Entry: e, Image: e.Image}
+	d, sif, meta, err := fetch.Cached(a.openCache(), t) // reads only: no lock, no write
+	if err != nil && !errors.Is(err, cache.ErrNotCached) {
 		// A damaged cache must not hide the catalog: show the model as not cached.
 		a.log.Warn().Err(err).Str("model", e.ID()).Msg("cache lookup failed")
 	}
-	if ok {
+	if err == nil {
 		v.Cached, v.Digest, v.SIF = true, d, sif
 		v.Command, v.From, _ = fetch.PredictCommand(e.ID(), e, meta.Labels, meta.Entrypoint, meta.Cmd)
 	} else if len(e.Predict) > 0 {
@@ -142,7 +141,7 @@ func writeModelCard(a *app, v modelView) error {
 	row("gpu", yesNo(v.GPU))
 	switch {
 	case len(v.Command) > 0:
-		row("predict", fmt.Sprintf("%s  (from %s)", shellJoin(v.Command), v.From))
+		row("predict", fmt.Sprintf("%s  (from %s)", slurm.QuoteArgs(v.Command), v.From))
 	default:
 		row("predict", "from the image (label "+fetch.PredictLabel+", else Entrypoint+Cmd); pull it to see")
 	}
@@ -169,17 +168,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// shellJoin quotes words that need it, so a printed command can be pasted into a shell.
-func shellJoin(words []string) string {
-	out := make([]string, len(words))
-	for i, w := range words {
-		if w != "" && !strings.ContainsAny(w, " \t\n'\"\\$`;&|<>()*?[]#~!{}") {
-			out[i] = w
-			continue
-		}
-		out[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-	}
-	return strings.Join(out, " ")
 }

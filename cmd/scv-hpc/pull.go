@@ -87,12 +87,10 @@ func pullOne(ctx context.Context, model string, o fetch.Options, force bool) fet
 			r.Status, r.Error = "failed", fmt.Sprintf("model %s: --force converts again from the source, which --offline forbids", model)
 			return r
 		}
-		if t, err := fetch.Parse(model, o.Catalog); err == nil && t.Kind != fetch.KindSIF {
-			if digest, _, _, err := fetch.Cached(o.Cache, t); err == nil {
-				if err := o.Cache.Remove(digest); err != nil && !errors.Is(err, cache.ErrNotCached) {
-					r.Status, r.Error = "failed", fmt.Sprintf("model %s: --force: %v", model, err)
-					return r
-				}
+		if digest, err := digestOf(o, model); err == nil { // not cached: nothing to remove
+			if err := o.Cache.Remove(digest); err != nil && !errors.Is(err, cache.ErrNotCached) {
+				r.Status, r.Error = "failed", fmt.Sprintf("model %s: --force: %v", model, err)
+				return r
 			}
 		}
 	}

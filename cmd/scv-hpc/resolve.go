@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/spf13/pflag"
 
@@ -24,20 +22,6 @@ func (a *app) openCache() *cache.Cache {
 	c := cache.Open(a.cacheDir)
 	c.Progress = a.progressFactory()
 	return c
-}
-
-// cachedDigest reports the digest and SIF of a catalog entry if it is in the cache,
-// reading only (no lock, no write). ok is false when it is not cached.
-func (a *app) cachedDigest(c *cache.Cache, e *catalog.Entry) (digest, sif string, meta *cache.Meta, ok bool, err error) {
-	t := &fetch.Target{Input: e.ID(), Kind: fetch.KindCatalog, Entry: e, Image: e.Image}
-	digest, sif, meta, err = fetch.Cached(c, t)
-	if errors.Is(err, cache.ErrNotCached) {
-		return "", "", nil, false, nil
-	}
-	if err != nil {
-		return "", "", nil, false, fmt.Errorf("model %s: %w", e.ID(), err)
-	}
-	return digest, sif, meta, true, nil
 }
 
 // fetchFlags are the flags of commands that fetch images (pull, stage).

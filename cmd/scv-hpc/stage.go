@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -71,9 +70,7 @@ each model's status, and the exit status is 1 if any failed.`,
 					}
 				}
 				if asJSON {
-					enc := json.NewEncoder(a.stdout)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(results); err != nil {
+					if err := printJSON(a, results); err != nil {
 						return err
 					}
 				} else if err := writeFetchTable(a.stdout, results); err != nil {
