@@ -63,8 +63,8 @@ type Probes struct {
 	Getuid func() int
 }
 
-// HostProbes returns the probes that look at this machine.
-func HostProbes() Probes {
+// hostProbes returns the probes that look at this machine.
+func hostProbes() Probes {
 	return Probes{
 		LookPath: exec.LookPath,
 		Output:   runOutput,
@@ -77,7 +77,7 @@ func HostProbes() Probes {
 }
 
 func (p Probes) withDefaults() Probes {
-	h := HostProbes()
+	h := hostProbes()
 	if p.LookPath == nil {
 		p.LookPath = h.LookPath
 	}

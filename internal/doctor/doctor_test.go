@@ -220,8 +220,8 @@ func TestWorstAndFSName(t *testing.T) {
 		}
 	}
 	for magic, want := range map[int64]string{0x6969: "nfs", 0x0BD00BD0: "lustre", 0xEF53: "ext2/3/4", 0x47504653: "gpfs", 0x1234: "unknown (magic 0x1234)"} {
-		if got, _ := FSName(magic); got != want {
-			t.Errorf("FSName(%#x) = %q, want %q", magic, got, want)
+		if got, _ := fsName(magic); got != want {
+			t.Errorf("fsName(%#x) = %q, want %q", magic, got, want)
 		}
 	}
 }

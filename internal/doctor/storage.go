@@ -14,9 +14,9 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
-// MinFreeBytes is the free space below which the cache and scratch checks warn: a
+// minFreeBytes is the free space below which the cache and scratch checks warn: a
 // conversion needs room for the unpacked root filesystem and the SIF.
-const MinFreeBytes = 5 << 30
+const minFreeBytes = 5 << 30
 
 // fsKind names a file system magic number (statfs f_type) and says whether other
 // nodes of a cluster can see it.
@@ -49,9 +49,9 @@ var fsMagic = map[int64]fsKind{
 	0x858458F6: {"ramfs", false},
 }
 
-// FSName returns the name of a statfs magic number, and whether it is a network or
+// fsName returns the name of a statfs magic number, and whether it is a network or
 // parallel file system that compute nodes share.
-func FSName(magic int64) (name string, shared bool) {
+func fsName(magic int64) (name string, shared bool) {
 	if k, ok := fsMagic[magic]; ok {
 		return k.name, k.shared
 	}
@@ -78,18 +78,18 @@ func (d *doctor) existingAncestor(dir string) (string, error) {
 }
 
 // describeFS says which file system dir is on and how much is free; low is true when
-// the free space is under MinFreeBytes.
+// the free space is under minFreeBytes.
 func (d *doctor) describeFS(dir string) (desc string, shared, low bool) {
 	info, err := d.p.Statfs(dir)
 	if err != nil {
 		return "file system unknown (" + err.Error() + ")", false, false
 	}
-	name, shared := FSName(info.Magic)
+	name, shared := fsName(info.Magic)
 	where := "local to this node"
 	if shared {
 		where = "shared with other nodes"
 	}
-	return fmt.Sprintf("%s, %s, %s free", name, where, units.Bytes(int64(info.FreeBytes))), shared, info.FreeBytes < MinFreeBytes
+	return fmt.Sprintf("%s, %s, %s free", name, where, units.Bytes(int64(info.FreeBytes))), shared, info.FreeBytes < minFreeBytes
 }
 
 func (d *doctor) cacheDir(dir string) Check {

@@ -12,11 +12,11 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 )
 
-// Paths and labels of the demo model image.
-const (
-	FacesBinaryPath  = "/usr/local/bin/faces"
-	FacesCascadePath = "/usr/share/faces/facefinder"
-)
+// FacesBinaryPath is where the demo model image holds the binary.
+const FacesBinaryPath = "/usr/local/bin/faces"
+
+// facesCascadePath is where the demo model image holds the cascade.
+const facesCascadePath = "/usr/share/faces/facefinder"
 
 // FacesBinary builds the demo model (examples/models/faces, static) once per test
 // process and returns its path.
@@ -54,23 +54,14 @@ func FacesCascade(t testing.TB) string {
 // produces, with the same digest.
 func FacesImage(t testing.TB) v1.Image {
 	t.Helper()
-	img, err := BuildFacesImage(FacesBinary(t), FacesCascade(t))
+	layer, err := imagebuild.Layer([]imagebuild.File{
+		{Path: FacesBinaryPath, Src: FacesBinary(t), Mode: 0o755},
+		{Path: facesCascadePath, Src: FacesCascade(t), Mode: 0o644},
+	})
 	if err != nil {
 		t.Fatalf("build the faces image: %v", err)
 	}
-	return img
-}
-
-// BuildFacesImage packs a faces binary and cascade into the demo model image.
-func BuildFacesImage(binary, cascade string) (v1.Image, error) {
-	layer, err := imagebuild.Layer([]imagebuild.File{
-		{Path: FacesBinaryPath, Src: binary, Mode: 0o755},
-		{Path: FacesCascadePath, Src: cascade, Mode: 0o644},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return imagebuild.Image([]v1.Layer{layer}, imagebuild.Config{
+	img, err := imagebuild.Image([]v1.Layer{layer}, imagebuild.Config{
 		Entrypoint: []string{FacesBinaryPath},
 		Labels: map[string]string{
 			"org.scivision.predict":          FacesBinaryPath,
@@ -78,4 +69,8 @@ func BuildFacesImage(binary, cascade string) (v1.Image, error) {
 		},
 		Platform: "linux/amd64",
 	})
+	if err != nil {
+		t.Fatalf("build the faces image: %v", err)
+	}
+	return img
 }
