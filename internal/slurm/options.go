@@ -74,13 +74,11 @@ func (o *Options) ApplySite(c *SiteConfig, set func(flag string) bool) {
 }
 
 // Params are the template parameters of the job's arrays; runArgs are extra
-// run-shard flags (--retry-failed).
+// run-shard flags (--retry-failed). Submit sets the array fields and checks the
+// values (Params.Validate) as it renders each array, before any sbatch runs.
 func (o *Options) Params(j *job.Job, jobDir string, runArgs []string) (Params, error) {
 	if o.GPUsPerTask > 0 && o.Gres != "" {
 		return Params{}, errors.New("give either --gpus-per-task or --gres, not both")
-	}
-	if !filepath.IsAbs(o.Binary) {
-		return Params{}, fmt.Errorf("scv-hpc path %q for the nodes must be absolute (--scv-hpc)", o.Binary)
 	}
 	global := []string{"--offline"}
 	if o.CacheDir != "" {
@@ -89,19 +87,14 @@ func (o *Options) Params(j *job.Job, jobDir string, runArgs []string) (Params, e
 	if o.LogLevel != "" && o.LogLevel != "info" {
 		global = append(global, "--log-level", o.LogLevel)
 	}
-	p := Params{
+	return Params{
 		Version: version.String(), Model: j.Model, Digest: j.Digest,
 		JobName:   JobName(j.Model),
 		Partition: o.Partition, Account: o.Account, QOS: o.QOS, Time: o.Time,
 		CPUsPerTask: o.CPUsPerTask, Mem: o.Mem, GPUsPerTask: o.GPUsPerTask, Gres: o.Gres,
 		Requeue: !o.NoRequeue, SignalSeconds: o.SignalSeconds,
 		Binary: o.Binary, JobDir: jobDir, GlobalArgs: global, RunArgs: runArgs,
-		Array: "0-0", // set per array by Submit
-	}
-	if err := p.Validate(); err != nil {
-		return Params{}, err
-	}
-	return p, nil
+	}, nil
 }
 
 // SaveOptions writes JOBDIR/slurm.json.

@@ -64,3 +64,58 @@ echo "90_0 RUNNING None"
 		})
 	}
 }
+
+// TestSubmitRefusesUnsafeValuesBeforeSbatch: Options.Params does not check the
+// values; Submit does, rendering the first array before it runs any sbatch, so a
+// bad value is refused with nothing submitted or recorded.
+func TestSubmitRefusesUnsafeValuesBeforeSbatch(t *testing.T) {
+	bad := []struct {
+		name string
+		edit func(o *Options)
+	}{
+		{"partition with a space", func(o *Options) { o.Partition = "gpu debug" }},
+		{"time with a newline", func(o *Options) { o.Time = "1:00:00\n#SBATCH --qos=high" }},
+		{"relative binary", func(o *Options) { o.Binary = "bin/scv-hpc" }},
+		{"negative cpus", func(o *Options) { o.CPUsPerTask = -1 }},
+	}
+	for _, tc := range append(bad, struct {
+		name string
+		edit func(o *Options)
+	}{"valid", func(o *Options) {}}) {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			ran := filepath.Join(root, "sbatch-ran")
+			fakeSlurm(t, map[string]string{"sbatch": "echo \"$@\" > '" + ran + "'\necho 4242\n"})
+			dir := filepath.Join(root, "job")
+			j := &job.Job{Model: "faces", Shards: 12}
+			if err := job.Save(dir, j); err != nil {
+				t.Fatal(err)
+			}
+			o := &Options{Binary: "/opt/scv-hpc/bin/scv-hpc", SignalSeconds: DefaultSignalSeconds}
+			tc.edit(o)
+			p, err := o.Params(j, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shards := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+			// MaxArraySize 5: three arrays, so a check per array after the first sbatch would not do.
+			subs, err := (&Client{}).Submit(context.Background(), SubmitRequest{JobDir: dir, Job: j, Params: p, Shards: shards, MaxArraySize: 5})
+			_, statErr := os.Stat(ran)
+			if tc.name == "valid" {
+				if err != nil || len(subs) != 3 || statErr != nil || len(j.Slurm.Arrays) != 3 {
+					t.Fatalf("valid options: %d arrays, %v; sbatch ran: %v", len(subs), err, statErr)
+				}
+				return
+			}
+			if err == nil || len(subs) != 0 {
+				t.Fatalf("accepted: %d arrays submitted, err %v", len(subs), err)
+			}
+			if !os.IsNotExist(statErr) {
+				t.Errorf("sbatch ran before the bad value was refused (%v)", err)
+			}
+			if saved, lerr := job.Load(dir); lerr != nil || saved.Slurm != nil && len(saved.Slurm.Arrays) > 0 {
+				t.Errorf("job.json records arrays after a refused submit: %+v %v", saved.Slurm, lerr)
+			}
+		})
+	}
+}
