@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -57,12 +56,4 @@ func loadJobDir(arg string) (string, *job.Job, error) {
 		return "", nil, err
 	}
 	return dir, j, nil
-}
-
-// slurmView is Slurm's view of a job's shards, for status: per shard the state
-// of the latest array task that ran it (pending, running, completed, failed,
-// cancelled, or finished when Slurm has forgotten the array). A job never
-// submitted gives an empty map.
-func slurmView(ctx context.Context, j *job.Job) (map[int]slurm.ShardState, error) {
-	return slurm.View(ctx, j)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -69,11 +68,11 @@ Jobs with more than 50 shards list only the shards that are not done (--all list
 				for i, st := range sum.Shards {
 					out.Shards[i].ShardStatus = st
 				}
-				// ---- The scheduler's view (Slurm part: slurmView, in cancel.go). ----
-				// Only for jobs submitted to Slurm; an unreachable scheduler leaves
-				// the file view intact and says so.
+				// The scheduler's view, only for jobs submitted to Slurm: per shard the
+				// state of its latest array task. An unreachable scheduler leaves the
+				// file view intact and says so.
 				if sum.Job.Slurm != nil && len(sum.Job.Slurm.Arrays) > 0 {
-					view, err := slurmView(ctx, sum.Job)
+					view, err := (&slurm.Client{}).View(ctx, sum.Job)
 					if err != nil {
 						out.SlurmError = err.Error()
 						a.log.Warn().Err(err).Msg("cannot ask Slurm; showing the results files only")
@@ -84,11 +83,8 @@ Jobs with more than 50 shards list only the shards that are not done (--all list
 						}
 					}
 				}
-				// ---- end of the scheduler's view ----
 				if asJSON {
-					enc := json.NewEncoder(a.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(out)
+					return printJSON(a, out)
 				}
 				return printStatus(a.stdout, &out, all)
 			},
@@ -152,7 +148,7 @@ func printStatus(w io.Writer, out *statusOutput, all bool) error {
 		if withSlurm {
 			if s.Slurm != nil {
 				state := s.Slurm.State
-				if s.Slurm.Reason != "" && s.Slurm.Reason != "None" {
+				if s.Slurm.Reason != "" {
 					state += " (" + s.Slurm.Reason + ")"
 				}
 				row += state + "\t" + s.Slurm.JobID + "\t"

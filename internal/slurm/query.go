@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 
@@ -31,23 +30,23 @@ type TaskState struct {
 	State      string `json:"state"` // one of the State constants
 }
 
-// Query returns the tasks of one array, one squeue call for the whole array.
-// gone is true when Slurm has purged the array ("Invalid job id specified":
-// it finished more than MinJobAge ago).
-func (c *Client) Query(ctx context.Context, jobID string) (tasks map[int]TaskState, gone bool, err error) {
+// Query returns the tasks of one array, one squeue call for the whole array. An
+// array Slurm has purged ("Invalid job id specified": it finished more than
+// MinJobAge ago) has no tasks.
+func (c *Client) Query(ctx context.Context, jobID string) (map[int]TaskState, error) {
 	out, err := c.run(ctx, "squeue", "-h", "-r", "-j", jobID, "-t", "all", "-o", "%i %T %r")
 	if err != nil {
 		var ce *CommandError
 		if errors.As(err, &ce) && strings.Contains(ce.Message, "Invalid job id") {
-			return nil, true, nil
+			return nil, nil
 		}
-		return nil, false, fmt.Errorf("query array %s: %w", jobID, err)
+		return nil, fmt.Errorf("query array %s: %w", jobID, err)
 	}
-	tasks, err = parseSqueue(jobID, out)
+	tasks, err := parseSqueue(jobID, out)
 	if err != nil {
-		return nil, false, fmt.Errorf("query array %s: %w", jobID, err)
+		return nil, fmt.Errorf("query array %s: %w", jobID, err)
 	}
-	return tasks, len(tasks) == 0, nil
+	return tasks, nil
 }
 
 // Accounting returns the tasks of one array as Slurm's accounting (sacct) last
@@ -55,9 +54,6 @@ func (c *Client) Query(ctx context.Context, jobID string) (tasks map[int]TaskSta
 // when sacct is not installed, accounting is disabled (AccountingStorageType=none),
 // or it knows nothing of the array; callers then trust the results on disk.
 func (c *Client) Accounting(ctx context.Context, jobID string) (tasks map[int]TaskState, ok bool) {
-	if _, err := exec.LookPath("sacct"); err != nil {
-		return nil, false
-	}
 	out, err := c.run(ctx, "sacct", "-n", "-P", "-X", "-j", jobID, "-o", "JobID,State")
 	if err != nil {
 		return nil, false
@@ -72,23 +68,23 @@ func (c *Client) Accounting(ctx context.Context, jobID string) (tasks map[int]Ta
 // parseSacct reads "JobID|State" lines of sacct -P: "123_4|COMPLETED",
 // "123_1|CANCELLED by 0", "123_[5-9%2]|PENDING".
 func parseSacct(jobID string, out []byte) (map[int]TaskState, error) {
-	var lines bytes.Buffer
+	tasks := map[int]TaskState{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		id, state, ok := strings.Cut(sc.Text(), "|")
 		if !ok {
 			continue
 		}
-		state, _, _ = strings.Cut(strings.TrimSpace(state), " ") // "CANCELLED by 0"
-		if state == "" || strings.ContainsAny(id, " \t") {
+		state, _, _ = strings.Cut(state, "|")
+		words := strings.Fields(state) // "CANCELLED by 0"
+		if len(words) == 0 || strings.ContainsAny(id, " \t") {
 			continue
 		}
-		fmt.Fprintf(&lines, "%s %s\n", strings.TrimSpace(id), state)
+		if err := addTasks(tasks, jobID, strings.TrimSpace(id), words[0], ""); err != nil {
+			return nil, fmt.Errorf("sacct line %q: %w", sc.Text(), err)
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return parseSqueue(jobID, lines.Bytes())
+	return tasks, sc.Err()
 }
 
 // parseSqueue reads "%i %T %r" lines: "123_4 RUNNING None"; a pending
@@ -101,23 +97,32 @@ func parseSqueue(jobID string, out []byte) (map[int]TaskState, error) {
 		if len(f) < 2 {
 			continue
 		}
-		id, spec, ok := strings.Cut(f[0], "_")
-		if !ok || id != jobID {
-			continue // another job (a plain job, or a step), not a task of this array
-		}
 		reason := ""
 		if len(f) > 2 && f[2] != "None" {
 			reason = strings.Join(f[2:], " ")
 		}
-		idx, err := expandTasks(spec)
-		if err != nil {
+		if err := addTasks(tasks, jobID, f[0], f[1], reason); err != nil {
 			return nil, fmt.Errorf("squeue line %q: %w", sc.Text(), err)
-		}
-		for _, t := range idx {
-			tasks[t] = TaskState{Task: t, SlurmState: f[1], Reason: reason, State: NormalizeState(f[1])}
 		}
 	}
 	return tasks, sc.Err()
+}
+
+// addTasks records the tasks of one line of squeue or sacct: id is "123_4" or
+// "123_[5-9%2]"; an id of another job (a plain job, or a step) is ignored.
+func addTasks(tasks map[int]TaskState, jobID, id, slurmState, reason string) error {
+	arr, spec, ok := strings.Cut(id, "_")
+	if !ok || arr != jobID {
+		return nil
+	}
+	idx, err := expandTasks(spec)
+	if err != nil {
+		return err
+	}
+	for _, t := range idx {
+		tasks[t] = TaskState{Task: t, SlurmState: slurmState, Reason: reason, State: NormalizeState(slurmState)}
+	}
+	return nil
 }
 
 // expandTasks expands "4", "[5-9%2]" or "[1,3,7-8]" to task indices.
@@ -182,12 +187,9 @@ func (c *Client) View(ctx context.Context, j *job.Job) (map[int]ShardState, erro
 		return view, nil
 	}
 	for _, a := range j.Slurm.Arrays {
-		tasks, gone, err := c.Query(ctx, a.JobID)
+		tasks, err := c.Query(ctx, a.JobID)
 		if err != nil {
 			return nil, err
-		}
-		if gone {
-			tasks = nil
 		}
 		var acct map[int]TaskState // asked once per array, only when squeue lacks a task
 		asked := false
@@ -208,11 +210,6 @@ func (c *Client) View(ctx context.Context, j *job.Job) (map[int]ShardState, erro
 		}
 	}
 	return view, nil
-}
-
-// View is Client.View with the process environment.
-func View(ctx context.Context, j *job.Job) (map[int]ShardState, error) {
-	return (&Client{}).View(ctx, j)
 }
 
 // Active reports whether a shard state may still change on its own.

@@ -175,8 +175,8 @@ func TestCancelRealSlurm(t *testing.T) {
 	if err := c.Cancel(ctx, []string{j.Slurm.Arrays[0].JobID}); err != nil {
 		t.Errorf("second cancel: %v", err)
 	}
-	if _, gone, err := c.Query(ctx, "999999"); err != nil || !gone {
-		t.Errorf("unknown job: gone=%v err=%v", gone, err)
+	if tasks, err := c.Query(ctx, "999999"); err != nil || len(tasks) != 0 {
+		t.Errorf("unknown job: tasks %v, err %v", tasks, err)
 	}
 }
 
