@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -163,8 +165,10 @@ func TestCollectCommand(t *testing.T) {
 			}
 			if tc.lines == 0 {
 				if tc.code != exitOK && tc.code != exitInputFailed {
-					if _, err := os.Stat(filepath.Join(outDir, "e.jsonl")); err == nil {
-						t.Error("output written on error")
+					if out := outputArg(tc.args); out != "-" && out != "" {
+						if _, err := os.Stat(out); err == nil {
+							t.Errorf("output %s written on error", out)
+						}
 					}
 				}
 				return
@@ -195,5 +199,68 @@ func TestCollectCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// outputArg is the value of -o in args, "" without one.
+func outputArg(args []string) string {
+	for i, a := range args {
+		if a == "-o" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// fakeSlurm makes PATH hold only shell scripts named after Slurm commands, for the
+// commands run in process (as internal/slurm's view_test.go does).
+func fakeSlurm(t *testing.T, scripts map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+}
+
+// TestStatusSlurmColumns: for a job submitted to Slurm, the table gets the SLURM
+// and TASK columns from squeue, "-" for a shard no array ran.
+func TestStatusSlurmColumns(t *testing.T) {
+	dir := statusJob(t, false)
+	j, err := job.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Slurm = &job.Slurm{Arrays: []job.Array{{JobID: "77", Shards: []int{0, 1}}}}
+	if err := job.Save(dir, j); err != nil {
+		t.Fatal(err)
+	}
+	fakeSlurm(t, map[string]string{"squeue": `case "$*" in *" 77 "*) ;; *) echo "unexpected squeue $*" >&2; exit 1;; esac
+echo "77_0 RUNNING None"
+echo "77_1 PENDING JobArrayTaskLimit"
+`})
+	code, out, errOut := runInProcess(t, "status", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rows [][]string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "SHARD") || strings.HasPrefix(strings.TrimSpace(l), "00000") {
+			rows = append(rows, regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(l), -1))
+		}
+	}
+	want := [][]string{
+		{"SHARD", "STATE", "INPUTS", "OK", "FAILED", "PENDING", "SLURM", "TASK"},
+		{"000000", "done", "4", "4", "0", "0", "running", "77_0"},
+		{"000001", "partial", "4", "2", "1", "1", "pending (JobArrayTaskLimit)", "77_1"},
+		{"000002", "pending", "4", "0", "0", "4", "-", "-"},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("table columns:\n got %q\nwant %q\noutput:\n%s", rows, want, out)
+	}
+	if strings.Contains(out, "None") || strings.Contains(out, "could not be asked") {
+		t.Errorf("output:\n%s", out)
 	}
 }

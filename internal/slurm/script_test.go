@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -117,8 +118,11 @@ func TestScriptQuotingRuns(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); ok {
 				code = ee.ExitCode()
 			}
-			if want := tc.exitCode; want != "0" && code == 0 || want == "0" && err != nil {
-				t.Errorf("script exit %v, want %s\n%s", err, want, r.out.String())
+			if err != nil && code == 0 {
+				t.Fatalf("script: %v\n%s", err, r.out.String())
+			}
+			if got := strconv.Itoa(code); got != tc.exitCode {
+				t.Errorf("script exit %s (%v), want %s\n%s", got, err, tc.exitCode, r.out.String())
 			}
 			r.noPwned(t)
 			jobDir := filepath.Join(r.root, "$(touch pwned)", hostile)
