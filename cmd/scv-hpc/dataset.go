@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,9 +11,11 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
 
 // defaultRun is what predict and submit hand the runner when no flag says otherwise.
@@ -75,4 +78,32 @@ func (d *datasetFlags) scan(log zerolog.Logger) sharding.ScanOptions {
 
 func (d *datasetFlags) plan() sharding.Plan {
 	return sharding.Plan{ShardSize: d.shardSize, Shards: d.shards}
+}
+
+// newJob shards the dataset into the job directory outAbs and writes its job.json:
+// model m (name as the user gave it), the runner's settings run (with the cache made
+// absolute), and s, the Slurm part (nil for predict). verb prefixes errors.
+func (a *app) newJob(ctx context.Context, verb, name string, m *fetch.Model, d *datasetFlags, dataAbs, outAbs string, run job.RunOptions, s *job.Slurm) (*job.Job, error) {
+	sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, d.scan(a.log), d.plan())
+	if errors.Is(err, sharding.ErrBadPlan) {
+		return nil, usageError{err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: shard %s: %w", verb, d.data, err)
+	}
+	if run.CacheDir, err = filepath.Abs(a.cacheDir); err != nil {
+		return nil, err
+	}
+	j := &job.Job{
+		Tool: version.String(), Created: time.Now().UTC(),
+		Model: name, Ref: m.Ref, Digest: m.Digest, SIF: m.SIF, Predict: m.Predict, GPU: m.GPU,
+		DataRoot: dataAbs, Include: d.include,
+		Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
+		Run: run, Slurm: s,
+	}
+	if err := job.Save(outAbs, j); err != nil {
+		return nil, err
+	}
+	a.log.Info().Int("shards", sum.Shards).Int64("inputs", sum.Inputs).Int64("skipped", sum.Skipped).Msg("dataset sharded")
+	return j, nil
 }

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -14,7 +14,6 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
-	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
 
 func init() {
@@ -62,7 +61,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				if err != nil {
 					return fmt.Errorf("predict: %w", err)
 				}
-				j, err := a.predictJob(cmd, args[0], model, dataAbs, outAbs, df.scan(a.log), run, df.plan())
+				j, err := a.predictJob(cmd, args[0], model, &df, dataAbs, outAbs, run)
 				if err != nil {
 					return err
 				}
@@ -105,15 +104,15 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 // predictJob returns the job in outAbs: the existing one when it is for the same model
 // image and data (resume), else a new one, sharded now. A job for other bits or other
 // data is refused rather than mixed.
-func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAbs, outAbs string, scan sharding.ScanOptions, run job.RunOptions, plan sharding.Plan) (*job.Job, error) {
+func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, df *datasetFlags, dataAbs, outAbs string, run job.RunOptions) (*job.Job, error) {
 	if old, err := job.Load(outAbs); err == nil {
 		switch {
 		case old.DataRoot != dataAbs:
 			return nil, fmt.Errorf("--out %s holds a job over %s, not %s; use a new --out", outAbs, old.DataRoot, dataAbs)
 		case old.Digest != m.Digest || (m.Digest == "" && old.SIF != m.SIF):
-			return nil, fmt.Errorf("--out %s holds a job of model %s (%s), not %s (%s); use a new --out", outAbs, old.Model, firstOf(old.Digest, old.SIF), name, firstOf(m.Digest, m.SIF))
-		case cmd.Flags().Changed("include") && !slices.Equal(old.Include, scan.Include):
-			return nil, fmt.Errorf("--out %s was sharded with --include %v, not %v; use a new --out", outAbs, old.Include, scan.Include)
+			return nil, fmt.Errorf("--out %s holds a job of model %s (%s), not %s (%s); use a new --out", outAbs, old.Model, cmp.Or(old.Digest, old.SIF), name, cmp.Or(m.Digest, m.SIF))
+		case cmd.Flags().Changed("include") && !slices.Equal(old.Include, df.include):
+			return nil, fmt.Errorf("--out %s was sharded with --include %v, not %v; use a new --out", outAbs, old.Include, df.include)
 		}
 		if n, err := sharding.CountShards(outAbs); err != nil || n != old.Shards {
 			return nil, fmt.Errorf("--out %s: job.json lists %d shards but shards/ holds %d (%v); use a new --out", outAbs, old.Shards, n, err)
@@ -123,34 +122,5 @@ func (a *app) predictJob(cmd *cobra.Command, name string, m *fetch.Model, dataAb
 	} else if !errors.Is(err, job.ErrNoJob) {
 		return nil, err
 	}
-	sum, err := sharding.WriteShards(cmd.Context(), outAbs, dataAbs, scan, plan)
-	if err != nil {
-		if errors.Is(err, sharding.ErrBadPlan) {
-			return nil, usageError{err}
-		}
-		return nil, fmt.Errorf("predict: shard %s: %w", dataAbs, err)
-	}
-	cacheAbs, _ := filepath.Abs(a.cacheDir)
-	run.CacheDir = cacheAbs
-	j := &job.Job{
-		Tool: version.String(), Created: time.Now().UTC(),
-		Model: name, Ref: m.Ref, Digest: m.Digest, SIF: m.SIF, Predict: m.Predict, GPU: m.GPU,
-		DataRoot: dataAbs, Include: scan.Include,
-		Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
-		Run: run,
-	}
-	if err := job.Save(outAbs, j); err != nil {
-		return nil, err
-	}
-	a.log.Info().Int("shards", sum.Shards).Int64("inputs", sum.Inputs).Int64("skipped", sum.Skipped).Msg("dataset sharded")
-	return j, nil
-}
-
-func firstOf(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
+	return a.newJob(cmd.Context(), "predict", name, m, df, dataAbs, outAbs, run, nil)
 }

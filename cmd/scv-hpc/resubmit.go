@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +67,6 @@ job directory) are used again; flags given here override them.`,
 					}
 					shards = append(shards, st.Index)
 				}
-				sort.Ints(shards)
 				if len(active) > 0 {
 					a.log.Info().Ints("shards", active).Msg("left alone: still pending or running in Slurm")
 				}
@@ -85,7 +82,7 @@ job directory) are used again; flags given here override them.`,
 				if failedOnly {
 					runArgs = []string{"--retry-failed"}
 				}
-				return a.submitShards(cmd, dir, j, o, shards, runArgs, dryRun, asJSON)
+				return a.submitShards(cmd, dir, j, o, sf.tmpl, shards, runArgs, dryRun, asJSON)
 			},
 		}
 		f := cmd.Flags()
@@ -126,13 +123,5 @@ func (sf *slurmFlags) overlay(cmd *cobra.Command, a *app, dst *slurm.Options) er
 	if f.Changed("log-level") {
 		dst.LogLevel = a.logLevel
 	}
-	var err error
-	for _, p := range []*string{&dst.Binary, &dst.Template} {
-		if *p != "" {
-			if *p, err = filepath.Abs(*p); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return sf.resolve(dst)
 }

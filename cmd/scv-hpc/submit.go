@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
-	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
-	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
 
 func init() {
@@ -68,46 +64,23 @@ docs/slurm.md.`,
 			if err != nil {
 				return fmt.Errorf("submit: %w", err)
 			}
-			cacheAbs, err := filepath.Abs(a.cacheDir)
+			j, err := a.newJob(ctx, "submit", args[0], model, &df, dataAbs, outAbs, rf.options(), &job.Slurm{})
 			if err != nil {
-				return err
-			}
-			sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, df.scan(a.log),
-				df.plan())
-			if errors.Is(err, sharding.ErrBadPlan) {
-				return usageError{err}
-			}
-			if err != nil {
-				return fmt.Errorf("submit: shard %s: %w", df.data, err)
-			}
-			// The runner's settings, for every task (resubmits included).
-			run := rf.options()
-			run.CacheDir = cacheAbs
-			j := &job.Job{
-				Tool: version.String(), Created: time.Now().UTC(),
-				Model: args[0], Ref: model.Ref, Digest: model.Digest, SIF: model.SIF,
-				Predict: model.Predict, GPU: model.GPU,
-				DataRoot: dataAbs, Include: df.include,
-				Shards: sum.Shards, Inputs: sum.Inputs, Bytes: sum.Bytes, Skipped: sum.Skipped,
-				Run:   run,
-				Slurm: &job.Slurm{},
-			}
-			if err := job.Save(outAbs, j); err != nil {
 				return err
 			}
 			if model.GPU && sf.opts.GPUsPerTask == 0 && sf.opts.Gres == "" {
 				sf.opts.GPUsPerTask = 1
 				a.log.Info().Str("model", args[0]).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
 			}
-			sf.opts.CacheDir = cacheAbs
+			sf.opts.CacheDir = j.Run.CacheDir
 			if err := slurm.SaveOptions(outAbs, &sf.opts); err != nil {
 				return err
 			}
-			all := make([]int, sum.Shards)
+			all := make([]int, j.Shards)
 			for i := range all {
 				all[i] = i
 			}
-			if err := a.submitShards(cmd, outAbs, j, &sf.opts, all, nil, dryRun, asJSON); err != nil {
+			if err := a.submitShards(cmd, outAbs, j, &sf.opts, sf.tmpl, all, nil, dryRun, asJSON); err != nil {
 				if len(j.Slurm.Arrays) == 0 {
 					return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",
 						err, df.out, slurm.Quote(df.out))
@@ -127,17 +100,10 @@ docs/slurm.md.`,
 	return cmd
 }
 
-// submitShards renders and submits arrays over shards of the job directory and
-// prints what was done.
-func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slurm.Options, shards []int, runArgs []string, dryRun, asJSON bool) error {
+// submitShards renders and submits arrays over shards of the job directory with
+// tmpl (nil: the embedded template) and prints what was done.
+func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slurm.Options, tmpl *slurm.Template, shards []int, runArgs []string, dryRun, asJSON bool) error {
 	ctx := cmd.Context()
-	tmpl := slurm.DefaultTemplate()
-	if o.Template != "" {
-		var err error
-		if tmpl, err = slurm.LoadTemplate(o.Template); err != nil {
-			return err
-		}
-	}
 	client := &slurm.Client{}
 	qctx := ctx
 	if dryRun {
@@ -194,9 +160,7 @@ func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slu
 		for _, s := range subs {
 			res.Arrays = append(res.Arrays, arrayOut{s.Array.JobID, s.Script, s.Array.Shards, s.Command})
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(a, res)
 	}
 	ids := make([]string, len(subs))
 	for i, s := range subs {
@@ -210,6 +174,7 @@ func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slu
 // slurmFlags are the Slurm resource flags of submit and resubmit.
 type slurmFlags struct {
 	opts slurm.Options
+	tmpl *slurm.Template // the parsed --template (or the site's); nil: the embedded one
 }
 
 func (sf *slurmFlags) register(cmd *cobra.Command) {
@@ -252,18 +217,30 @@ func (sf *slurmFlags) load(cmd *cobra.Command, a *app) error {
 		}
 		sf.opts.Binary = exe
 	}
-	for _, p := range []*string{&sf.opts.Binary, &sf.opts.Template} {
+	if err := sf.resolve(&sf.opts); err != nil {
+		return err
+	}
+	sf.opts.LogLevel = a.logLevel
+	return nil
+}
+
+// resolve makes o's binary and template paths absolute and parses the
+// template, once, into sf.tmpl: a template that cannot be read or parsed is a
+// usage error, before anything is submitted.
+func (sf *slurmFlags) resolve(o *slurm.Options) error {
+	var err error
+	for _, p := range []*string{&o.Binary, &o.Template} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return err
 			}
 		}
 	}
-	if sf.opts.Template != "" {
-		if _, err := slurm.LoadTemplate(sf.opts.Template); err != nil {
+	sf.tmpl = nil
+	if o.Template != "" {
+		if sf.tmpl, err = slurm.LoadTemplate(o.Template); err != nil {
 			return usageError{err}
 		}
 	}
-	sf.opts.LogLevel = a.logLevel
 	return nil
 }

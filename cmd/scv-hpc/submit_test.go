@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +197,82 @@ func TestSubmitUsage(t *testing.T) {
 			code, stdout, stderr := scv(t, nil, tc.args...)
 			if code != tc.code || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tc.code, tc.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestResubmitChecksBeforeSbatch: resubmit parses the job script template (given, or
+// saved in slurm.json) before anything else and refuses a bad one as a usage error;
+// a value that cannot go into the script is refused before sbatch runs. A good
+// template is the one sbatch gets.
+func TestResubmitChecksBeforeSbatch(t *testing.T) {
+	root := t.TempDir()
+	good := filepath.Join(root, "good.tmpl")
+	if err := os.WriteFile(good, []byte("#!/bin/bash\n#SBATCH --array={{.Array}}\n# site template offset={{.Offset}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(root, "broken.tmpl")
+	if err := os.WriteFile(broken, []byte("#!/bin/bash\n{{if .Array}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		saved string // template saved in slurm.json
+		args  []string
+		code  int
+		want  string // in stderr, or in the script for exit 0
+	}{
+		{"broken template", "", []string{"--template", broken}, exitUsage, "parse job script template"},
+		{"missing template", "", []string{"--template", filepath.Join(root, "nope.tmpl")}, exitUsage, "read job script template"},
+		{"broken saved template", broken, nil, exitUsage, "parse job script template"},
+		{"unsafe partition", "", []string{"--partition", "gpu debug"}, exitError, "unsafe value"},
+		{"good template", "", []string{"--template", good}, exitOK, "# site template offset=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := statusJob(t, false) // shards 1 and 2 have inputs without a result
+			j, err := job.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.Slurm = &job.Slurm{}
+			if err := job.Save(dir, j); err != nil {
+				t.Fatal(err)
+			}
+			if err := slurm.SaveOptions(dir, &slurm.Options{Binary: "/opt/scv-hpc/bin/scv-hpc", SignalSeconds: 120, Template: tc.saved}); err != nil {
+				t.Fatal(err)
+			}
+			ran := filepath.Join(t.TempDir(), "sbatch-ran")
+			fakeSlurm(t, map[string]string{
+				"scontrol": "echo MaxArraySize=1001\n",
+				"sbatch":   "echo \"$@\" > '" + ran + "'\necho 4242\n",
+			})
+			code, stdout, stderr := runInProcess(t, append([]string{"resubmit", dir}, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, stdout, stderr)
+			}
+			_, statErr := os.Stat(ran)
+			after, err := job.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.code != exitOK {
+				if !strings.Contains(stderr, tc.want) {
+					t.Errorf("stderr lacks %q:\n%s", tc.want, stderr)
+				}
+				if !os.IsNotExist(statErr) || len(after.Slurm.Arrays) != 0 {
+					t.Errorf("sbatch ran (%v) or arrays were recorded (%+v)", statErr, after.Slurm.Arrays)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "job.sbatch")); tc.code == exitUsage && err == nil {
+					t.Error("a script was written before the template was refused")
+				}
+				return
+			}
+			if statErr != nil || len(after.Slurm.Arrays) != 1 || after.Slurm.Arrays[0].JobID != "4242" || !reflect.DeepEqual(after.Slurm.Arrays[0].Shards, []int{1, 2}) {
+				t.Fatalf("sbatch ran: %v; arrays %+v\n%s", statErr, after.Slurm.Arrays, stderr)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "job.sbatch")); err != nil || !strings.Contains(string(b), tc.want) {
+				t.Errorf("script does not come from the site template (%v):\n%s", err, b)
 			}
 		})
 	}
