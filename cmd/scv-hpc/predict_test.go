@@ -232,10 +232,11 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	if code != 3 || !strings.Contains(stdout, "this run: 0 ok, 0 failed, 8 already done") {
 		t.Errorf("resume: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	// run-shard of one shard, index and offset from the environment as in an array task.
+	// run-shard of one shard as in an array task: the index from the environment, the
+	// offset from the batch script.
 	os.Remove(job.ResultFile(out, 2))
-	code, stdout, stderr = scv(t, append(env, "SLURM_ARRAY_TASK_ID=1", "SCV_HPC_SHARD_OFFSET=1"), "--cache", cache, "--offline",
-		"run-shard", out, "--runtime", "builtin", "--gpus", "none")
+	code, stdout, stderr = scv(t, append(env, "SLURM_ARRAY_TASK_ID=1"), "--cache", cache, "--offline",
+		"run-shard", out, "--offset", "1", "--runtime", "builtin", "--gpus", "none")
 	if code != 0 && code != 3 || !strings.Contains(stdout, "shard 2: 2 inputs") {
 		t.Errorf("run-shard: exit %d\n%s\n%s", code, stdout, stderr)
 	}

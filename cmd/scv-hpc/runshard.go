@@ -138,8 +138,8 @@ JOBDIR/results/NNNNNN.jsonl. Inputs that already have a result are skipped, so a
 re-run after a preemption, time limit or crash resumes. SIGTERM and SIGINT stop it
 cleanly: answers in flight are awaited briefly, results are flushed.
 
-INDEX defaults to $SLURM_ARRAY_TASK_ID and OFFSET to $SCV_HPC_SHARD_OFFSET (0), as set
-by the batch script of 'scv-hpc submit'. Runner flags override the job's settings.
+INDEX defaults to $SLURM_ARRAY_TASK_ID and OFFSET to 0; the batch script of 'scv-hpc
+submit' passes --offset for each array. Runner flags override the job's settings.
 The builtin runtime binds no GPU driver: GPU models need apptainer or singularity.
 
 Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interrupted,
@@ -164,13 +164,6 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 						return usageError{errors.New("run-shard needs --index I (or $SLURM_ARRAY_TASK_ID inside a Slurm array)")}
 					}
 					index = n
-				}
-				if !fs.Changed("offset") {
-					n, _, err := envInt("SCV_HPC_SHARD_OFFSET")
-					if err != nil {
-						return usageError{err}
-					}
-					offset = n
 				}
 				if index < 0 || offset < 0 {
 					return usageError{fmt.Errorf("--index %d and --offset %d must not be negative", index, offset)}
@@ -209,7 +202,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 		}
 		fs := cmd.Flags()
 		fs.IntVar(&index, "index", 0, "array task index (default $SLURM_ARRAY_TASK_ID)")
-		fs.IntVar(&offset, "offset", 0, "shard offset of this array: shard = offset + index (default $SCV_HPC_SHARD_OFFSET or 0)")
+		fs.IntVar(&offset, "offset", 0, "shard offset of this array: shard = offset + index")
 		fs.BoolVar(&retryFailed, "retry-failed", false, "also run the inputs whose last result is a failure")
 		rf.register(fs, job.RunOptions{})
 		return cmd
