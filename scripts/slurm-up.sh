@@ -50,8 +50,8 @@ mem=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 sed -e "s|@DIR@|$dir|g" -e "s|@CLUSTER@|scvlocal|g" -e "s|@CTLD_PORT@|$ctld_port|g" \
   -e "s|@SLURMD_PORT@|$slurmd_port|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM_MB@|$mem|g" \
   -e "s|@MAX_ARRAY_SIZE@|1001|g" "$(dirname "$0")/slurm.conf.in" > "$dir/slurm.conf"
-# Two fake GPUs: gres needs device files; jobs see CUDA_VISIBLE_DEVICES/SLURM_JOB_GPUS.
-printf 'AutoDetect=off\nName=gpu File=/dev/null,/dev/zero\n' > "$dir/gres.conf"
+# Two fake GPUs (scripts/gres.conf, which the tests use too).
+cp "$(dirname "$0")/gres.conf" "$dir/gres.conf"
 
 export SLURM_CONF="$dir/slurm.conf"
 munged --force --socket "$dir/munge/munge.socket" --key-file "$dir/munge/munge.key" \

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,15 +95,6 @@ func lookSbin(name string) (string, error) {
 	return "", fmt.Errorf("%s not found", name)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // memoryMB returns 90% of MemTotal: slurmd drains a node that reports less
 // memory than RealMemory.
 func memoryMB() int {
@@ -165,11 +155,11 @@ func startSlurmCluster() (_ *slurmCluster, err error) {
 	if err := os.WriteFile(keyFile, key, 0o400); err != nil {
 		return nil, err
 	}
-	ctldPort, err := freePort()
+	ctldPort, err := loopbackPort()
 	if err != nil {
 		return nil, err
 	}
-	slurmdPort, err := freePort()
+	slurmdPort, err := loopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -178,11 +168,15 @@ func startSlurmCluster() (_ *slurmCluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	gres := "AutoDetect=off\nName=gpu File=/dev/null,/dev/zero\n"
+	// Two fake GPUs (scripts/gres.conf, which scripts/slurm-up.sh uses too).
+	gres, err := os.ReadFile(filepath.Join(repoRoot(), "scripts", "gres.conf"))
+	if err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(c.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "gres.conf"), []byte(gres), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "gres.conf"), gres, 0o644); err != nil {
 		return nil, err
 	}
 
@@ -205,7 +199,9 @@ func startSlurmCluster() (_ *slurmCluster, err error) {
 		return nil, err
 	}
 	if err := waitFor(60*time.Second, func() error {
-		out, err := exec.Command("sinfo", "-h", "-o", "%T").CombinedOutput()
+		cmd := exec.Command("sinfo", "-h", "-o", "%T")
+		cmd.Env = append(os.Environ(), "SLURM_CONF="+c.conf)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("sinfo: %v: %s", err, out)
 		}
@@ -213,7 +209,7 @@ func startSlurmCluster() (_ *slurmCluster, err error) {
 			return fmt.Errorf("node state %q", s)
 		}
 		return nil
-	}, "SLURM_CONF="+c.conf); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("node never became idle: %v\nslurmctld.log:\n%s\nslurmd.log:\n%s", err, c.logTail("slurmctld.log"), c.logTail("slurmd.log"))
 	}
 	return c, nil
@@ -243,21 +239,8 @@ func (c *slurmCluster) spawn(name string, args ...string) error {
 	return nil
 }
 
-// waitFor polls check until it succeeds or the timeout passes. Extra env
-// entries are set for the duration (used for SLURM_CONF).
-func waitFor(timeout time.Duration, check func() error, env ...string) error {
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		old, had := os.LookupEnv(k)
-		os.Setenv(k, v)
-		defer func() {
-			if had {
-				os.Setenv(k, old)
-			} else {
-				os.Unsetenv(k)
-			}
-		}()
-	}
+// waitFor polls check until it succeeds or the timeout passes.
+func waitFor(timeout time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()

@@ -3,7 +3,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
-	"strings"
+	"regexp"
 	"testing"
 )
 
@@ -23,8 +23,9 @@ func TestStartSlurm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), "task="+task+" gpus=") {
-			t.Errorf("task %s output %q", task, b)
+		// A gpus= without a value would mean Slurm bound no GPU of the gres.
+		if !regexp.MustCompile(`(^|\s)task=` + task + ` gpus=\S`).Match(b) {
+			t.Errorf("task %s output %q, want task=%s gpus=<ids>", task, b, task)
 		}
 	}
 }
