@@ -33,7 +33,7 @@ chrooted in a mount namespace with NO GPU binding`
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaults job.RunOptions) {
 	fs.IntVar(&f.workers, "workers", defaults.Workers, "model processes for a CPU model (with GPUs: one per GPU)")
-	fs.StringVar(&f.gpus, "gpus", defaults.GPUs, "GPUs to use, one worker each: auto (SLURM_JOB_GPUS, CUDA_VISIBLE_DEVICES, nvidia-smi), none, or ids such as 0,1")
+	fs.StringVar(&f.gpus, "gpus", defaults.GPUs, "GPUs to use, one worker each: auto or all (what SLURM_JOB_GPUS, CUDA_VISIBLE_DEVICES or nvidia-smi give), none, or ids such as 0,1")
 	fs.StringVar(&f.runtime, "runtime", defaults.Runtime, runtimeHelp)
 	fs.DurationVar(&f.itemTimeout, "item-timeout", time.Duration(defaults.ItemTimeout), "time one input may take before its model process is killed and restarted")
 	fs.IntVar(&f.retries, "retries", defaults.Retries, "retries of an input whose model process crashed or hung, before it is recorded failed")
