@@ -23,6 +23,7 @@ standard library only; numpy, xarray, scivision, PIL, imageio and cv2 are used w
 import argparse
 import base64
 import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
@@ -246,9 +247,6 @@ def read_config(model_dir):
     path = model_dir
     if os.path.isdir(model_dir):
         path = os.path.join(model_dir, ".scivision", "model.yml")
-        if not os.path.exists(path):
-            alt = os.path.join(model_dir, "scivision-model.yml")
-            path = alt if os.path.exists(alt) else path
     try:
         with open(path, encoding="utf-8") as f:
             cfg = parse_yaml(f.read())
@@ -358,6 +356,19 @@ def load_model(model_dir, name=None, use_scivision=True):
 # ---------------------------------------------------------------- inputs
 
 
+@functools.lru_cache(maxsize=None)
+def _optional(name):
+    """The module called name, or None when it is not installed; looked up once.
+
+    Python does not remember a failed import, so importing a missing reader per input
+    would search sys.path every time. Errors other than ImportError propagate (uncached).
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
 def read_input(path, mode="auto"):
     """Reads one input the way intake-xarray would.
 
@@ -375,9 +386,8 @@ def read_input(path, mode="auto"):
     else:
         arr = _read_image(path)
     if mode == "auto":
-        try:
-            import xarray  # type: ignore
-        except ImportError:
+        xarray = _optional("xarray")
+        if xarray is None:
             return arr
         dims = ("y", "x", "channel")[: arr.ndim] if arr.ndim <= 3 else None
         return xarray.DataArray(arr, dims=dims)
@@ -389,25 +399,20 @@ def _read_image(path):
         raise FileNotFoundError(f"no such input: {path}")
     errors = []
     try:
-        from PIL import Image  # type: ignore
-
-        with Image.open(path) as im:
-            return np.asarray(im)
-    except ImportError:
-        pass
+        pil = _optional("PIL.Image")
+        if pil is not None:
+            with pil.open(path) as im:
+                return np.asarray(im)
     except Exception as e:  # noqa: BLE001 - try the next reader, report all if none can
         errors.append(f"PIL: {e}")
     try:
-        import imageio.v3 as iio  # type: ignore
-
-        return np.asarray(iio.imread(path))
-    except ImportError:
-        pass
+        iio = _optional("imageio.v3")
+        if iio is not None:
+            return np.asarray(iio.imread(path))
     except Exception as e:  # noqa: BLE001
         errors.append(f"imageio: {e}")
-    try:
-        import cv2  # type: ignore
-
+    cv2 = _optional("cv2")
+    if cv2 is not None:
         img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if img is None:
             errors.append("cv2: cannot decode")
@@ -417,8 +422,6 @@ def _read_image(path):
             elif img.ndim == 3 and img.shape[2] == 4:
                 img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
             return img
-    except ImportError:
-        pass
     if not errors:
         raise RuntimeError("no image reader in this image: install Pillow, imageio or OpenCV (python3-opencv)")
     raise ValueError(f"cannot decode image {path}: " + "; ".join(errors))
@@ -563,7 +566,10 @@ class Channel:
 
     def send(self, msg):
         """Writes one message as one line."""
-        data = (json.dumps(msg, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        self.write(encode_line(msg))
+
+    def write(self, data):
+        """Writes encoded protocol lines (bytes)."""
         while data:
             n = os.write(self._w, data)
             data = data[n:]
@@ -578,20 +584,24 @@ class Channel:
                 yield line
 
 
+def encode_line(msg):
+    """One protocol message as one line of strict JSON (bytes, ending in a newline)."""
+    return (json.dumps(msg, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
 def answer(predictor, encoder, item, input_mode="auto"):
-    """Runs one request item {"id","path"} and returns its response."""
+    """Runs one request item {"id","path"} and returns its response, encoded (encode_line)."""
     rid = item.get("id") if isinstance(item, dict) else None
     try:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise ValueError('request needs "id" and "path"')
         x = read_input(item["path"], input_mode)
         result = encoder.encode(predictor.predict(x))
-        json.dumps(result, allow_nan=False)
-        return {"id": rid, "ok": True, "result": result}
+        return encode_line({"id": rid, "ok": True, "result": result})
     except (Exception, SystemExit) as e:  # noqa: BLE001 - every input gets an answer
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        return {"id": rid, "ok": False, "error": error_text(e)}
+        return encode_line({"id": rid, "ok": False, "error": error_text(e)})
 
 
 def serve(chan, predictor, encoder, input_mode="auto"):
@@ -607,7 +617,7 @@ def serve(chan, predictor, encoder, input_mode="auto"):
             chan.send({"id": None, "ok": False, "error": '"batch" must be a list'})
             continue
         for item in items:
-            chan.send(answer(predictor, encoder, item, input_mode))
+            chan.write(answer(predictor, encoder, item, input_mode))
 
 
 def main(argv=None):
