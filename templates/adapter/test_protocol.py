@@ -18,11 +18,11 @@ sys.path.insert(0, HERE)
 from test_scv_adapter import write_model  # noqa: E402
 
 # A model that behaves like a careless research package: prints to stdout when imported,
-# when built and when predicting (also at the C level, straight to fd 1), reads stdin,
-# and raises on some inputs.
+# when built and when predicting (also at the C level, straight to fd 1), reads stdin
+# (sys.stdin and fd 0), and raises on some inputs.
 NOISY = {
     "noisy_model/__init__.py": """\
-        import os, sys, warnings
+        import os, select, sys, warnings
         print("importing noisy_model: hello stdout")
         os.write(1, b"raw fd-1 write at import\\n")
 
@@ -32,6 +32,10 @@ NOISY = {
                 sys.stdout.write("progress 50%\\r")
                 warnings.warn("deprecated thing")
                 self.stolen = sys.stdin.read()  # must not eat the protocol
+                # Nor at the C level: fd 0 must be at end of file, not the protocol pipe
+                # (the test sends nothing before the handshake, so a pipe would block).
+                ready, _, _ = select.select([0], [], [], 2)
+                self.raw = os.read(0, 65536).decode() if ready else "<fd 0 would block>"
 
             def predict(self, image):
                 print("predicting", image)
@@ -39,7 +43,7 @@ NOISY = {
                 name = os.path.basename(str(image))
                 if "bad" in name:
                     raise ValueError(f"cannot classify {name}")
-                return {"label": name, "score": float("nan"), "stolen": self.stolen, "blob": b"ok"}
+                return {"label": name, "score": float("nan"), "stolen": self.stolen, "raw": self.raw, "blob": b"ok"}
         """,
 }
 NOISY_YML = """\
@@ -105,7 +109,7 @@ class ProtocolTest(unittest.TestCase):
             a.send({"id": i, "path": p})
         got = {r["id"]: r for r in (a.recv() for _ in paths)}
         self.assertEqual(set(got), set(paths))
-        self.assertEqual(got["0"], {"id": "0", "ok": True, "result": {"label": "a.png", "score": None, "stolen": "", "blob": "b2s="}})
+        self.assertEqual(got["0"], {"id": "0", "ok": True, "result": {"label": "a.png", "score": None, "stolen": "", "raw": "", "blob": "b2s="}})
         self.assertEqual(got["1"], {"id": "1", "ok": False, "error": "ValueError: cannot classify bad.png"})
         self.assertTrue(got["2"]["ok"])
         code, rest, err = a.finish()

@@ -7,8 +7,8 @@ are skipped (with the reason) when it is not installed (Debian: python3-numpy).
 
 import dataclasses
 import json
-import math
 import os
+import re
 import sys
 import tempfile
 import textwrap
@@ -376,6 +376,14 @@ class ReadInputTest(unittest.TestCase):
             self.assertEqual(auto.dims, ("y", "x", "channel"))
         self.assertEqual(A.read_input(f, "path"), f)
 
+    def readers(self, **fakes):
+        """Makes only the given image readers importable (PIL.Image, imageio.v3, cv2)."""
+        mods = {"PIL": None, "PIL.Image": None, "imageio": None, "imageio.v3": None, "cv2": None}
+        mods.update({k.replace("_", "."): v for k, v in fakes.items()})
+        A._optional.cache_clear()
+        self.addCleanup(A._optional.cache_clear)
+        return mock.patch.dict(sys.modules, mods)
+
     def test_errors_name_the_input(self):
         missing = os.path.join(self.tmp, "missing.png")
         with self.assertRaisesRegex(FileNotFoundError, "missing.png"):
@@ -383,23 +391,55 @@ class ReadInputTest(unittest.TestCase):
         junk = os.path.join(self.tmp, "junk.png")
         with open(junk, "wb") as f:
             f.write(b"not an image")
-        with self.assertRaises((ValueError, RuntimeError)) as cm:
-            A.read_input(junk, "array")
-        self.assertTrue("junk.png" in str(cm.exception) or "no image reader" in str(cm.exception))
+        with self.readers(cv2=FakeCV2()):
+            with self.assertRaisesRegex(ValueError, "^cannot decode image " + re.escape(junk) + ": cv2: cannot decode$"):
+                A.read_input(junk, "array")
+        with self.readers():
+            with self.assertRaisesRegex(RuntimeError, "no image reader"):
+                A.read_input(junk, "array")
 
-    def test_image_rgb_order(self):
-        try:
-            import cv2
-        except ImportError:
-            self.skipTest("OpenCV is not installed (Debian: python3-opencv); the image end-to-end test covers it")
-        bgr = np.zeros((2, 3, 3), dtype=np.uint8)
-        bgr[..., 0] = 255  # blue in OpenCV's order
-        f = os.path.join(self.tmp, "blue.png")
-        cv2.imwrite(f, bgr)
-        rgb = A.read_input(f, "array")
-        self.assertEqual(rgb.shape, (2, 3, 3))
-        self.assertEqual(tuple(rgb[0, 0]), (0, 0, 255))
-        self.assertFalse(math.isnan(float(rgb.mean())))
+    def test_opencv_images_in_rgb_order(self):
+        cv2 = FakeCV2()
+        cases = [
+            ("bgr", (2, 3, 3), (255, 0, 0), (0, 0, 255)),
+            ("bgra", (2, 3, 4), (255, 0, 0, 128), (0, 0, 255, 128)),
+            ("gray", (2, 3), 7, 7),
+        ]
+        for name, shape, stored, want in cases:
+            with self.subTest(name):
+                f = os.path.join(self.tmp, name + ".png")
+                open(f, "wb").close()  # the fake reads the array below, not the file
+                img = np.zeros(shape, dtype=np.uint8)
+                img[0, 0] = stored  # in OpenCV's order: blue first
+                cv2.files[f] = img
+                with self.readers(cv2=cv2):
+                    got = A.read_input(f, "array")
+                self.assertEqual(got.shape, shape)
+                self.assertEqual(np.asarray(got[0, 0]).tolist(), np.asarray(want).tolist())
+                self.assertEqual(int(got[1, 2].sum()), 0)
+
+
+class FakeCV2:
+    """Stands in for OpenCV's Python module: imread returns files' arrays in its BGR(A) order."""
+
+    IMREAD_UNCHANGED = -1
+    COLOR_BGR2RGB = 4
+    COLOR_BGRA2RGBA = 5
+
+    def __init__(self):
+        self.files = {}
+
+    def imread(self, path, flags):
+        assert flags == self.IMREAD_UNCHANGED, flags
+        img = self.files.get(path)
+        return None if img is None else img.copy()
+
+    def cvtColor(self, img, code):
+        if code == self.COLOR_BGR2RGB and img.shape[-1] == 3:
+            return img[..., ::-1].copy()
+        if code == self.COLOR_BGRA2RGBA and img.shape[-1] == 4:
+            return img[..., [2, 1, 0, 3]].copy()
+        raise ValueError(f"fake cv2: conversion {code} does not apply to shape {img.shape}")
 
 
 if __name__ == "__main__":
