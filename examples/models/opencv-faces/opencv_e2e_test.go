@@ -6,7 +6,6 @@
 package opencvfaces_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,16 +17,14 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
-
-const predictLabel = "org.scivision.predict"
 
 var (
 	buildOnce   sync.Once
@@ -68,59 +65,31 @@ func buildImage(t testing.TB) string {
 // layoutImage opens the image tagged "latest" in an OCI layout.
 func layoutImage(t testing.TB, dir string) v1.Image {
 	t.Helper()
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatalf("open OCI layout %s: %v", dir, err)
-	}
-	im, err := idx.IndexManifest()
+	img, _, err := registry.Open(context.Background(), "oci-layout:"+dir+":latest", registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range im.Manifests {
-		if d.Annotations["org.opencontainers.image.ref.name"] == "latest" {
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return img
-		}
-	}
-	t.Fatalf("OCI layout %s has no image tagged latest", dir)
-	return nil
-}
-
-type result struct {
-	Path   string          `json:"path"`
-	OK     bool            `json:"ok"`
-	Result json.RawMessage `json:"result"`
-	Error  string          `json:"error"`
-	Stage  string          `json:"stage"`
+	return img
 }
 
 type box struct{ X, Y, Width, Height int }
 
-func readResults(t *testing.T, out string) map[string]result {
+// readResults reads every result file of the run at out: the final record of each input.
+func readResults(t *testing.T, out string) map[string]results.Record {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(out, "results", "*.jsonl"))
 	if len(files) == 0 {
 		t.Fatalf("no results in %s/results", out)
 	}
-	got := map[string]result{}
+	got := map[string]results.Record{}
 	for _, f := range files {
-		fh, err := os.Open(f)
+		recs, err := results.Final(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 1<<24)
-		for sc.Scan() {
-			var r result
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s: bad result line %q: %v", f, sc.Text(), err)
-			}
-			got[r.Path] = r
+		for p, r := range recs {
+			got[p] = r
 		}
-		fh.Close()
 	}
 	return got
 }
@@ -131,19 +100,12 @@ func TestOpenCVFacesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "python3 /opt/scv/scv_adapter.py --model-dir /opt/scv/model"; cf.Config.Labels[predictLabel] != want {
-		t.Errorf("label %s = %q, want %q", predictLabel, cf.Config.Labels[predictLabel], want)
+	if want := "python3 /opt/scv/scv_adapter.py --model-dir /opt/scv/model"; cf.Config.Labels[fetch.PredictLabel] != want {
+		t.Errorf("label %s = %q, want %q", fetch.PredictLabel, cf.Config.Labels[fetch.PredictLabel], want)
 	}
 
-	host := startRegistry(t)
-	ref := host + "/scivision/opencv-faces:1.0"
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, remote.WithContext(context.Background())); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
+	ref := testenv.StartRegistry(t) + "/scivision/opencv-faces:1.0"
+	testenv.Push(t, img, ref)
 
 	samples := testenv.SampleImages(t)
 	data := t.TempDir()
