@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	"io"
 	"os"
 	"sort"
@@ -132,12 +133,18 @@ func (d *Detector) Detect(img image.Image) *Result {
 	if w == 0 || h == 0 {
 		return res
 	}
+	if b.Min != (image.Point{}) {
+		// pigo reads pixels from (0,0): move a sub-image there (RGBA64 keeps every value).
+		at0 := image.NewRGBA64(image.Rect(0, 0, w, h))
+		draw.Draw(at0, at0.Bounds(), img, b.Min, draw.Src)
+		img = at0
+	}
 	params := pigo.CascadeParams{
 		MinSize:     minFaceSize,
 		MaxSize:     maxFaceSize,
 		ShiftFactor: shiftFactor,
 		ScaleFactor: scaleFactor,
-		ImageParams: pigo.ImageParams{Pixels: grayscale(img), Rows: h, Cols: w, Dim: w},
+		ImageParams: pigo.ImageParams{Pixels: pigo.RgbToGrayscale(img), Rows: h, Cols: w, Dim: w},
 	}
 	dets := d.classifier.RunCascade(params, 0)
 	dets = d.classifier.ClusterDetections(dets, iouThresh)
@@ -159,23 +166,4 @@ func (d *Detector) Detect(img image.Image) *Result {
 	})
 	res.Count = len(res.Faces)
 	return res
-}
-
-// grayscale converts img to 8-bit luma with pigo's weights, row-major, origin at (0,0).
-func grayscale(img image.Image) []uint8 {
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	out := make([]uint8, w*h)
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			out[y*w+x] = luma(r, g, bl)
-		}
-	}
-	return out
-}
-
-// luma is pigo's RgbToGrayscale formula on 16-bit channels.
-func luma(r, g, b uint32) uint8 {
-	return uint8((0.299*float64(r) + 0.587*float64(g) + 0.114*float64(b)) / 256)
 }

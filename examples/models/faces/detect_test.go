@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/color"
 	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,19 +22,9 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
-// cascadePath returns the facefinder cascade shipped in pigo's module.
-func cascadePath(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/esimov/pigo").Output()
-	if err != nil {
-		t.Fatalf("locate the pigo module: %v", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "cascade", "facefinder")
-}
-
 func loadDetector(t testing.TB) *Detector {
 	t.Helper()
-	d, err := LoadDetector(cascadePath(t))
+	d, err := LoadDetector(testenv.FacesCascade(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +206,7 @@ func TestDetectFileErrors(t *testing.T) {
 }
 
 func TestLoadDetectorErrors(t *testing.T) {
-	good, err := os.ReadFile(cascadePath(t))
+	good, err := os.ReadFile(testenv.FacesCascade(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,18 +229,8 @@ func TestLoadDetectorErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := LoadDetector(filepath.Join(dir, "absent")); err == nil || !os.IsNotExist(errorsUnwrapAll(err)) {
+	if _, err := LoadDetector(filepath.Join(dir, "absent")); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing cascade: %v, want a not-exist error", err)
-	}
-}
-
-func errorsUnwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		err = u.Unwrap()
 	}
 }
 

@@ -84,7 +84,7 @@ func TestProtocolSession(t *testing.T) {
 		return r
 	}
 
-	s := startSession(t, "-cascade", cascadePath(t))
+	s := startSession(t, "-cascade", testenv.FacesCascade(t))
 	var ready Ready
 	s.recv(&ready)
 	if want := (Ready{SCV: 1, Ready: true, Model: "faces", MaxBatch: 16}); ready != want {
