@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 state=$root/.cache/demo-registry
-port=${SCV_DEMO_PORT:-5055}
+port=5055 # the embedded catalog's faces image is at localhost:5055
 cache=$root/.cache/demo-cache
 out=$root/demo-out
 bin=$root/bin

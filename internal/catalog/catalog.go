@@ -21,8 +21,8 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
-// DefaultSource names the embedded catalog in errors and in Entry.Source.
-const DefaultSource = "embedded default catalog"
+// defaultSource names the embedded catalog in errors and in Entry.Source.
+const defaultSource = "embedded default catalog"
 
 // SiteFile is the site-wide catalog read, when present, after the embedded one and
 // before the files given to Load. Tests and packagers may point it elsewhere.
@@ -44,7 +44,8 @@ type Entry struct {
 	Predict Command `yaml:"predict,omitempty" json:"predict,omitempty"`
 	// Deprecated, when set, is shown as a warning every time the model is used.
 	Deprecated string `yaml:"deprecated,omitempty" json:"deprecated,omitempty"`
-	// Source is the file the entry was read from (DefaultSource for the embedded one).
+	// Source is the file the entry was read from ("embedded default catalog" for the
+	// embedded one).
 	Source string `yaml:"-" json:"source"`
 }
 
@@ -128,7 +129,8 @@ func entryLabel(e *Entry) string {
 	return e.ID()
 }
 
-// Validate checks one entry: a valid name, a version without '@', an image that parses.
+// Validate checks one entry: a valid name, a version without '@', an image that parses,
+// a predict command (if any) that names a program.
 func (e *Entry) Validate() error {
 	if e.Name == "" {
 		return errors.New("missing name")
@@ -145,10 +147,8 @@ func (e *Entry) Validate() error {
 	if err := ValidateImage(e.Image); err != nil {
 		return err
 	}
-	for i, w := range e.Predict {
-		if w == "" && i == 0 {
-			return errors.New("predict: empty command")
-		}
+	if len(e.Predict) > 0 && e.Predict[0] == "" {
+		return errors.New("predict: empty command")
 	}
 	return nil
 }
@@ -164,10 +164,8 @@ func ValidateImage(image string) error {
 			return nil
 		}
 	}
-	if _, err := name.ParseReference(image, name.StrictValidation); err != nil {
-		if _, err2 := name.ParseReference(image); err2 != nil {
-			return fmt.Errorf("image %q: not a valid reference: %w", image, err2)
-		}
+	if _, err := name.ParseReference(image); err != nil {
+		return fmt.Errorf("image %q: not a valid reference: %w", image, err)
 	}
 	return nil
 }
@@ -177,7 +175,7 @@ func ValidateImage(image string) error {
 // point a model at its own mirror); versions of one name within one file coexist.
 func Load(extra ...string) (*Catalog, error) {
 	c := &Catalog{byName: map[string][]*Entry{}}
-	def, err := Parse(defaultYAML, DefaultSource)
+	def, err := Parse(defaultYAML, defaultSource)
 	if err != nil {
 		return nil, err
 	}

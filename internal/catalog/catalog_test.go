@@ -35,7 +35,7 @@ func TestDefaultCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Image == "" || e.Source != DefaultSource || e.GPU || len(e.Tasks) == 0 {
+	if e.Image == "" || e.Source != defaultSource || e.GPU || len(e.Tasks) == 0 {
 		t.Errorf("faces entry = %+v", e)
 	}
 	if !strings.Contains(strings.ToLower(e.Description), "pigo") {
@@ -63,6 +63,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "models:\n  - name: a\n    imgae: r.example/a:1\n", []string{"bad.yaml", "imgae"}},
 		{"predict map", "models:\n  - name: a\n    image: r.example/a:1\n    predict: {x: 1}\n", []string{"predict"}},
 		{"predict quote", "models:\n  - name: a\n    image: r.example/a:1\n    predict: \"run 'x\"\n", []string{"unterminated quote"}},
+		{"predict empty command", "models:\n  - name: a\n    image: r.example/a:1\n    predict: ['', --serve]\n", []string{"entry 1 (a)", "predict: empty command"}},
 		{"empty layout", "models:\n  - name: a\n    image: 'oci-layout:'\n", []string{"needs a path"}},
 		{"not yaml", "models: [\n", []string{"bad.yaml"}},
 	}
