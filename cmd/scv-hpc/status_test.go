@@ -16,6 +16,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // statusRun runs scv-hpc in-process and returns its exit code and output.
@@ -212,19 +213,6 @@ func outputArg(args []string) string {
 	return ""
 }
 
-// fakeSlurm makes PATH hold only shell scripts named after Slurm commands, for the
-// commands run in process (as internal/slurm's view_test.go does).
-func fakeSlurm(t *testing.T, scripts map[string]string) {
-	t.Helper()
-	dir := t.TempDir()
-	for name, body := range scripts {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir)
-}
-
 // TestStatusSlurmColumns: for a job submitted to Slurm, the table gets the SLURM
 // and TASK columns from squeue, "-" for a shard no array ran.
 func TestStatusSlurmColumns(t *testing.T) {
@@ -237,7 +225,7 @@ func TestStatusSlurmColumns(t *testing.T) {
 	if err := job.Save(dir, j); err != nil {
 		t.Fatal(err)
 	}
-	fakeSlurm(t, map[string]string{"squeue": `case "$*" in *" 77 "*) ;; *) echo "unexpected squeue $*" >&2; exit 1;; esac
+	testenv.ScriptPATH(t, map[string]string{"squeue": `case "$*" in *" 77 "*) ;; *) echo "unexpected squeue $*" >&2; exit 1;; esac
 echo "77_0 RUNNING None"
 echo "77_1 PENDING JobArrayTaskLimit"
 `})

@@ -243,7 +243,7 @@ func TestResubmitChecksBeforeSbatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			ran := filepath.Join(t.TempDir(), "sbatch-ran")
-			fakeSlurm(t, map[string]string{
+			testenv.ScriptPATH(t, map[string]string{
 				"scontrol": "echo MaxArraySize=1001\n",
 				"sbatch":   "echo \"$@\" > '" + ran + "'\necho 4242\n",
 			})

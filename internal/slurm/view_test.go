@@ -7,22 +7,8 @@ import (
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
-
-// fakeSlurm makes PATH hold only shell scripts named after Slurm commands (they use
-// shell built-ins alone, so nothing else is needed and a real sacct is out of reach). Slurm's
-// accounting needs slurmdbd and a database, which the test cluster does not run, so
-// the join of squeue and sacct is checked against scripts that answer as they do.
-func fakeSlurm(t *testing.T, scripts map[string]string) {
-	t.Helper()
-	dir := t.TempDir()
-	for name, body := range scripts {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir)
-}
 
 func TestViewFallsBackToAccounting(t *testing.T) {
 	j := &job.Job{Slurm: &job.Slurm{Arrays: []job.Array{
@@ -48,7 +34,7 @@ echo "90_0 RUNNING None"
 			if tc.sacct != "" {
 				scripts["sacct"] = tc.sacct
 			}
-			fakeSlurm(t, scripts)
+			testenv.ScriptPATH(t, scripts)
 			view, err := (&Client{}).View(context.Background(), j)
 			if err != nil {
 				t.Fatal(err)
@@ -85,7 +71,7 @@ func TestSubmitRefusesUnsafeValuesBeforeSbatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			ran := filepath.Join(root, "sbatch-ran")
-			fakeSlurm(t, map[string]string{"sbatch": "echo \"$@\" > '" + ran + "'\necho 4242\n"})
+			testenv.ScriptPATH(t, map[string]string{"sbatch": "echo \"$@\" > '" + ran + "'\necho 4242\n"})
 			dir := filepath.Join(root, "job")
 			j := &job.Job{Model: "faces", Shards: 12}
 			if err := job.Save(dir, j); err != nil {
