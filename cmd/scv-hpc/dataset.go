@@ -11,9 +11,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
@@ -62,10 +62,10 @@ func (d *datasetFlags) paths(verb string) (dataAbs, outAbs string, err error) {
 	}
 	// Both are bound into the containers (/data, and OUT/outputs at /out): a path that
 	// cannot be bound would fail only once the model starts, after pulling and sharding.
-	if err := runtime.CheckBindPath("--data", dataAbs); err != nil {
+	if err := container.CheckBindPath("--data", dataAbs); err != nil {
 		return "", "", usageError{err}
 	}
-	if err := runtime.CheckBindPath("--out", outAbs); err != nil {
+	if err := container.CheckBindPath("--out", outAbs); err != nil {
 		return "", "", usageError{err}
 	}
 	return dataAbs, outAbs, nil

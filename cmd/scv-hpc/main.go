@@ -11,11 +11,11 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 )
 
 func main() {
-	runtime.MaybeRunChild() // the builtin runtime's container set-up, when re-executed as it
+	container.MaybeRunChild() // the builtin runtime's container set-up, when re-executed as it
 	// SIGTERM is what Slurm sends at preemption and before the time limit; both it and
 	// Ctrl-C cancel the context so long operations stop cleanly and flush.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -11,10 +11,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 )
 
 // runFlags are the runner settings of predict and run-shard.
@@ -75,8 +76,8 @@ func (a *app) runnerOptions(r job.RunOptions) (runner.Options, error) {
 	if r.Workers < 0 || r.Retries < 0 || r.ItemTimeout < 0 {
 		return runner.Options{}, usageError{errors.New("--workers, --retries and --item-timeout must not be negative")}
 	}
-	rt, err := runtime.Select(r.Runtime, a.log)
-	if errors.Is(err, runtime.ErrUnknownRuntime) {
+	rt, err := container.Select(r.Runtime, a.log)
+	if errors.Is(err, container.ErrUnknownRuntime) {
 		return runner.Options{}, usageError{err}
 	}
 	if err != nil {
@@ -86,7 +87,7 @@ func (a *app) runnerOptions(r job.RunOptions) (runner.Options, error) {
 	if gpus == "" {
 		gpus = "auto"
 	}
-	ids, src, err := runtime.ResolveGPUs(gpus)
+	ids, src, err := gpu.Resolve(gpus)
 	if err != nil {
 		return runner.Options{}, usageError{err}
 	}

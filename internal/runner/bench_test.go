@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,18 +120,18 @@ func BenchmarkRunnerMemory(b *testing.B) {
 			f.Close()
 			for i := 0; i < b.N; i++ {
 				os.Remove(job.ResultFile(dir, 0))
-				goruntime.GC()
+				runtime.GC()
 				resetPeakRSS()
 				var peakHeap uint64
 				stop := make(chan struct{})
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					var ms goruntime.MemStats
+					var ms runtime.MemStats
 					t := time.NewTicker(20 * time.Millisecond)
 					defer t.Stop()
 					for {
-						goruntime.ReadMemStats(&ms)
+						runtime.ReadMemStats(&ms)
 						peakHeap = max(peakHeap, ms.HeapInuse)
 						select {
 						case <-stop:

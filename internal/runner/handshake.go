@@ -7,13 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 )
 
 // startModel starts a model process for worker id and waits for its ready handshake.
 // A process that does not start, exits, says it is not ready, speaks another protocol
 // or stays silent past the handshake timeout gives a *LoadError with its stderr tail.
-func (r *run) startModel(ctx context.Context, id int, spec runtime.Spec, logf *os.File, started int) (*process, handshake, error) {
+func (r *run) startModel(ctx context.Context, id int, spec container.Spec, logf *os.File, started int) (*process, handshake, error) {
 	// The process outlives ctx by the grace period (answers in flight at a SIGTERM are
 	// still recorded), so it gets its own context, cancelled when it is killed.
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -13,14 +13,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	runtime.MaybeRunChild()
+	container.MaybeRunChild()
 	if os.Getenv("RUNNER_HELPER_JOB") != "" {
 		runHelper()
 		return
@@ -35,7 +35,7 @@ type hostRuntime struct{}
 
 func (hostRuntime) Name() string                          { return "host" }
 func (hostRuntime) Prepare(context.Context, string) error { return nil }
-func (hostRuntime) Command(ctx context.Context, s runtime.Spec) (*exec.Cmd, error) {
+func (hostRuntime) Command(ctx context.Context, s container.Spec) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, s.Command[0], s.Command[1:]...)
 	cmd.Dir = s.Scratch
 	cmd.Env = os.Environ()

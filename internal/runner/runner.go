@@ -19,10 +19,10 @@ import (
 	"github.com/alitto/pond/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 )
 
@@ -33,7 +33,7 @@ type Options struct {
 	// GPUs are device ids: one worker per GPU, pinned with CUDA_VISIBLE_DEVICES.
 	GPUs []string
 	// Runtime starts the model processes (required).
-	Runtime runtime.Runtime
+	Runtime container.Runtime
 	// ItemTimeout is how long an input may go unanswered before its process is
 	// killed and restarted (default 5m).
 	ItemTimeout time.Duration
@@ -222,7 +222,7 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 	nw := o.Workers
 	if len(o.GPUs) > 0 {
 		nw = len(o.GPUs)
-		if o.Runtime.Name() == runtime.Builtin {
+		if o.Runtime.Name() == container.Builtin {
 			log.Warn().Msg("the builtin runtime binds no GPU driver: CUDA_VISIBLE_DEVICES is set, but the model sees no GPU unless the image carries its own driver libraries; use apptainer or singularity for GPU models")
 		}
 	}
@@ -237,11 +237,11 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 			return st, fmt.Errorf("shard %d: scratch: %w", index, err)
 		}
 		env := map[string]string{"SCV_WORKER": strconv.Itoa(i), "SCV_SHARD": strconv.Itoa(index),
-			"SCV_OUTPUT_DIR": runtime.OutputMount, "SCV_OUTPUT_HOST": outputs}
+			"SCV_OUTPUT_DIR": container.OutputMount, "SCV_OUTPUT_HOST": outputs}
 		for k, v := range o.Env {
 			env[k] = v
 		}
-		wk.spec = runtime.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Output: outputs, Env: env}
+		wk.spec = container.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Output: outputs, Env: env}
 		if len(o.GPUs) > 0 {
 			wk.spec.GPU = o.GPUs[i]
 		}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
-	"github.com/scivision-hpc/scv-hpc/internal/runtime"
 )
 
 // item is one input on its way through a worker.
@@ -40,7 +40,7 @@ const maxWindow = 256
 type worker struct {
 	r      *run
 	id     int
-	spec   runtime.Spec
+	spec   container.Spec
 	logf   *os.File
 	p      *process
 	starts int // processes started

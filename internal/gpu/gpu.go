@@ -1,4 +1,4 @@
-package runtime
+package gpu
 
 import (
 	"bufio"
@@ -12,17 +12,17 @@ import (
 	"time"
 )
 
-// DetectGPUs returns the GPU ids this process may use and where they came from:
+// Detect returns the GPU ids this process may use and where they came from:
 // SLURM_JOB_GPUS (the allocation), then CUDA_VISIBLE_DEVICES, then `nvidia-smi -L`.
 // When Slurm allocated GPUs and also set CUDA_VISIBLE_DEVICES with as many entries
 // (cgroup-constrained jobs renumber devices from 0), the CUDA_VISIBLE_DEVICES ids are
 // returned, because those are the ones CUDA understands inside the job.
 // No GPU gives nil and "none".
-func DetectGPUs() (ids []string, source string) {
-	return detectGPUs(os.Getenv, nvidiaSMI)
+func Detect() (ids []string, source string) {
+	return detect(os.Getenv, nvidiaSMI)
 }
 
-func detectGPUs(getenv func(string) string, smi func() ([]byte, error)) ([]string, string) {
+func detect(getenv func(string) string, smi func() ([]byte, error)) ([]string, string) {
 	cuda := parseIDList(getenv("CUDA_VISIBLE_DEVICES"))
 	if slurm := parseIDList(getenv("SLURM_JOB_GPUS")); len(slurm) > 0 {
 		if len(cuda) == len(slurm) {
@@ -96,15 +96,15 @@ func parseNvidiaSMI(out []byte) []string {
 	return ids
 }
 
-// ResolveGPUs turns the --gpus flag into device ids: "none" (or "") gives none,
-// "auto" (or "all", as Docker users type it) asks DetectGPUs, anything else is a
+// Resolve turns the --gpus flag into device ids: "none" (or "") gives none,
+// "auto" (or "all", as Docker users type it) asks Detect, anything else is a
 // list such as "0,1" or "0-3".
-func ResolveGPUs(flag string) ([]string, string, error) {
+func Resolve(flag string) ([]string, string, error) {
 	switch strings.ToLower(strings.TrimSpace(flag)) {
 	case "", "none":
 		return nil, "none", nil
 	case "auto", "all":
-		ids, src := DetectGPUs()
+		ids, src := Detect()
 		return ids, src, nil
 	}
 	ids := parseIDList(flag)

@@ -1,8 +1,8 @@
-// Package runtime builds the processes that run a model inside its SIF: the exact
+// Package container builds the processes that run a model inside its SIF: the exact
 // apptainer / singularity command lines, and the builtin runtime (a fallback for hosts
 // without Apptainer: the SIF's squashfs unpacked once and run chrooted in a new mount
 // namespace, with NO GPU binding). It also discovers the GPUs a job may use.
-package runtime
+package container
 
 import (
 	"context"

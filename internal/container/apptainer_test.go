@@ -1,4 +1,4 @@
-package runtime
+package container
 
 import (
 	"context"
@@ -8,12 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // render shows a command the way a reader checks it: one argv element per line (so
 // spaces inside an element stay visible), then the environment added for the container.
+var nopLog = zerolog.Nop()
+
 func render(r *containerRuntime, s Spec) string {
 	var b strings.Builder
 	b.WriteString("argv:\n")

@@ -1,14 +1,10 @@
-package runtime
+package gpu
 
 import (
 	"errors"
 	"reflect"
 	"testing"
-
-	"github.com/rs/zerolog"
 )
-
-var nopLog = zerolog.Nop()
 
 func TestDetectGPUs(t *testing.T) {
 	smiOut := "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-bbbb)\n"
@@ -38,7 +34,7 @@ func TestDetectGPUs(t *testing.T) {
 				}
 				return []byte(tt.smi), nil
 			}
-			got, src := detectGPUs(getenv, smi)
+			got, src := detect(getenv, smi)
 			if !reflect.DeepEqual(got, tt.want) || src != tt.wantSrc {
 				t.Errorf("got %q from %s, want %q from %s", got, src, tt.want, tt.wantSrc)
 			}
@@ -65,9 +61,9 @@ func TestResolveGPUs(t *testing.T) {
 		{"0,a b", nil, true},
 	}
 	for _, tt := range tests {
-		got, _, err := ResolveGPUs(tt.flag)
+		got, _, err := Resolve(tt.flag)
 		if (err != nil) != tt.wantErr || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("ResolveGPUs(%q) = %q, %v; want %q (err %v)", tt.flag, got, err, tt.want, tt.wantErr)
+			t.Errorf("Resolve(%q) = %q, %v; want %q (err %v)", tt.flag, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
