@@ -1,0 +1,227 @@
+package results
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+)
+
+// Entry is one input of a shard with its final result (see Final). Path, Stage and
+// Line point into the shard's files as read (never written again): keeping one keeps
+// that whole buffer, so copy what you keep (strings.Clone, bytes.Clone).
+type Entry struct {
+	Path  string // relative to the data root, as in the shard file
+	Found bool   // false: no result yet (pending)
+	OK    bool
+	Stage string // of a failed result
+	T     int64  // unix milliseconds when the final line was written (0: not recorded)
+	// Line is the final result line as written, without its '\n'; nil when pending.
+	Line []byte
+}
+
+// Record decodes the whole final line; a pending entry gives a record with stage
+// "pending" and error "no result yet".
+func (e *Entry) Record() (Record, error) {
+	if !e.Found {
+		return Record{Path: e.Path, Stage: StagePending, Error: "no result yet"}, nil
+	}
+	var r Record
+	if err := json.Unmarshal(e.Line, &r); err != nil {
+		return r, fmt.Errorf("result of %s: %w", e.Path, err)
+	}
+	return r, nil
+}
+
+// Shard is one shard as Walk hands it out: its inputs in shard order, each once.
+type Shard struct {
+	Index   int
+	Entries []Entry
+	Status  ShardStatus
+	// First and Last are the earliest and latest write times (unix ms) among the
+	// shard's result lines; 0 when none is recorded.
+	First, Last int64
+}
+
+// WalkOptions tune Walk. The zero value reads GOMAXPROCS shards at once.
+type WalkOptions struct {
+	// Workers is how many shards are read at once (default GOMAXPROCS); at most
+	// Workers+1 shards are held in memory, each the size of its result file.
+	Workers int
+}
+
+// Walk reads shards 0..shards-1 of the job directory and calls fn for each, in shard
+// order, from one goroutine. Shards are read ahead in parallel, and a result line is
+// parsed only for its path, ok, stage and time: the model's answer is kept as bytes.
+// The merge is Final's: per path the last ok line wins, else the last line; a torn
+// last line is ignored; a corrupt complete line fails with ErrCorrupt naming the
+// file and line. An error from fn stops the walk and is returned.
+func Walk(ctx context.Context, jobDir string, shards int, o WalkOptions, fn func(*Shard) error) error {
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type pending struct {
+		done chan struct{}
+		s    *Shard
+		err  error
+	}
+	order := make(chan *pending, workers)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	go func() {
+		defer close(order)
+		for i := 0; i < shards; i++ {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			p := &pending{done: make(chan struct{})}
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				defer close(p.done)
+				p.s, p.err = readShard(jobDir, i)
+			}(i)
+			select {
+			case order <- p:
+			case <-ctx.Done():
+				<-p.done
+				<-sem
+				return
+			}
+		}
+	}()
+	var err error
+	for p := range order {
+		<-p.done
+		if err == nil {
+			if err = ctx.Err(); err == nil {
+				err = p.err
+			}
+			if err == nil {
+				err = fn(p.s)
+			}
+			if err != nil {
+				cancel()
+			}
+		}
+		<-sem
+	}
+	wg.Wait()
+	if err == nil && parent.Err() != nil {
+		err = fmt.Errorf("read results of %s: %w", jobDir, parent.Err())
+	}
+	return err
+}
+
+// finalLine is the final result line of one path while a shard is merged.
+type finalLine struct {
+	lineInfo
+	line    []byte
+	emitted bool
+}
+
+// readShard merges shard i's result file into the final line per path and lists
+// the shard's inputs with them.
+func readShard(jobDir string, i int) (*Shard, error) {
+	resPath := job.ResultFile(jobDir, i)
+	data, err := os.ReadFile(resPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("shard %d: read results: %w", i, err)
+	}
+	s := &Shard{Index: i}
+	finals := make([]finalLine, 0, bytes.Count(data, []byte{'\n'}))
+	index := make(map[string]int, cap(finals))
+	rest := data
+	for lineNo := 1; ; lineNo++ {
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 {
+			break // nothing left, or a torn last line: ignored
+		}
+		line := bytes.TrimSpace(rest[:nl])
+		rest = rest[nl+1:]
+		if len(line) == 0 {
+			continue
+		}
+		li, err := parseLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w: %v; move the file aside and re-run the shard to redo its inputs", resPath, lineNo, ErrCorrupt, err)
+		}
+		if li.t > 0 {
+			if s.First == 0 || li.t < s.First {
+				s.First = li.t
+			}
+			s.Last = max(s.Last, li.t)
+		}
+		if k, ok := index[li.path]; ok {
+			if finals[k].ok && !li.ok {
+				continue
+			}
+			finals[k] = finalLine{lineInfo: li, line: line}
+			continue
+		}
+		index[li.path] = len(finals)
+		finals = append(finals, finalLine{lineInfo: li, line: line})
+	}
+
+	shardPath := job.ShardFile(jobDir, i)
+	list, err := os.ReadFile(shardPath)
+	if err != nil {
+		return nil, fmt.Errorf("read shard %d: %w", i, err)
+	}
+	s.Entries = make([]Entry, 0, bytes.Count(list, []byte{'\n'})+1)
+	var pendingSeen map[string]bool
+	st := &s.Status
+	st.Index = i
+	for len(list) > 0 {
+		var line []byte
+		if nl := bytes.IndexByte(list, '\n'); nl >= 0 {
+			line, list = list[:nl], list[nl+1:]
+		} else {
+			line, list = list, nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		rel := viewString(line)
+		k, found := index[rel]
+		if !found {
+			if pendingSeen == nil {
+				pendingSeen = map[string]bool{}
+			}
+			if pendingSeen[rel] {
+				continue
+			}
+			pendingSeen[rel] = true
+			st.Inputs++
+			st.Pending++
+			s.Entries = append(s.Entries, Entry{Path: rel})
+			continue
+		}
+		f := &finals[k]
+		if f.emitted {
+			continue
+		}
+		f.emitted = true
+		st.Inputs++
+		if f.ok {
+			st.OK++
+		} else {
+			st.Failed++
+		}
+		s.Entries = append(s.Entries, Entry{Path: rel, Found: true, OK: f.ok, Stage: f.stage, T: f.t, Line: f.line})
+	}
+	st.State = state(*st)
+	return s, nil
+}
