@@ -25,7 +25,8 @@ pre{background:#f6f6f6;padding:6px;overflow:auto;max-height:220px;white-space:pr
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;width:220px;border:1px solid #ddd;border-radius:4px;padding:6px;background:#fafafa}
 figure.failedfig{border-color:#cf222e}
-figure img{display:block;image-rendering:auto}
+figure img{display:block}.thumb{position:relative}.thumb svg{position:absolute;left:0;top:0}
+.thumb rect{fill:none;stroke:{{.BoxColor}};stroke-width:2}
 figcaption{font-size:12px;word-break:break-all}
 .noimg{width:200px;height:60px;display:flex;align-items:center;justify-content:center;color:#888;background:#eee;font-size:12px}
 svg .t{font-weight:600;font-size:13px}svg .l,svg .v{font-size:11px;fill:#444}svg .b{fill:#4472c4}
@@ -55,7 +56,7 @@ svg .s-done{fill:#2da44e}svg .s-failed{fill:#cf222e}svg .s-partial{fill:#d4a72c}
 <h2 id="gallery">Gallery</h2>
 {{range .Sections}}<h3>{{.Title}}</h3>{{if .Note}}<p>{{.Note}}</p>{{end}}
 <div class="gallery">{{range .Figures}}<figure class="{{if .Failed}}failedfig{{end}}" data-path="{{.Path}}">
-{{if .Thumb}}<img src="{{.Thumb}}" width="{{.W}}" height="{{.H}}" data-scale="{{.Scale}}" alt="{{.Path}}">{{else}}<div class="noimg">not shown</div>{{end}}
+{{if .Thumb}}<div class="thumb" style="width:{{.W}}px;height:{{.H}}px"><img src="{{.Thumb}}" width="{{.W}}" height="{{.H}}" data-scale="{{.Scale}}" alt="{{.Path}}">{{if .Boxes}}<svg xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}">{{range .Boxes}}<rect x="{{printf "%.1f" .X}}" y="{{printf "%.1f" .Y}}" width="{{printf "%.1f" .W}}" height="{{printf "%.1f" .H}}"/>{{end}}</svg>{{end}}</div>{{else}}<div class="noimg">not shown</div>{{end}}
 <figcaption><span class="path">{{.Path}}</span>{{if .Caption}}<br>{{.Caption}}{{end}}{{if .Error}}<br><span class="failed">{{.Error}}</span>{{end}}</figcaption>
 {{if .Answer}}<pre>{{.Answer}}</pre>{{end}}
 </figure>{{end}}</div>{{end}}

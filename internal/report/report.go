@@ -122,6 +122,7 @@ type kv struct {
 // figure is one gallery entry as the page shows it.
 type figure struct {
 	Path    string
+	Boxes   []Box // in thumbnail pixels
 	Thumb   template.URL
 	W, H    int
 	Scale   string
@@ -157,6 +158,7 @@ type shardRow struct {
 type pageData struct {
 	Title     string
 	CSP       string
+	BoxColor  string
 	Generated string
 	Summary   []kv
 	Totals    results.Totals
@@ -180,7 +182,7 @@ type pageData struct {
 const CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 func build(ctx context.Context, jobDir string, j *job.Job, a *analysis, shards []results.ShardStatus, times [][2]int64, tot results.Totals, o Options) *pageData {
-	p := &pageData{Title: o.Title, CSP: CSP, Totals: tot, Shape: a.shape(), Generated: o.Now.UTC().Format(time.RFC3339)}
+	p := &pageData{Title: o.Title, CSP: CSP, BoxColor: BoxColor, Totals: tot, Shape: a.shape(), Generated: o.Now.UTC().Format(time.RFC3339)}
 	if p.Title == "" {
 		p.Title = "scv-hpc report: " + j.Model
 	}
@@ -378,7 +380,7 @@ func gallery(ctx context.Context, root string, a *analysis, p *pageData) ([]sect
 		if ctx.Err() != nil {
 			return f, false
 		}
-		t, err := MakeThumbnail(root, it.Path, it.Boxes)
+		t, err := MakeThumbnail(root, it.Path)
 		if err != nil {
 			if !noted[it.Path] {
 				noted[it.Path] = true
@@ -387,6 +389,9 @@ func gallery(ctx context.Context, root string, a *analysis, p *pageData) ([]sect
 			return f, false
 		}
 		f.Thumb, f.W, f.H, f.Scale = template.URL(t.DataURI), t.Width, t.Height, strconv.FormatFloat(t.Scale, 'g', 6, 64)
+		for _, b := range it.Boxes {
+			f.Boxes = append(f.Boxes, Box{X: b.X * t.Scale, Y: b.Y * t.Scale, W: b.W * t.Scale, H: b.H * t.Scale})
+		}
 		thumbs[it.Path] = f
 		p.shown++
 		return f, true

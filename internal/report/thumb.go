@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"image/jpeg"
 	"io"
 	"os"
@@ -34,8 +33,8 @@ const (
 	ThumbSize = 200
 )
 
-// BoxColor is the colour boxes are drawn in (magenta: rare in photos).
-var BoxColor = color.RGBA{R: 255, G: 0, B: 255, A: 255}
+// BoxColor is the colour the page draws boxes in (magenta: rare in photos).
+const BoxColor = "#ff00ff"
 
 // ErrNotShown is wrapped by Thumbnail for an input it cannot show.
 var ErrNotShown = errors.New("cannot show input")
@@ -49,9 +48,10 @@ type Thumbnail struct {
 
 // MakeThumbnail opens rel under root (it must stay inside root, symlinks included),
 // decodes it within the limits above, scales it so its longest side is at most
-// ThumbSize, draws boxes (in image pixels) on it in BoxColor and encodes it as a
-// JPEG data URI. Errors wrap ErrNotShown and say why.
-func MakeThumbnail(root, rel string, boxes []Box) (Thumbnail, error) {
+// ThumbSize and encodes it as a JPEG data URI. The page draws the boxes on top as
+// SVG (see BoxColor), crisp whatever the JPEG does to thin lines. Errors wrap
+// ErrNotShown and say why.
+func MakeThumbnail(root, rel string) (Thumbnail, error) {
 	img, err := decodeInside(root, rel)
 	if err != nil {
 		return Thumbnail{}, fmt.Errorf("%w %s: %v", ErrNotShown, rel, err)
@@ -61,9 +61,6 @@ func MakeThumbnail(root, rel string, boxes []Box) (Thumbnail, error) {
 	tw, th := max(1, int(float64(b.Dx())*scale+0.5)), max(1, int(float64(b.Dy())*scale+0.5))
 	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
 	draw.ApproxBiLinear.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
-	for _, bx := range boxes {
-		drawBox(dst, bx, scale)
-	}
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 85}); err != nil {
 		return Thumbnail{}, fmt.Errorf("%w %s: encode: %v", ErrNotShown, rel, err)
@@ -117,29 +114,4 @@ func decodeInside(root, rel string) (image.Image, error) {
 		return nil, fmt.Errorf("%s does not decode: %v", format, err)
 	}
 	return img, nil
-}
-
-// drawBox draws the outline of bx (image pixels) at scale, 2 pixels wide, clipped.
-func drawBox(dst *image.RGBA, bx Box, scale float64) {
-	x0, y0 := int(bx.X*scale), int(bx.Y*scale)
-	x1, y1 := int((bx.X+bx.W)*scale), int((bx.Y+bx.H)*scale)
-	r := dst.Bounds()
-	set := func(x, y int) {
-		if image.Pt(x, y).In(r) {
-			dst.SetRGBA(x, y, BoxColor)
-		}
-	}
-	const t = 2
-	for x := max(x0, r.Min.X-t); x <= min(x1, r.Max.X+t); x++ {
-		for d := 0; d < t; d++ {
-			set(x, y0+d)
-			set(x, y1-d)
-		}
-	}
-	for y := max(y0, r.Min.Y-t); y <= min(y1, r.Max.Y+t); y++ {
-		for d := 0; d < t; d++ {
-			set(x0+d, y)
-			set(x1-d, y)
-		}
-	}
 }
