@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,6 +29,7 @@ type datasetFlags struct {
 	shardSize, shards int
 	include           []string
 	fastScan          bool
+	filesFrom         string
 }
 
 func (d *datasetFlags) register(fs *pflag.FlagSet, dataHelp, outHelp string) {
@@ -36,6 +38,7 @@ func (d *datasetFlags) register(fs *pflag.FlagSet, dataHelp, outHelp string) {
 	fs.IntVar(&d.shardSize, "shard-size", 0, fmt.Sprintf("inputs per shard (default %d)", sharding.DefaultShardSize))
 	fs.IntVar(&d.shards, "shards", 0, "number of shards, balanced by bytes (instead of --shard-size)")
 	fs.StringSliceVar(&d.include, "include", nil, "file name globs to include (default: common image types); repeatable")
+	fs.StringVar(&d.filesFrom, "files-from", "", "run only the inputs listed in FILE (one path a line, or CSV with a path column; - for stdin), relative to --data or absolute inside it")
 	fs.BoolVar(&d.fastScan, "fast-scan", false, "for millions of files: do not stat each one (no sizes; an unreadable file then fails as its input, not at the scan); not with --shards")
 }
 
@@ -84,9 +87,13 @@ func (d *datasetFlags) plan() sharding.Plan {
 // model m (name as the user gave it), the runner's settings run (with the cache made
 // absolute), and s, the Slurm part (nil for predict). verb prefixes errors.
 func (a *app) newJob(ctx context.Context, verb, name string, m *fetch.Model, d *datasetFlags, dataAbs, outAbs string, run job.RunOptions, s *job.Slurm) (*job.Job, error) {
-	sum, err := sharding.WriteShards(ctx, outAbs, dataAbs, d.scan(a.log), d.plan())
+	sum, err := d.writeShards(ctx, a.stdin, outAbs, dataAbs, a.log)
 	if errors.Is(err, sharding.ErrBadPlan) {
 		return nil, usageError{err}
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: shard %s: %w", verb, d.data, err)
@@ -106,4 +113,21 @@ func (a *app) newJob(ctx context.Context, verb, name string, m *fetch.Model, d *
 	}
 	a.log.Info().Int("shards", sum.Shards).Int64("inputs", sum.Inputs).Int64("skipped", sum.Skipped).Msg("dataset sharded")
 	return j, nil
+}
+
+// writeShards shards the dataset: a scan of dataAbs, or the --files-from list.
+func (d *datasetFlags) writeShards(ctx context.Context, stdin io.Reader, outAbs, dataAbs string, log zerolog.Logger) (sharding.Summary, error) {
+	if d.filesFrom == "" {
+		return sharding.WriteShards(ctx, outAbs, dataAbs, d.scan(log), d.plan())
+	}
+	r, name := stdin, "stdin"
+	if d.filesFrom != "-" {
+		f, err := os.Open(d.filesFrom)
+		if err != nil {
+			return sharding.Summary{}, usageError{fmt.Errorf("--files-from: %w", err)}
+		}
+		defer f.Close()
+		r, name = f, d.filesFrom
+	}
+	return sharding.WriteShardsFrom(ctx, outAbs, dataAbs, r, name, d.scan(log), d.plan())
 }

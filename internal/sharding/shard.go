@@ -142,6 +142,13 @@ func shardIndex(name string) (int, bool) {
 // removed, so a re-run with the same data and plan gives the same files. It fails
 // with ErrNoInputs when nothing matched.
 func WriteShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan) (Summary, error) {
+	return writeShards(ctx, jobDir, root, o, p, func(fn func(string, int64) error) (ScanStats, error) {
+		return Scan(ctx, root, o, fn)
+	})
+}
+
+// writeShards is WriteShards with the inputs of a shard-size plan from scan.
+func writeShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan, scan func(fn func(string, int64) error) (ScanStats, error)) (Summary, error) {
 	p, err := p.check()
 	if err != nil {
 		return Summary{}, err
@@ -152,7 +159,7 @@ func WriteShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan
 	w := &shardWriter{dir: jobDir}
 	var st ScanStats
 	if p.ShardSize > 0 {
-		st, err = Scan(ctx, root, o, func(rel string, _ int64) error {
+		st, err = scan(func(rel string, _ int64) error {
 			w.add(rel)
 			if w.lines >= p.ShardSize {
 				return w.flush()
