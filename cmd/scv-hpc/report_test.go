@@ -178,7 +178,9 @@ func (b *browser) load(t *testing.T, url string) []string {
 			case "Runtime.exceptionThrown":
 				problems = append(problems, "exception: "+string(m.Params))
 			case "Log.entryAdded":
-				var p struct{ Entry struct{ Level, Text, URL string } }
+				var p struct {
+					Entry struct{ Level, Text, URL string }
+				}
 				json.Unmarshal(m.Params, &p)
 				if p.Entry.Level == "error" || p.Entry.Level == "warning" {
 					problems = append(problems, fmt.Sprintf("log %s: %s %s", p.Entry.Level, p.Entry.Text, p.Entry.URL))

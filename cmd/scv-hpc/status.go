@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/logging"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+	"github.com/scivision-hpc/scv-hpc/internal/watch"
 )
 
 // statusShard is one row of status: what the files say, and what Slurm says.
@@ -40,7 +45,8 @@ const statusTableMax = 50
 
 func init() {
 	register("status", func(a *app) *cobra.Command {
-		var asJSON, all bool
+		var asJSON, all, live bool
+		var interval time.Duration
 		cmd := &cobra.Command{
 			Use:   "status JOBDIR",
 			Short: "Show how far a job is: inputs done, failed and pending per shard",
@@ -48,8 +54,15 @@ func init() {
 shard as ok, failed or pending. A shard is "done" when all its inputs are ok, "failed" when
 all have a result and some failed, "partial" when some have none yet, "pending" when none
 has. For a job submitted to Slurm, the state of each shard's latest array task is shown too.
-Jobs with more than 50 shards list only the shards that are not done (--all lists all).`,
+Jobs with more than 50 shards list only the shards that are not done (--all lists all).
+
+--watch follows the job: per-shard progress bars, inputs per second, an ETA and the
+failures so far, refreshed every --interval and redrawn in place on a terminal (one
+line per interval when the output is not a terminal). Slurm is asked once per
+interval for all the job's arrays. It returns when every input has a result or, on
+Slurm, when no task of the job is pending or running.`,
 			Example: `  scv-hpc status /scratch/run1
+  scv-hpc status /scratch/run1 --watch --interval 30s
   scv-hpc status /scratch/run1 --json | jq .totals`,
 			Args: exactArgsUsage(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,6 +70,9 @@ Jobs with more than 50 shards list only the shards that are not done (--all list
 				dir, err := filepath.Abs(args[0])
 				if err != nil {
 					return err
+				}
+				if live {
+					return a.watchStatus(ctx, dir, interval, asJSON)
 				}
 				sum, err := results.SummarizeContext(ctx, dir)
 				if err != nil {
@@ -91,6 +107,8 @@ Jobs with more than 50 shards list only the shards that are not done (--all list
 		}
 		cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 		cmd.Flags().BoolVar(&all, "all", false, "list every shard, also when there are many")
+		cmd.Flags().BoolVar(&live, "watch", false, "follow the job until it ends: redrawn in place on a terminal, one line per interval elsewhere")
+		cmd.Flags().DurationVar(&interval, "interval", watch.DefaultInterval, "refresh interval of --watch (one squeue per interval)")
 		return cmd
 	})
 }
@@ -172,4 +190,23 @@ func printStatus(w io.Writer, out *statusOutput, all bool) error {
 	}
 	_, err := fmt.Fprintln(w, out.Summary)
 	return err
+}
+
+// watchStatus follows the job until it ends (status --watch).
+func (a *app) watchStatus(ctx context.Context, dir string, interval time.Duration, asJSON bool) error {
+	if asJSON {
+		return usageError{errors.New("status: --watch draws a live view; --json gives one snapshot (leave out --watch)")}
+	}
+	o := watch.Options{Interval: interval, Terminal: logging.IsTerminal(a.stdout), Query: (&slurm.Client{}).QueryAll}
+	o.Width, o.Height = watch.TerminalSize(a.stdout)
+	_, err := watch.Run(ctx, dir, a.stdout, o)
+	switch {
+	case errors.Is(err, watch.ErrBadInterval):
+		return usageError{err}
+	case err != nil && ctx.Err() != nil:
+		return nil // stopped by the user: nothing to clean up
+	case err != nil:
+		return fmt.Errorf("status %s: %w", dir, err)
+	}
+	return nil
 }

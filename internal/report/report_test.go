@@ -190,7 +190,7 @@ func TestWriteEscapesEverything(t *testing.T) {
 		t.Fatalf("%d <script in the page, first at: %s", n, page[max(0, i-200):i+50])
 	}
 	for _, want := range []string{
-		"&lt;script&gt;alert(1).png", // the path
+		"&lt;script&gt;alert(1).png",         // the path
 		"alert(2)",                           // inside the answer
 		"&lt;/pre&gt;&lt;script&gt;alert(3)", // the error
 		"&lt;script&gt;alert(4)",             // the worker log tail
@@ -259,6 +259,7 @@ func TestGalleryBoxes(t *testing.T) {
 	}
 	// The 400×200 image becomes 200×100: the box (100,50) size 60 is (50,25) size 30.
 	if !strings.Contains(buf.String(), `<rect x="50.0" y="25.0" width="30.0" height="30.0"/>`) {
-		i := strings.Index(buf.String(), "viewBox=\"0 0 200 100\""); t.Errorf("scaled box missing: %s", buf.String()[max(0, i-100):max(0, i)+200])
+		i := strings.Index(buf.String(), "viewBox=\"0 0 200 100\"")
+		t.Errorf("scaled box missing: %s", buf.String()[max(0, i-100):max(0, i)+200])
 	}
 }
