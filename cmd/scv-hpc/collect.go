@@ -27,7 +27,9 @@ yet as ok=false with stage "pending", so nothing is silently missing.
 
 The format follows the extension of FILE (.jsonl or .csv); --format overrides it, and
 '-o -' writes to stdout (JSONL unless --format csv). FILE is replaced atomically: a reader
-never sees half of it. CSV columns: path, ok, stage, error, ms, result (the model's JSON).
+never sees half of it. CSV columns: path, ok, stage, error, ms, result (the model's JSON);
+text cells are double-quoted, and a cell starting with =, +, -, @, a tab or a carriage
+return gets a leading ' so that a spreadsheet shows it instead of running it as a formula.
 
 Exit status 3 when any input failed or is still pending, with a summary on stderr.`,
 			Example: `  scv-hpc collect /scratch/run1 -o results.jsonl
