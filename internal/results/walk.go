@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -14,8 +15,8 @@ import (
 )
 
 // Entry is one input of a shard with its final result (see Final). Path, Stage and
-// Line point into the shard's files as read (never written again): keeping one keeps
-// that whole buffer, so copy what you keep (strings.Clone, bytes.Clone).
+// Line point into buffers that Walk reuses for the next shards: they are valid only
+// during the callback, so copy what you keep (strings.Clone, bytes.Clone).
 type Entry struct {
 	Path  string // relative to the data root, as in the shard file
 	Found bool   // false: no result yet (pending)
@@ -61,7 +62,8 @@ type WalkOptions struct {
 // parsed only for its path, ok, stage and time: the model's answer is kept as bytes.
 // The merge is Final's: per path the last ok line wins, else the last line; a torn
 // last line is ignored; a corrupt complete line fails with ErrCorrupt naming the
-// file and line. An error from fn stops the walk and is returned.
+// file and line. An error from fn stops the walk and is returned. The Shard and
+// everything it points to are reused once fn returns.
 func Walk(ctx context.Context, jobDir string, shards int, o WalkOptions, fn func(*Shard) error) error {
 	workers := o.Workers
 	if workers <= 0 {
@@ -72,6 +74,7 @@ func Walk(ctx context.Context, jobDir string, shards int, o WalkOptions, fn func
 	defer cancel()
 	type pending struct {
 		done chan struct{}
+		buf  *shardBuf
 		s    *Shard
 		err  error
 	}
@@ -91,12 +94,14 @@ func Walk(ctx context.Context, jobDir string, shards int, o WalkOptions, fn func
 			go func(i int) {
 				defer wg.Done()
 				defer close(p.done)
-				p.s, p.err = readShard(jobDir, i)
+				p.buf = bufPool.Get().(*shardBuf)
+				p.s, p.err = p.buf.read(jobDir, i)
 			}(i)
 			select {
 			case order <- p:
 			case <-ctx.Done():
 				<-p.done
+				bufPool.Put(p.buf)
 				<-sem
 				return
 			}
@@ -116,6 +121,7 @@ func Walk(ctx context.Context, jobDir string, shards int, o WalkOptions, fn func
 				cancel()
 			}
 		}
+		bufPool.Put(p.buf)
 		<-sem
 	}
 	wg.Wait()
@@ -132,17 +138,56 @@ type finalLine struct {
 	emitted bool
 }
 
-// readShard merges shard i's result file into the final line per path and lists
-// the shard's inputs with them.
-func readShard(jobDir string, i int) (*Shard, error) {
+// shardBuf holds what reading one shard needs; Walk reuses it for later shards, so
+// that a million results cost a few buffers, not a million allocations.
+type shardBuf struct {
+	data, list []byte
+	finals     []finalLine
+	index      map[string]int
+	shard      Shard
+}
+
+var bufPool = sync.Pool{New: func() any { return &shardBuf{index: map[string]int{}} }}
+
+// readFile reads the file at path into buf (grown as needed): up to the size it has
+// when opened, so lines appended meanwhile are left for the next read.
+func readFile(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf[:0], err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return buf[:0], err
+	}
+	n := int(fi.Size())
+	if cap(buf) < n {
+		buf = make([]byte, n, n+n/8)
+	}
+	buf = buf[:n]
+	m, err := io.ReadFull(f, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil // the file shrank (a torn tail cut by a writer): what was read stands
+	}
+	return buf[:m], err
+}
+
+// read merges shard i's result file into the final line per path and lists the
+// shard's inputs with them.
+func (b *shardBuf) read(jobDir string, i int) (*Shard, error) {
 	resPath := job.ResultFile(jobDir, i)
-	data, err := os.ReadFile(resPath)
+	var err error
+	b.data, err = readFile(resPath, b.data)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("shard %d: read results: %w", i, err)
 	}
-	s := &Shard{Index: i}
-	finals := make([]finalLine, 0, bytes.Count(data, []byte{'\n'}))
-	index := make(map[string]int, cap(finals))
+	data := b.data
+	b.shard = Shard{Index: i, Entries: b.shard.Entries[:0]}
+	s := &b.shard
+	finals := b.finals[:0]
+	index := b.index
+	clear(index)
 	rest := data
 	for lineNo := 1; ; lineNo++ {
 		nl := bytes.IndexByte(rest, '\n')
@@ -175,12 +220,12 @@ func readShard(jobDir string, i int) (*Shard, error) {
 		finals = append(finals, finalLine{lineInfo: li, line: line})
 	}
 
-	shardPath := job.ShardFile(jobDir, i)
-	list, err := os.ReadFile(shardPath)
+	b.finals = finals
+	b.list, err = readFile(job.ShardFile(jobDir, i), b.list)
 	if err != nil {
 		return nil, fmt.Errorf("read shard %d: %w", i, err)
 	}
-	s.Entries = make([]Entry, 0, bytes.Count(list, []byte{'\n'})+1)
+	list := b.list
 	var pendingSeen map[string]bool
 	st := &s.Status
 	st.Index = i
