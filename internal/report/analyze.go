@@ -106,11 +106,8 @@ func (a *analysis) add(shard int, e *results.Entry) {
 		a.addFailure(shard, e)
 		return
 	}
-	var rec struct {
-		Result json.RawMessage `json:"result"`
-	}
-	_ = json.Unmarshal(e.Line, &rec)
-	ans := ParseAnswer(rec.Result)
+	raw, _ := results.RawField(e.Line, "result")
+	ans := ParseAnswer(raw)
 	a.shapes[ans.Shape]++
 	switch ans.Shape {
 	case ShapeBoxes:
@@ -128,10 +125,10 @@ func (a *analysis) add(shard int, e *results.Entry) {
 	case ShapeNumber:
 		a.numbers.add(ans.Num)
 	default:
-		a.raw.Offer(func() string { return clip(string(rec.Result), answerClip) })
+		a.raw.Offer(func() string { return clip(string(raw), answerClip) })
 	}
 	mk := func() item {
-		return item{Path: strings.Clone(e.Path), OK: true, Answer: clip(string(rec.Result), answerClip), Boxes: ans.Boxes, Count: len(ans.Boxes)}
+		return item{Path: strings.Clone(e.Path), OK: true, Answer: clip(string(raw), answerClip), Boxes: ans.Boxes, Count: len(ans.Boxes)}
 	}
 	a.sample.Offer(mk)
 	if ans.Shape == ShapeBoxes {
@@ -146,11 +143,11 @@ func (a *analysis) add(shard int, e *results.Entry) {
 }
 
 func (a *analysis) addFailure(shard int, e *results.Entry) {
-	var rec struct {
-		Error string `json:"error"`
+	var errText string
+	if raw, ok := results.RawField(e.Line, "error"); ok {
+		_ = json.Unmarshal(raw, &errText)
 	}
-	_ = json.Unmarshal(e.Line, &rec)
-	msg := clip(rec.Error, messageClip)
+	msg := clip(errText, messageClip)
 	key := [2]string{e.Stage, msg}
 	g, ok := a.failures[key]
 	if !ok {

@@ -263,3 +263,32 @@ func TestGalleryBoxes(t *testing.T) {
 		t.Errorf("scaled box missing: %s", buf.String()[max(0, i-100):max(0, i)+200])
 	}
 }
+
+// TestSlurmNodesAndArrays: the nodes come from the batch script's start lines (a
+// requeued shard lists both), the arrays from job.json.
+func TestSlurmNodesAndArrays(t *testing.T) {
+	dir, _ := hostileJob(t)
+	j, _ := job.Load(dir)
+	j.Slurm = &job.Slurm{Arrays: []job.Array{{JobID: "4242", Shards: []int{0, 1}}}}
+	job.Save(dir, j)
+	logs := map[string]string{
+		"4242_0.out": "2026-11-29T01:00:00Z scv-hpc[4242_0 shard 0]: start node=n01 job_id=4243 gpus=0\n",
+		"4242_1.out": "x scv-hpc[4242_1 shard 1]: start node=n02 job_id=1\ny scv-hpc[4242_1 shard 1]: start node=<n3> job_id=2\n",
+	}
+	for name, text := range logs {
+		os.WriteFile(filepath.Join(job.LogsDir(dir), name), []byte(text), 0o644)
+	}
+	nodes := shardNodes(dir)
+	if fmt.Sprint(nodes) != "map[0:[n01] 1:[n02 <n3>]]" {
+		t.Errorf("nodes %v", nodes)
+	}
+	var buf bytes.Buffer
+	if _, err := Write(context.Background(), dir, &buf, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"4242 (2 tasks)", "&lt;n3&gt;, n01, n02", "<td>n02, &lt;n3&gt;</td>"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}

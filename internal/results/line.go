@@ -272,3 +272,41 @@ func (p *lexer) skip() bool {
 func viewString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
+
+// RawField returns the raw JSON value of the top-level key of a result line (such
+// as Entry.Line), without decoding the others; false when the line has no such key
+// or is not an object. The value points into line.
+func RawField(line []byte, key string) ([]byte, bool) {
+	p := &lexer{b: line}
+	p.space()
+	if !p.eat('{') {
+		return nil, false
+	}
+	p.space()
+	if p.eat('}') {
+		return nil, false
+	}
+	for {
+		p.space()
+		k, esc, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		p.space()
+		if !p.eat(':') {
+			return nil, false
+		}
+		p.space()
+		start := p.i
+		if !p.skip() {
+			return nil, false
+		}
+		if !esc && string(k) == key {
+			return line[start:p.i], true
+		}
+		p.space()
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+}

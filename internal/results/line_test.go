@@ -216,3 +216,17 @@ func TestWalk(t *testing.T) {
 		t.Errorf("corrupt: %v", err)
 	}
 }
+
+func TestRawField(t *testing.T) {
+	line := []byte(`{"path":"a","ok":true,"result":{"faces":[{"x":1}],"s":"}"},"error":"e \"q\"","ms":3}`)
+	for key, want := range map[string]string{"result": `{"faces":[{"x":1}],"s":"}"}`, "error": `"e \"q\""`, "ms": "3", "path": `"a"`} {
+		if got, ok := RawField(line, key); !ok || string(got) != want {
+			t.Errorf("%s: %s %v, want %s", key, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`{"path":"a"}`, `[1]`, `{"result":`, ``} {
+		if got, ok := RawField([]byte(bad), "result"); ok {
+			t.Errorf("%s: %s", bad, got)
+		}
+	}
+}
