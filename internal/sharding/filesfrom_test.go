@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 
 // listData is a data root with files, a sub-directory, a symlink inside and one
 // pointing out, a FIFO and an unrelated file outside.
-func listData(t *testing.T) (root, outside string) {
+func listData(t testing.TB) (root, outside string) {
 	t.Helper()
 	base := t.TempDir()
 	root = filepath.Join(base, "data")
@@ -152,4 +153,27 @@ func BenchmarkScanList1M(b *testing.B) {
 		b.ReportMetric(float64(m1.HeapInuse)-float64(m0.HeapInuse), "heap-growth-B")
 	}
 	b.ReportMetric(1e6*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// FuzzScanList: whatever the list holds, every input handed on is a distinct,
+// local path of a regular file inside the root, and nothing panics.
+func FuzzScanList(f *testing.F) {
+	f.Add([]byte("a.png\nsub/c.png\n../x\n/etc/passwd\n"))
+	f.Add([]byte("x,path\n1,\"a.png\"\n2,\"b\"\"q.png\"\n"))
+	f.Add([]byte("path\n\"multi\nline\"\n"))
+	root, _ := listData(f)
+	f.Fuzz(func(t *testing.T, list []byte) {
+		seen := map[string]bool{}
+		ScanList(context.Background(), root, bytes.NewReader(list), "fuzz", ScanOptions{OnSkip: func(string, string) {}}, func(rel string, _ int64) error {
+			if seen[rel] || !filepath.IsLocal(rel) {
+				t.Fatalf("input %q handed on twice or not local", rel)
+			}
+			seen[rel] = true
+			fi, err := os.Stat(filepath.Join(root, rel))
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("input %q is not a regular file: %v", rel, err)
+			}
+			return nil
+		})
+	})
 }
