@@ -10,7 +10,6 @@ package report
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"html/template"
@@ -32,9 +31,6 @@ const (
 	maxTimeline      = 2000 // shards drawn on the timeline
 	maxShardRows     = 200  // shards listed in the per-shard table
 )
-
-// ErrBadOptions is returned for negative sample counts.
-var ErrBadOptions = errors.New("bad report options")
 
 // Options tune Write. The zero value uses the defaults.
 type Options struct {
@@ -63,13 +59,10 @@ type Stats struct {
 
 // Write reads the job directory and writes its report to w.
 func Write(ctx context.Context, jobDir string, w io.Writer, o Options) (Stats, error) {
-	o, err := o.withDefaults()
-	if err != nil {
-		return Stats{}, err
-	}
+	o = o.withDefaults()
 	j, err := job.Load(jobDir)
 	if err != nil {
-		return Stats{}, err
+		return Stats{}, fmt.Errorf("report: %w", err)
 	}
 	h := fnv.New64a()
 	h.Write([]byte(j.Digest + j.Model))
@@ -101,7 +94,7 @@ func Write(ctx context.Context, jobDir string, w io.Writer, o Options) (Stats, e
 		WallTime: time.Duration(p.wall * float64(time.Second)), Throughput: p.throughput}, nil
 }
 
-func (o Options) withDefaults() (Options, error) {
+func (o Options) withDefaults() Options {
 	if o.Samples == 0 {
 		o.Samples = DefaultSamples
 	}
@@ -111,7 +104,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	return o, nil
+	return o
 }
 
 // kv is one row of the summary table.
