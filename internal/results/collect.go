@@ -2,6 +2,7 @@ package results
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,34 +32,52 @@ var CSVHeader = []string{"path", "ok", "stage", "error", "ms", "result"}
 // formula are escaped (see CSVCell) and every text cell is double-quoted.
 func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (Totals, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	var emit func(e *Entry) error
+	var prepare func(s *Shard) error
 	switch format {
 	case FormatJSONL:
-		emit = func(e *Entry) error {
-			if e.Found {
-				bw.Write(e.Line)
-				return bw.WriteByte('\n')
+		// Each shard's lines are put together on the goroutine that read it; the
+		// writer then only copies whole shards, in order.
+		prepare = func(s *Shard) error {
+			out := s.Out
+			for k := range s.Entries {
+				e := &s.Entries[k]
+				if e.Found {
+					out = append(append(out, e.Line...), '\n')
+					continue
+				}
+				r, _ := e.Record()
+				b, err := json.Marshal(r)
+				if err != nil {
+					return fmt.Errorf("encode result of %s: %w", r.Path, err)
+				}
+				out = append(append(out, b...), '\n')
 			}
-			r, _ := e.Record()
-			b, err := json.Marshal(r)
-			if err != nil {
-				return fmt.Errorf("encode result of %s: %w", r.Path, err)
-			}
-			bw.Write(b)
-			return bw.WriteByte('\n')
+			s.Out = out
+			return nil
 		}
 	case FormatCSV:
 		if err := writeCSVRow(bw, CSVHeader, make([]bool, len(CSVHeader))); err != nil {
 			return Totals{}, err
 		}
 		text := []bool{true, false, true, true, false, true}
-		emit = func(e *Entry) error {
-			r, err := e.Record()
-			if err != nil {
+		prepare = func(s *Shard) error {
+			ob := bytes.NewBuffer(s.Out)
+			cw := bufio.NewWriterSize(ob, 64<<10)
+			for k := range s.Entries {
+				r, err := s.Entries[k].Record()
+				if err != nil {
+					return err
+				}
+				if err := writeCSVRow(cw, []string{CSVCell(r.Path), strconv.FormatBool(r.OK), CSVCell(r.Stage), CSVCell(r.Error),
+					strconv.FormatInt(r.MS, 10), CSVCell(string(r.Result))}, text); err != nil {
+					return err
+				}
+			}
+			if err := cw.Flush(); err != nil {
 				return err
 			}
-			return writeCSVRow(bw, []string{CSVCell(r.Path), strconv.FormatBool(r.OK), CSVCell(r.Stage), CSVCell(r.Error),
-				strconv.FormatInt(r.MS, 10), CSVCell(string(r.Result))}, text)
+			s.Out = ob.Bytes()
+			return nil
 		}
 	default:
 		return Totals{}, fmt.Errorf("collect: unknown format %q; use %s or %s", format, FormatJSONL, FormatCSV)
@@ -68,11 +87,9 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 		return Totals{}, err
 	}
 	var t Totals
-	err = Walk(ctx, jobDir, j.Shards, WalkOptions{}, func(s *Shard) error {
-		for k := range s.Entries {
-			if err := emit(&s.Entries[k]); err != nil {
-				return fmt.Errorf("collect shard %d: %w", s.Index, err)
-			}
+	err = Walk(ctx, jobDir, j.Shards, WalkOptions{Prepare: prepare}, func(s *Shard) error {
+		if _, err := bw.Write(s.Out); err != nil {
+			return err
 		}
 		st := s.Status
 		t.add(st.Inputs, st.OK, st.Failed, st.Pending)

@@ -45,6 +45,9 @@ type Shard struct {
 	Index   int
 	Entries []Entry
 	Status  ShardStatus
+	// Out is scratch space for WalkOptions.Prepare (empty when it is called),
+	// reused like the rest.
+	Out []byte
 	// First and Last are the earliest and latest write times (unix ms) among the
 	// shard's result lines; 0 when none is recorded.
 	First, Last int64
@@ -53,8 +56,13 @@ type Shard struct {
 // WalkOptions tune Walk. The zero value reads GOMAXPROCS shards at once.
 type WalkOptions struct {
 	// Workers is how many shards are read at once (default GOMAXPROCS); at most
-	// Workers+1 shards are held in memory, each the size of its result file.
+	// Workers shards are held in memory, each the size of its result file.
 	Workers int
+	// Prepare, when set, is called for each shard on the goroutine that read it,
+	// shards in any order and in parallel, before fn gets it in shard order: work
+	// that can be done per shard (such as rendering output into Shard.Out) goes
+	// here, and only what must be in order stays in fn.
+	Prepare func(*Shard) error
 }
 
 // Walk reads shards 0..shards-1 of the job directory and calls fn for each, in shard
@@ -96,6 +104,9 @@ func Walk(ctx context.Context, jobDir string, shards int, o WalkOptions, fn func
 				defer close(p.done)
 				p.buf = bufPool.Get().(*shardBuf)
 				p.s, p.err = p.buf.read(jobDir, i)
+				if p.err == nil && o.Prepare != nil {
+					p.err = o.Prepare(p.s)
+				}
 			}(i)
 			select {
 			case order <- p:
@@ -183,7 +194,7 @@ func (b *shardBuf) read(jobDir string, i int) (*Shard, error) {
 		return nil, fmt.Errorf("shard %d: read results: %w", i, err)
 	}
 	data := b.data
-	b.shard = Shard{Index: i, Entries: b.shard.Entries[:0]}
+	b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0]}
 	s := &b.shard
 	finals := b.finals[:0]
 	index := b.index
