@@ -227,7 +227,7 @@ func TestBuiltinErrors(t *testing.T) {
 	img := buildSIF(t, nil)
 	rt := NewBuiltin(BuiltinOptions{Dir: t.TempDir(), Log: nopLog})
 	dir := t.TempDir()
-	cmd, err := rt.Command(context.Background(), Spec{SIF: img, Command: []string{"no-such-model"}, DataRoot: dir, Scratch: dir})
+	cmd, err := rt.Command(context.Background(), Spec{SIF: img, Command: []string{"no-such-model"}, DataRoot: dir, Scratch: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
