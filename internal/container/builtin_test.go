@@ -29,16 +29,26 @@ func buildSIF(t *testing.T, env []string) string {
 	if p := os.Getenv("SCV_TEST_PROBE_SIF"); p != "" {
 		return p // made by the parent test, which runs this one unprivileged
 	}
+	return buildImage(t, env, "probe", nil)
+}
+
+// buildImage makes a SIF holding the static program ./testdata/<prog> at /bin/<prog>;
+// extra, when given, adds to the root file system before it is squashed.
+func buildImage(t *testing.T, env []string, prog string, extra func(rootfs string)) string {
+	t.Helper()
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", "probe"), "./testdata/probe")
+	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", prog), "./testdata/"+prog)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build probe: %v\n%s", err, out)
+	}
+	if extra != nil {
+		extra(rootfs)
 	}
 	sq := filepath.Join(dir, "root.squashfs")
 	if out, err := exec.Command("mksquashfs", rootfs, sq, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {

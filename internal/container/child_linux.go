@@ -79,6 +79,9 @@ func runChild() error {
 	if err != nil {
 		return err
 	}
+	if err := closeOnExecAll(); err != nil {
+		return err
+	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
 	pid, err := startUnprivileged(path, cs.Argv, cs.Env, ScratchMount)

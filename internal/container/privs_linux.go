@@ -3,7 +3,10 @@ package container
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -72,6 +75,27 @@ func startUnprivileged(path string, argv, env []string, dir string) (int, error)
 	}()
 	r := <-done
 	return r.pid, r.err
+}
+
+// closeOnExecAll marks every descriptor above stderr close-on-exec: what the runner's
+// own parent left open (a shell, slurmstepd) must not reach the model, where an open
+// host directory would be a way out of the container.
+func closeOnExecAll() error {
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+				return fmt.Errorf("descriptor %d close-on-exec: %w", fd, err)
+			}
+		}
+	}
+	return nil
 }
 
 // loopbackUp brings up lo, the only interface of the container's network namespace.
