@@ -59,7 +59,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 }
 
 // TestBuiltinHostileModelAsRoot runs a hostile model (testdata/escape) as root, in an
-// image that ships a block device node of the host's disk, over a data directory with
+// image that ships a block device node (a loop device of the host), over a data directory with
 // a mount inside it, next to a host process whose working directory is a host
 // directory, and a host abstract unix socket. Every try to write on the host or in
 // the data, to make or use a device, to see, signal or trace the host process, to
@@ -67,16 +67,21 @@ func snapshot(t *testing.T, dir string) map[string]string {
 func TestBuiltinHostileModelAsRoot(t *testing.T) {
 	needRoot(t)
 	host := t.TempDir()
+	// A block device the host does not use (the kernel may refuse to open a mounted
+	// disk for writing): a loop device, else the disk the host directory is on.
 	var st unix.Stat_t
-	if err := unix.Stat(host, &st); err != nil {
-		t.Fatal(err)
+	dev := uint64(0)
+	if err := unix.Stat("/dev/loop0", &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+		dev = st.Rdev
+	} else if err := unix.Stat(host, &st); err == nil {
+		dev = st.Dev
 	}
-	blockdev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	blockdev := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
 	img := buildImage(t, []string{"PATH=/bin"}, "escape", func(rootfs string) {
 		if err := os.MkdirAll(filepath.Join(rootfs, "evil"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := unix.Mknod(filepath.Join(rootfs, "evil", "disk"), unix.S_IFBLK|0o666, int(st.Dev)); err != nil {
+		if err := unix.Mknod(filepath.Join(rootfs, "evil", "disk"), unix.S_IFBLK|0o666, int(dev)); err != nil {
 			t.Fatal(err)
 		}
 	})
