@@ -149,7 +149,7 @@ func TestBuiltinHostileModelAsRoot(t *testing.T) {
 	t.Logf("hostile model saw: %s", stdout.String())
 
 	// Sanity: the model could do what a model must (else every try fails for nothing).
-	for _, k := range []string{"sane_scratch", "sane_devnull", "sane_urandom", "sane_data_read"} {
+	for _, k := range []string{"sane_scratch", "sane_devnull", "sane_urandom", "sane_data_read", "sane_chmod"} {
 		if got[k] != "ok" {
 			t.Errorf("%s: %v, want ok", k, got[k])
 		}
@@ -163,6 +163,8 @@ func TestBuiltinHostileModelAsRoot(t *testing.T) {
 		"open_core_pattern", "open_sysrq_trigger", "open_kcore", "connect_abstract", "mknod_tmp",
 		"open_mknod_tmp", "mknod_scratch", "open_mknod_scratch", "mknod_dev", "open_mknod_dev",
 		"open_image_blockdev", "write_dev", "chroot_escape",
+		"setuid_out", "setuid_fchmod_out", "setuid_fchmodat_out", "setuid_mode_out", "setgid_dir_out",
+		"setuid_scratch", "setuid_fchmod_scratch", "setuid_fchmodat_scratch", "setuid_mode_scratch", "setgid_dir_scratch",
 	} {
 		v, ok := got[k]
 		if !ok || v == "ok" {

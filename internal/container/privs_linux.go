@@ -22,8 +22,9 @@ const (
 
 // dropPrivileges strips the calling thread, for good, of every capability (bounding,
 // permitted, effective, inheritable, ambient), locks the securebits that would give
-// uid 0 capabilities back at exec, and sets no_new_privs (setuid files and file
-// capabilities grant nothing). Credentials are per thread: the caller must hold its
+// uid 0 capabilities back at exec, sets no_new_privs (setuid files and file
+// capabilities grant nothing) and installs the seccomp filter that refuses setuid and
+// setgid bits (installSetIDFilter). Credentials are per thread: the caller must hold its
 // thread (runtime.LockOSThread) and never give it back.
 func dropPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoRoot|secbitNoRootLocked|
@@ -43,6 +44,9 @@ func dropPrivileges() error {
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
+	}
+	if err := installSetIDFilter(); err != nil {
+		return err
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData

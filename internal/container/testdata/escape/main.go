@@ -25,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 var r = map[string]any{}
@@ -140,6 +141,31 @@ func main() {
 	r["link_data"] = res(os.Link("/data/in.txt", "/scratch/in-link"))
 	r["write_root"] = res(write("/m-root"))
 	r["write_image_dir"] = res(write("/bin/m-bin"))
+
+	// A setuid-root program left in host directories (/out, /scratch), which would
+	// work on the host: by chmod, fchmod, fchmodat; a setgid directory.
+	for _, dir := range []string{"/out", "/scratch"} {
+		d := strings.TrimPrefix(dir, "/")
+		p := dir + "/m-suid"
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			r["setuid_"+d] = err.Error()
+			continue
+		}
+		r["setuid_"+d] = res(syscall.Chmod(p, 0o4755))
+		if f, err := os.Open(p); err == nil {
+			r["setuid_fchmod_"+d] = res(syscall.Fchmod(int(f.Fd()), 0o6755))
+			f.Close()
+		}
+		r["setuid_fchmodat_"+d] = res(fchmodat(p, 0o2755))
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+			r["setuid_mode_"+d] = "ok"
+		} else {
+			r["setuid_mode_"+d] = fmt.Sprint(fi.Mode())
+		}
+		os.Mkdir(dir+"/m-sgid", 0o755)
+		r["setgid_dir_"+d] = res(syscall.Chmod(dir+"/m-sgid", 0o2755))
+	}
+	r["sane_chmod"] = res(syscall.Chmod("/scratch/ok", 0o700))
 
 	// Mounts and namespaces.
 	os.MkdirAll("/tmp/mnt", 0o755)
@@ -266,4 +292,16 @@ func fcntl(fd, cmd int) (int, error) {
 		return 0, e
 	}
 	return int(v), nil
+}
+
+func fchmodat(path string, mode uint32) error {
+	p, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	_, _, e := syscall.Syscall6(syscall.SYS_FCHMODAT, uintptr(0xffffff9c), uintptr(unsafe.Pointer(p)), uintptr(mode), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
