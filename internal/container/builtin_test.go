@@ -252,8 +252,9 @@ func TestBuiltinErrors(t *testing.T) {
 	}
 }
 
-// TestBuiltinUnprivileged runs TestBuiltinRunsChrootedWithBinds again as an
-// unprivileged user (nobody): the builtin runtime then needs a user namespace.
+// TestBuiltinUnprivileged runs TestBuiltinRunsChrootedWithBinds and
+// TestBuiltinHostileModel again as an unprivileged user (nobody): the builtin runtime
+// then needs a user namespace.
 func TestBuiltinUnprivileged(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("already unprivileged: TestBuiltinRunsChrootedWithBinds covered it")
@@ -273,7 +274,9 @@ func TestBuiltinUnprivileged(t *testing.T) {
 	}
 	sifCopy := filepath.Join(dir, "probe.sif")
 	s, _ := os.ReadFile(img)
-	if os.WriteFile(bin, b, 0o755) != nil || os.WriteFile(sifCopy, s, 0o644) != nil {
+	escCopy := filepath.Join(dir, "escape.sif")
+	e, _ := os.ReadFile(buildEscapeImage(t, false))
+	if os.WriteFile(bin, b, 0o755) != nil || os.WriteFile(sifCopy, s, 0o644) != nil || os.WriteFile(escCopy, e, 0o644) != nil {
 		t.Fatal("copy test binary")
 	}
 	tmp := filepath.Join(dir, "tmp")
@@ -281,10 +284,12 @@ func TestBuiltinUnprivileged(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	os.Chmod(tmp, 0o1777)
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,
-		"-test.run=^TestBuiltinRunsChrootedWithBinds$", "-test.v")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "HOME=" + tmp, "SCV_TEST_PROBE_SIF=" + sifCopy}
+		"-test.run=^(TestBuiltinRunsChrootedWithBinds|TestBuiltinHostileModel)$", "-test.v")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "HOME=" + tmp,
+		"SCV_TEST_PROBE_SIF=" + sifCopy, "SCV_TEST_ESCAPE_SIF=" + escCopy}
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestBuiltinRunsChrootedWithBinds") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestBuiltinRunsChrootedWithBinds") ||
+		!strings.Contains(string(out), "--- PASS: TestBuiltinHostileModel") {
 		t.Fatalf("unprivileged run: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "user namespace") {

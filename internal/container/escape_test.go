@@ -58,33 +58,23 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// TestBuiltinHostileModelAsRoot runs a hostile model (testdata/escape) as root, in an
-// image that ships a block device node (a loop device of the host), over a data directory with
-// a mount inside it, next to a host process whose working directory is a host
-// directory, and a host abstract unix socket. Every try to write on the host or in
-// the data, to make or use a device, to see, signal or trace the host process, to
-// reach the socket or to keep a capability must fail, and nothing may appear.
-func TestBuiltinHostileModelAsRoot(t *testing.T) {
-	needRoot(t)
-	host := t.TempDir()
-	// A block device the host does not use (the kernel may refuse to open a mounted
-	// disk for writing): a loop device, else the disk the host directory is on.
-	var st unix.Stat_t
-	dev := uint64(0)
-	if err := unix.Stat("/dev/loop0", &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
-		dev = st.Rdev
-	} else if err := unix.Stat(host, &st); err == nil {
-		dev = st.Dev
+// TestBuiltinHostileModel runs a hostile model (testdata/escape) in an image that, as
+// root, ships a block device node (a loop device of the host), over a data directory
+// with (as root) a mount inside it, next to a host process whose working directory is
+// a host directory, and a host abstract unix socket. Every try to write on the host
+// or in the data, to make or use a device, to see, signal or trace the host process,
+// to reach the socket, to leave a setuid program or to keep a capability must fail,
+// and nothing may appear. TestBuiltinUnprivileged runs it again as nobody.
+func TestBuiltinHostileModel(t *testing.T) {
+	root := os.Getuid() == 0
+	if !root {
+		t.Log("not root: the builtin runtime uses a user namespace")
 	}
-	blockdev := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
-	img := buildImage(t, []string{"PATH=/bin"}, "escape", func(rootfs string) {
-		if err := os.MkdirAll(filepath.Join(rootfs, "evil"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Mknod(filepath.Join(rootfs, "evil", "disk"), unix.S_IFBLK|0o666, int(dev)); err != nil {
-			t.Fatal(err)
-		}
-	})
+	host := t.TempDir()
+	img := os.Getenv("SCV_TEST_ESCAPE_SIF") // made by the parent test, which runs this one unprivileged
+	if img == "" {
+		img = buildEscapeImage(t, root)
+	}
 
 	// The data, with a file system mounted inside it.
 	data := t.TempDir()
@@ -92,10 +82,12 @@ func TestBuiltinHostileModelAsRoot(t *testing.T) {
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount a tmpfs in the data: %v", err)
+	if root {
+		if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatalf("mount a tmpfs in the data: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
 	}
-	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
 	for p, c := range map[string]string{"in.txt": "hello", "sub/inner.txt": "inner"} {
 		if err := os.WriteFile(filepath.Join(data, p), []byte(c), 0o644); err != nil {
 			t.Fatal(err)
@@ -132,8 +124,10 @@ func TestBuiltinHostileModelAsRoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd, err := rt.Command(ctx, Spec{SIF: img, Command: []string{"escape"}, DataRoot: data, Scratch: t.TempDir(),
+		// ESC_BLOCKDEV: a block device the host does not use (the kernel may refuse to
+		// open a mounted disk for writing).
 		Output: t.TempDir(), Env: map[string]string{"ESC_HOSTDIR": host, "ESC_PID": strconv.Itoa(sleeper.Process.Pid),
-			"ESC_BLOCKDEV": blockdev, "ESC_ABSTRACT": abstract}})
+			"ESC_BLOCKDEV": loopDevice(t), "ESC_ABSTRACT": abstract}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,5 +287,34 @@ func TestBuiltinSignals(t *testing.T) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		within("stdout EOF after SIGKILL", func() { br.ReadString('\n') })
 		within("exit", func() { cmd.Wait() })
+	})
+}
+
+// loopDevice is "major:minor" of a block device the host does not use: /dev/loop0,
+// else 7:0 (the loop major).
+func loopDevice(t *testing.T) string {
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/loop0", &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+		return fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	return "7:0"
+}
+
+// buildEscapeImage builds the hostile model's image; with device, a block device node
+// (of loopDevice) at /evil/disk (root only: unsquashfs cannot make one unprivileged).
+func buildEscapeImage(t *testing.T, device bool) string {
+	t.Helper()
+	return buildImage(t, []string{"PATH=/bin"}, "escape", func(rootfs string) {
+		if !device {
+			return
+		}
+		var maj, min uint32
+		fmt.Sscanf(loopDevice(t), "%d:%d", &maj, &min)
+		if err := os.MkdirAll(filepath.Join(rootfs, "evil"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mknod(filepath.Join(rootfs, "evil", "disk"), unix.S_IFBLK|0o666, int(unix.Mkdev(maj, min))); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
