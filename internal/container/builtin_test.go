@@ -34,7 +34,7 @@ func buildSIF(t *testing.T, env []string) string {
 
 // buildImage makes a SIF holding the static program ./testdata/<prog> at /bin/<prog>;
 // extra, when given, adds to the root file system before it is squashed.
-func buildImage(t *testing.T, env []string, prog string, extra func(rootfs string)) string {
+func buildImage(t testing.TB, env []string, prog string, extra func(rootfs string)) string {
 	t.Helper()
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	dir := t.TempDir()
@@ -294,5 +294,26 @@ func TestBuiltinUnprivileged(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "user namespace") {
 		t.Errorf("the unprivileged run did not take the user-namespace path:\n%s", out)
+	}
+}
+
+// BenchmarkBuiltinStart: one model process started and ended (namespaces, mounts,
+// pivot, init, exec of a static program), the tree already unpacked.
+func BenchmarkBuiltinStart(b *testing.B) {
+	img := buildImage(b, []string{"PATH=/bin"}, "probe", nil)
+	rt := NewBuiltin(BuiltinOptions{Dir: b.TempDir(), Log: nopLog})
+	data, scratch := b.TempDir(), b.TempDir()
+	if err := rt.Prepare(context.Background(), img); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		cmd, err := rt.Command(context.Background(), Spec{SIF: img, Command: []string{"probe"}, DataRoot: data, Scratch: scratch})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
 	}
 }
