@@ -158,6 +158,7 @@ func TestBuiltinHostileModel(t *testing.T) {
 		"open_mknod_tmp", "mknod_scratch", "open_mknod_scratch", "mknod_dev", "open_mknod_dev",
 		"open_image_blockdev", "write_dev", "chroot_escape",
 		"setuid_out", "setuid_fchmod_out", "setuid_fchmodat_out", "setuid_mode_out", "setgid_dir_out",
+		"userns", "userns_unmapped", "keyctl_user_keyring",
 		"setuid_scratch", "setuid_fchmod_scratch", "setuid_fchmodat_scratch", "setuid_mode_scratch", "setgid_dir_scratch",
 	} {
 		v, ok := got[k]

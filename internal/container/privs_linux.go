@@ -23,8 +23,7 @@ const (
 // dropPrivileges strips the calling thread, for good, of every capability (bounding,
 // permitted, effective, inheritable, ambient), locks the securebits that would give
 // uid 0 capabilities back at exec, sets no_new_privs (setuid files and file
-// capabilities grant nothing) and installs the seccomp filter that refuses setuid and
-// setgid bits (installSetIDFilter). Credentials are per thread: the caller must hold its
+// capabilities grant nothing) and installs the seccomp deny-list (installFilter). Credentials are per thread: the caller must hold its
 // thread (runtime.LockOSThread) and never give it back.
 func dropPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoRoot|secbitNoRootLocked|
@@ -45,7 +44,7 @@ func dropPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
-	if err := installSetIDFilter(); err != nil {
+	if err := installFilter(); err != nil {
 		return err
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}

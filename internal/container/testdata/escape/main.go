@@ -166,6 +166,12 @@ func main() {
 		r["setgid_dir_"+d] = res(syscall.Chmod(dir+"/m-sgid", 0o2755))
 	}
 	r["sane_chmod"] = res(syscall.Chmod("/scratch/ok", 0o700))
+	// A user namespace whose root is this uid: its capabilities there would let it put
+	// file capabilities on a file in /out, valid on the host.
+	os.WriteFile("/out/m-fcap", []byte("#!/bin/sh\n"), 0o755)
+	r["userns"] = res(inUserNS(true, "fcap", "/out/m-fcap"))
+	r["userns_unmapped"] = res(inUserNS(false, "sleep0"))
+	r["keyctl_user_keyring"] = res(keyctl())
 
 	// Mounts and namespaces.
 	os.MkdirAll("/tmp/mnt", 0o755)
@@ -283,6 +289,14 @@ func signals(mode string) {
 		time.Sleep(time.Hour)
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "sleep0":
+	case "fcap":
+		// v2 file capabilities: every capability permitted and effective.
+		v := []byte{0x01, 0, 0, 0x02, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
+		if err := syscall.Setxattr(os.Args[2], "security.capability", v, 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -300,6 +314,40 @@ func fchmodat(path string, mode uint32) error {
 		return err
 	}
 	_, _, e := syscall.Syscall6(syscall.SYS_FCHMODAT, uintptr(0xffffff9c), uintptr(unsafe.Pointer(p)), uintptr(mode), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// inUserNS runs this program with args in a new user namespace, with mapped: uid and
+// gid 0 mapped to this process's own, and waits for it.
+func inUserNS(mapped bool, args ...string) error {
+	sys := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	if mapped {
+		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", append([]string{"escape"}, args...), &syscall.ProcAttr{
+		Files: []uintptr{0, 2, 2}, Sys: sys})
+	if err != nil {
+		return err
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		return err
+	}
+	if ws.ExitStatus() != 0 {
+		return fmt.Errorf("in the user namespace: exit %d", ws.ExitStatus())
+	}
+	return nil
+}
+
+// keyctl asks for the id of the uid's user keyring (KEYCTL_GET_KEYRING_ID of
+// KEY_SPEC_USER_KEYRING, without creating it).
+func keyctl() error {
+	const sysKeyctl = 250 // amd64
+	_, _, e := syscall.Syscall(sysKeyctl, 0, ^uintptr(3), 0)
 	if e != 0 {
 		return e
 	}
