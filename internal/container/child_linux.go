@@ -90,7 +90,9 @@ func runChild() error {
 	}
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
-			syscall.Kill(-pid, sig.(syscall.Signal))
+			if syscall.Kill(-pid, sig.(syscall.Signal)) != nil {
+				syscall.Kill(pid, sig.(syscall.Signal)) // the model left its group
+			}
 			continue
 		}
 		if ws, done := reap(pid); done {
