@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -125,3 +126,40 @@ func LoadOptions(jobDir string) (*Options, error) {
 	}
 	return &o, nil
 }
+
+// Prepare makes the binary and template paths absolute, takes this executable as the
+// binary when none is set, and parses the template (nil: the embedded one). A template
+// that cannot be read or parsed is an error wrapping ErrTemplate, before anything is
+// submitted.
+func (o *Options) Prepare() (*Template, error) {
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the scv-hpc executable for the compute nodes: %w", err)
+		}
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		o.Binary = exe
+	}
+	for _, p := range []*string{&o.Binary, &o.Template} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, err
+			}
+			*p = abs
+		}
+	}
+	if o.Template == "" {
+		return nil, nil
+	}
+	t, err := LoadTemplate(o.Template)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	return t, nil
+}
+
+// ErrTemplate marks a batch script template that cannot be read or parsed.
+var ErrTemplate = errors.New("batch script template")
