@@ -31,16 +31,14 @@ type imageBuildFlags struct {
 	insecure      []string
 }
 
-func init() {
-	register("image", func(a *app) *cobra.Command {
-		img := &cobra.Command{
-			Use:   "image",
-			Short: "Build model images without Docker",
-			Args:  cobra.NoArgs,
-		}
-		img.AddCommand(newImageBuildCmd(a))
-		return img
-	})
+func newImageCmd(a *app) *cobra.Command {
+	img := &cobra.Command{
+		Use:   "image",
+		Short: "Build model images without Docker",
+		Args:  cobra.NoArgs,
+	}
+	img.AddCommand(newImageBuildCmd(a))
+	return img
 }
 
 func newImageBuildCmd(a *app) *cobra.Command {

@@ -25,45 +25,43 @@ type modelView struct {
 	From    string   `json:"predict_from,omitempty"`
 }
 
-func init() {
-	register("models", func(a *app) *cobra.Command {
-		var asJSON bool
-		cmd := &cobra.Command{
-			Use:   "models",
-			Short: "List the models of the catalog",
-			Long: `List the models of the catalog: the embedded default, the site catalog
+func newModelsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "models",
+		Short: "List the models of the catalog",
+		Long: `List the models of the catalog: the embedded default, the site catalog
 /etc/scv-hpc/catalog.yaml, and the files given with --catalog or SCV_HPC_CATALOG, which add
 models or override them by name. CACHED shows whether the model's SIF is in the cache.`,
-			Example: `  scv-hpc models
+		Example: `  scv-hpc models
   scv-hpc models --json | jq -r '.[].name'
   scv-hpc models --catalog site-models.yaml
   scv-hpc models info faces`,
-			Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				views, err := a.modelViews()
-				if err != nil {
-					return err
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			views, err := a.modelViews()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a, views)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tGPU\tTASKS\tCACHED\tIMAGE")
+			for _, v := range views {
+				n := v.Name
+				if v.Deprecated != "" {
+					n += " (deprecated)"
 				}
-				if asJSON {
-					return printJSON(a, views)
-				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tVERSION\tGPU\tTASKS\tCACHED\tIMAGE")
-				for _, v := range views {
-					n := v.Name
-					if v.Deprecated != "" {
-						n += " (deprecated)"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, dash(v.Version), yesNo(v.GPU),
-						dash(strings.Join(v.Tasks, ",")), yesNo(v.Cached), v.Image)
-				}
-				return tw.Flush()
-			},
-		}
-		cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-		cmd.AddCommand(modelsInfoCmd(a))
-		return cmd
-	})
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, dash(v.Version), yesNo(v.GPU),
+					dash(strings.Join(v.Tasks, ",")), yesNo(v.Cached), v.Image)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.AddCommand(modelsInfoCmd(a))
+	return cmd
 }
 
 func modelsInfoCmd(a *app) *cobra.Command {
@@ -156,12 +154,6 @@ func writeModelCard(a *app, v modelView) error {
 	return tw.Flush()
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
 
 func yesNo(b bool) string {
 	if b {

@@ -131,3 +131,37 @@ func TestLockShardBusy(t *testing.T) {
 	}
 	u()
 }
+
+// TestCheckOutput: collect -o must not overwrite the job's own files, however named.
+func TestCheckOutput(t *testing.T) {
+	dir := t.TempDir()
+	d := Dir(filepath.Join(dir, "run"))
+	if err := Create(string(d), &Job{Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(d.ResultFile(0), []byte("{}\n"), 0o644)
+	os.WriteFile(d.Script(0), []byte("#!/bin/sh\n"), 0o644)
+	os.Symlink(string(d), filepath.Join(dir, "alias"))
+	os.Link(d.ResultFile(0), filepath.Join(dir, "hard.jsonl"))
+	for _, tc := range []struct {
+		path string
+		own  bool
+	}{
+		{d.ResultFile(0), true},
+		{d.ResultFile(9), true}, // not there yet, still the job's
+		{filepath.Join(dir, "alias", "results", "000000.jsonl"), true},
+		{filepath.Join(dir, "run", "shards", "..", "results", "000000.jsonl"), true},
+		{d.JobFile(), true},
+		{d.Script(0), true},
+		{string(d), true},
+		{filepath.Join(dir, "hard.jsonl"), true},
+		{filepath.Join(string(d), "results.csv"), false},
+		{filepath.Join(dir, "results.jsonl"), false},
+		{filepath.Join(dir, "new", "dir", "out.csv"), false},
+	} {
+		err := d.CheckOutput(tc.path)
+		if own := errors.Is(err, ErrOwnFile); own != tc.own || (err != nil && !own) {
+			t.Errorf("%s: %v, want own=%v", tc.path, err, tc.own)
+		}
+	}
+}
