@@ -20,7 +20,9 @@ func newDoctorCmd(a *app) *cobra.Command {
 (or a setuid install), mksquashfs and unsquashfs, squashfs in the kernel, the NVIDIA
 driver, the Slurm client commands and whether the controller answers, the cache
 directory (writable? which file system? free space?), the scratch directory, and which
-catalog models are cached for offline use. Each line is ok, warn or fail, and says how
+catalog models are cached for offline use. The first lines say where each setting came
+from: a flag, the environment, the site config (/etc/scv-hpc/config.yaml or
+SCV_HPC_CONFIG) or the default. Each line is ok, warn or fail, and says how
 to fix what is not ok. Exit status 1 when a check fails.`,
 		Example: `  scv-hpc doctor                           # on a login node
   srun --gres=gpu:1 scv-hpc doctor         # on a GPU compute node
@@ -34,7 +36,13 @@ to fix what is not ok. Exit status 1 when a check fails.`,
 			} else {
 				opts.Catalog = cat
 			}
-			checks := doctor.Run(cmd.Context(), opts)
+			// Where each setting came from (flag, environment, site config, default),
+			// then the host's checks.
+			var checks []doctor.Check
+			for _, st := range a.cfg.Settings() {
+				checks = append(checks, doctor.Check{Name: "setting " + st.Name, Status: doctor.OK, Detail: fmt.Sprintf("%s (from %s)", dash(st.Value), st.Source)})
+			}
+			checks = append(checks, doctor.Run(cmd.Context(), opts)...)
 			if asJSON {
 				if err := printJSON(a, checks); err != nil {
 					return err

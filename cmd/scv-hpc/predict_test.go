@@ -247,9 +247,44 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	other := t.TempDir()
 	os.WriteFile(filepath.Join(other, "x.png"), []byte("x"), 0o644)
 	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", other, "--out", out, "--runtime", "builtin")
-	if code != 1 || !strings.Contains(stderr, "holds a job over") {
+	if code != 1 || !strings.Contains(stderr, "holds results of data") || !strings.Contains(stderr, "--force") {
 		t.Errorf("mismatched resume: exit %d\n%s", code, stderr)
 	}
+	// Another run holds the job (here: this test process), or one shard of it: a second
+	// predict or run-shard says which run, and does no work.
+	unlock, err := job.Dir(out).LockJob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none")
+	if code != 1 || !strings.Contains(stderr, "in use by another run") || !strings.Contains(stderr, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("predict while the job is locked: exit %d\n%s", code, stderr)
+	}
+	unlock()
+	if unlock, err = job.Dir(out).LockShard(2); err != nil {
+		t.Fatal(err)
+	}
+	before := mustRead(t, job.ResultFile(out, 2))
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "run-shard", out, "--index", "2", "--runtime", "builtin", "--gpus", "none", "--retry-failed")
+	if code != 1 || !strings.Contains(stderr, "shard 2 of") || !strings.Contains(stderr, "in use by another run") {
+		t.Errorf("run-shard of a locked shard: exit %d\n%s", code, stderr)
+	}
+	if after := mustRead(t, job.ResultFile(out, 2)); string(after) != string(before) {
+		t.Errorf("run-shard of a locked shard wrote results:\n%s", after)
+	}
+	unlock()
+	// A new file under --data: the resume says so and offers --rescan, which runs
+	// only the new input.
+	os.WriteFile(filepath.Join(data, "zz-new.png"), mustRead(t, filepath.Join(data, "made here", "blank.png")), 0o644)
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none")
+	if code != 1 || !strings.Contains(stderr, "--rescan") || !strings.Contains(stderr, "8 inputs then, 9 inputs") {
+		t.Errorf("resume over changed data: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none", "--rescan")
+	if code != 3 || !strings.Contains(stdout, "9 inputs") || !strings.Contains(stdout, "this run: 1 ok, 0 failed, 8 already done") {
+		t.Errorf("--rescan: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	os.Remove(filepath.Join(data, "zz-new.png"))
 	// --fast-scan (no stat per file) shards the same inputs, with no sizes, and gives
 	// the same results.
 	fast := filepath.Join(t.TempDir(), "fast")
@@ -269,6 +304,15 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 }
 
 // mkdir makes dir/name and returns it.
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func mkdir(t *testing.T, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
