@@ -29,6 +29,7 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
 
 // Spec is the job asked for.
@@ -197,7 +198,7 @@ func Create(ctx context.Context, s Spec) (*job.Job, error) {
 	if err := shard(ctx, s, &j, s.Dir); err != nil {
 		return nil, err
 	}
-	j.Created = time.Now().UTC()
+	j.Created, j.Tool = time.Now().UTC(), version.String()
 	if err := job.Create(s.Dir, &j); err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func TestOpen(t *testing.T) {
 			files(t, data, "a.png", "b.png", "c.png")
 			s := spec(t, data, out)
 			j, oc, err := Open(context.Background(), s)
-			if err != nil || oc != Created || j.Shards != 2 || j.Inputs != 3 || j.InputsSHA256 == "" || j.IdentityKey == "" {
+			if err != nil || oc != Created || j.Shards != 2 || j.Inputs != 3 || j.InputsSHA256 == "" || j.IdentityKey == "" || j.Tool == "" {
 				t.Fatalf("first Open: %+v %s %v", j, oc, err)
 			}
 			tc.change(t, &s, data)
