@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,19 +113,9 @@ Entries the cache already has are skipped. '-' reads standard input.`,
 
 // digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
 func digestOf(o fetch.Options, model string) (string, error) {
-	if _, err := cache.ParseDigest(model); err == nil {
-		return model, nil
+	d, err := fetch.CachedDigest(o, model)
+	if errors.Is(err, cache.ErrNotCached) {
+		return "", fmt.Errorf("%w (pull it first)", err)
 	}
-	t, err := fetch.Parse(model, o.Catalog)
-	if err != nil {
-		return "", err
-	}
-	if t.Kind == fetch.KindSIF {
-		return "", fmt.Errorf("%s is a file, not a cache entry", model)
-	}
-	d, _, _, err := fetch.Cached(o.Cache, t)
-	if err != nil {
-		return "", fmt.Errorf("model %s: %w (pull it first)", model, err)
-	}
-	return d, nil
+	return d, err
 }

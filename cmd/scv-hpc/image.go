@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -167,48 +166,19 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 	return err
 }
 
-// buildLayers makes the layers in order: --from-dir, directory --adds, one file layer.
+// buildLayers makes the layers (imagebuild.Layers) from --from-dir and the --adds.
 func buildLayers(a *app, f imageBuildFlags) ([]v1.Layer, error) {
-	skipped := imagebuild.WithSkipped(func(p, why string) {
+	adds := make([]imagebuild.Add, len(f.adds))
+	for i, s := range f.adds {
+		add, err := imagebuild.ParseAdd(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--add %w", err)}
+		}
+		adds[i] = add
+	}
+	return imagebuild.Layers(f.fromDir, adds, func(p, why string) {
 		a.log.Warn().Str("path", p).Str("reason", why).Msg("left out of the image")
 	})
-	var layers []v1.Layer
-	if f.fromDir != "" {
-		l, err := imagebuild.LayerFromDir(f.fromDir, skipped)
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, l)
-	}
-	var files []imagebuild.File
-	for _, add := range f.adds {
-		i := strings.LastIndex(add, ":/")
-		if i <= 0 {
-			return nil, usageError{fmt.Errorf("--add %q: want SRC:DST with an absolute DST, e.g. bin/faces:/usr/local/bin/faces", add)}
-		}
-		src, dst := add[:i], add[i+1:]
-		fi, err := os.Stat(src)
-		if err != nil {
-			return nil, fmt.Errorf("--add %s: %w", add, err)
-		}
-		if fi.IsDir() {
-			l, err := imagebuild.LayerFromDir(src, imagebuild.WithPrefix(dst), imagebuild.WithOwner(0, 0), skipped)
-			if err != nil {
-				return nil, err
-			}
-			layers = append(layers, l)
-			continue
-		}
-		files = append(files, imagebuild.File{Path: dst, Src: src})
-	}
-	if len(files) > 0 {
-		l, err := imagebuild.Layer(files)
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, l)
-	}
-	return layers, nil
 }
 
 // argList reads repeated one-argument flags, or a single JSON array.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,9 +27,14 @@ or a MODEL looked up in the cache (it is not fetched: pull it first).`,
 			if err != nil {
 				return err
 			}
-			path := args[0]
-			name, _, _ := strings.Cut(path, "@")
-			if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() || o.Catalog.Has(name) {
+			// What is a SIF is fetch.Parse's rule (a path ending in .sif), as for
+			// every other command; anything else is looked up in the cache.
+			t, err := fetch.Parse(args[0], o.Catalog)
+			if err != nil {
+				return err
+			}
+			path := t.SIF
+			if t.Kind != fetch.KindSIF {
 				m, err := fetch.Resolve(cmd.Context(), args[0], o)
 				if err != nil {
 					return err

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 )
 
@@ -77,22 +76,13 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 	return cmd
 }
 
-// pullOne fetches one model; with force it first removes the cached entry.
+// pullOne fetches one model (fetch.Pull) into a table row.
 func pullOne(ctx context.Context, model string, o fetch.Options, force bool) fetchResult {
 	r := fetchResult{Model: model}
-	if force {
-		if o.Offline {
-			r.Status, r.Error = "failed", fmt.Sprintf("model %s: --force converts again from the source, which --offline forbids", model)
-			return r
-		}
-		if digest, err := digestOf(o, model); err == nil { // not cached: nothing to remove
-			if err := o.Cache.Remove(digest); err != nil && !errors.Is(err, cache.ErrNotCached) {
-				r.Status, r.Error = "failed", fmt.Sprintf("model %s: --force: %v", model, err)
-				return r
-			}
-		}
+	m, err := fetch.Pull(ctx, model, o, force)
+	if errors.Is(err, fetch.ErrForceOffline) {
+		err = fmt.Errorf("%w: drop --force or --offline", err)
 	}
-	m, err := fetch.Ensure(ctx, model, o)
 	if err != nil {
 		r.Status, r.Error = "failed", err.Error()
 		return r
