@@ -154,7 +154,6 @@ func writeModelCard(a *app, v modelView) error {
 	return tw.Flush()
 }
 
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"

@@ -8,8 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
@@ -84,6 +86,18 @@ func withHint(err error) error {
 		hint = "it was not created by 'scv-hpc submit'; run it with 'scv-hpc predict' or 'scv-hpc run-shard'"
 	case errors.Is(err, jobsetup.ErrRescanSlurm):
 		hint = "use 'scv-hpc resubmit', or a new --out"
+	case errors.Is(err, slurm.ErrUnsafeValue):
+		hint = "pass such a value with --sbatch-arg instead"
+	case errors.Is(err, slurm.ErrGPUsAndGres):
+		hint = "give either --gpus-per-task or --gres, not both"
+	case errors.Is(err, slurm.ErrNoSlurm):
+		hint = "run this on a Slurm login node (or 'scv-hpc predict' on this machine)"
+	case errors.Is(err, sharding.ErrNoInputs):
+		hint = "check --data and --include"
+	case errors.Is(err, sharding.ErrNotDir):
+		hint = "--data takes the directory that holds the images"
+	case errors.Is(err, gpu.ErrBadList):
+		hint = "check --gpus"
 	}
 	if hint == "" {
 		return err

@@ -337,11 +337,20 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"predict data with a comma", nil, []string{"predict", "faces", "--data", mkdir(t, dir, "a,b"), "--out", dir + "/o"}, "--bind splits paths"},
 		{"predict bad runtime", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--runtime", "docker"}, "unknown runtime"},
 		{"predict bad gpus", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--gpus", ","}, "--gpus"},
+		{"predict zero workers", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--workers", "0"}, "--workers 0: want at least 1"},
+		{"predict zero item timeout", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--item-timeout", "0"}, "--item-timeout 0s: want more than 0"},
+		{"predict zero shard size", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--shard-size", "0"}, "must be at least 1"},
+		{"submit zero shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "0"}, "must be at least 1"},
+		{"run-shard zero workers", nil, []string{"run-shard", statusJob(t, false), "--index", "0", "--workers", "0"}, "--workers 0"},
+		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},
 		{"run-shard bad env index", []string{"SLURM_ARRAY_TASK_ID=x"}, []string{"run-shard", dir}, "not a number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.args[len(tt.args)-1] == "RESULT0" { // the job's own results file
+				tt.args[len(tt.args)-1] = job.ResultFile(tt.args[1], 0)
+			}
 			code, _, stderr := scv(t, tt.env, tt.args...)
 			if code != 2 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.want)

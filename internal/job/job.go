@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-		"time"
+	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 )
@@ -23,32 +23,32 @@ const FormatVersion = 1
 
 // Job is job.json.
 type Job struct {
-	Format   int        `json:"format"`
-	Tool     string     `json:"tool"` // scv-hpc version that created the job
-	Created  time.Time  `json:"created"`
-	Model    string     `json:"model"`   // as the user named it
-	Ref      string     `json:"ref"`     // image reference it resolved to
-	Digest   string     `json:"digest"`  // manifest digest: every task runs these bits
-	SIF      string     `json:"sif"`     // absolute path of the SIF in the cache
-	Predict  []string   `json:"predict"` // command run inside the container
+	Format  int       `json:"format"`
+	Tool    string    `json:"tool"` // scv-hpc version that created the job
+	Created time.Time `json:"created"`
+	Model   string    `json:"model"`   // as the user named it
+	Ref     string    `json:"ref"`     // image reference it resolved to
+	Digest  string    `json:"digest"`  // manifest digest: every task runs these bits
+	SIF     string    `json:"sif"`     // absolute path of the SIF in the cache
+	Predict []string  `json:"predict"` // command run inside the container
 	// IdentityKey is Identity().Key() when the job was created: digest + predict.
-	IdentityKey string `json:"identity,omitempty"`
-	GPU      bool       `json:"gpu"`     // the model wants a GPU
-	MaxBatch int        `json:"max_batch,omitempty"`
-	DataRoot string     `json:"data_root"`         // absolute
-	Include  []string   `json:"include,omitempty"` // globs used by the scan
-	Shards   int        `json:"shards"`
-	Inputs   int64      `json:"inputs"`
-	Bytes    int64      `json:"bytes"`
-	Skipped  int64      `json:"skipped,omitempty"` // files reported and left out by the scan
+	IdentityKey string   `json:"identity,omitempty"`
+	GPU         bool     `json:"gpu"` // the model wants a GPU
+	MaxBatch    int      `json:"max_batch,omitempty"`
+	DataRoot    string   `json:"data_root"`         // absolute
+	Include     []string `json:"include,omitempty"` // globs used by the scan
+	Shards      int      `json:"shards"`
+	Inputs      int64    `json:"inputs"`
+	Bytes       int64    `json:"bytes"`
+	Skipped     int64    `json:"skipped,omitempty"` // files reported and left out by the scan
 	// ShardSize and ShardCount are the plan the shards were cut by (--shard-size or
 	// --shards; one is 0). InputsSHA256 hashes the sorted list of inputs, so that a
 	// resume sees a changed dataset.
-	ShardSize    int    `json:"shard_size,omitempty"`
-	ShardCount   int    `json:"shard_count,omitempty"`
-	InputsSHA256 string `json:"inputs_sha256,omitempty"`
-	Run      RunOptions `json:"run"`
-	Slurm    *Slurm     `json:"slurm,omitempty"`
+	ShardSize    int        `json:"shard_size,omitempty"`
+	ShardCount   int        `json:"shard_count,omitempty"`
+	InputsSHA256 string     `json:"inputs_sha256,omitempty"`
+	Run          RunOptions `json:"run"`
+	Slurm        *Slurm     `json:"slurm,omitempty"`
 }
 
 // RunOptions are the runner's settings, handed to every shard run.

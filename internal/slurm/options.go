@@ -60,7 +60,7 @@ func (o *Options) Validate() error {
 }
 
 // ErrGPUsAndGres: a job asks for GPUs either per task or as generic resources.
-var ErrGPUsAndGres = errors.New("give either --gpus-per-task or --gres, not both")
+var ErrGPUsAndGres = errors.New("GPUs asked for both per task and as generic resources (gres)")
 
 // WantGPU gives a task one GPU (GPUsPerTask 1) when the model wants a GPU and neither
 // GPUsPerTask nor Gres asks for one already; it reports whether it did.
@@ -135,7 +135,7 @@ func (o *Options) Prepare() (*Template, error) {
 	if o.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("find the scv-hpc executable for the compute nodes: %w", err)
+			return nil, fmt.Errorf("find this executable, to run it on the compute nodes: %w", err)
 		}
 		if real, err := filepath.EvalSymlinks(exe); err == nil {
 			exe = real

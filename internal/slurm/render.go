@@ -183,7 +183,7 @@ func QuoteArgs(args []string) string {
 func sbatchValue(v string) (string, error) {
 	for _, r := range v {
 		if r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\' || r == '#' {
-			return "", fmt.Errorf("%q: %w: an #SBATCH option cannot hold whitespace, newlines, quotes, backslashes or '#'; pass it with --sbatch-arg instead", v, ErrUnsafeValue)
+			return "", fmt.Errorf("%q: %w: an #SBATCH option cannot hold whitespace, newlines, quotes, backslashes or '#'", v, ErrUnsafeValue)
 		}
 	}
 	return v, nil

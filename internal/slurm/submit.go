@@ -36,7 +36,7 @@ type Client struct {
 func (c *Client) run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w on PATH: run this on a Slurm login node (or use 'scv-hpc predict' on this machine)", name, ErrNoSlurm)
+		return nil, fmt.Errorf("%s: %w on PATH", name, ErrNoSlurm)
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = append(os.Environ(), c.Env...)
