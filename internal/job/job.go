@@ -1,11 +1,10 @@
 // Package job defines the job directory, the contract between predict, submit,
-// run-shard, status, resubmit and collect:
-//
-//	OUT/job.json             what runs: model, image digest, SIF, data root, counts, options
-//	OUT/job.sbatch           the rendered Slurm script (submit only)
-//	OUT/shards/000123.txt    inputs of shard 123, relative to the data root, one per line
-//	OUT/results/000123.jsonl one line per input (see package results)
-//	OUT/logs/                Slurm and worker logs
+// run-shard, status, resubmit and collect: job.json (what runs: model, image digest,
+// SIF, predict command and identity, data root, counts, options, Slurm arrays), and
+// through Dir every other path (slurm.json, job.N.sbatch, shards/, results/, logs/,
+// outputs/, locks/). job.json is written whole once (Create); after that only AddArray
+// records Slurm arrays. Job and shard locks (Dir.LockJob, Dir.LockShard) keep one run
+// per job directory and per shard, across nodes.
 package job
 
 import (
