@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -37,7 +35,7 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 			if out == "" {
 				return usageError{errors.New("collect: -o FILE is required (.jsonl or .csv, or - for stdout)")}
 			}
-			f, err := collectFormat(out, format)
+			f, err := results.FormatFor(out, format)
 			if err != nil {
 				return usageError{err}
 			}
@@ -80,27 +78,4 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output file: .jsonl or .csv, or - for stdout (required)")
 	cmd.Flags().StringVar(&format, "format", "", "output format, jsonl or csv (default: from the extension of -o)")
 	return cmd
-}
-
-// collectFormat picks the output format from --format, else the file's extension.
-func collectFormat(out, format string) (string, error) {
-	switch strings.ToLower(format) {
-	case results.FormatJSONL, "ndjson":
-		return results.FormatJSONL, nil
-	case results.FormatCSV:
-		return results.FormatCSV, nil
-	case "":
-	default:
-		return "", fmt.Errorf("collect: unknown --format %q; use jsonl or csv", format)
-	}
-	if out == "-" {
-		return results.FormatJSONL, nil
-	}
-	switch strings.ToLower(filepath.Ext(out)) {
-	case ".jsonl", ".ndjson":
-		return results.FormatJSONL, nil
-	case ".csv":
-		return results.FormatCSV, nil
-	}
-	return "", fmt.Errorf("collect: cannot tell the format of %q from its extension; name it .jsonl or .csv, or pass --format", out)
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -108,27 +106,19 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 			return usageError{fmt.Errorf("--oci-layout %s: give DIR[:TAG], not a digest: the digest of the image is known only once it is built", f.ociLayout)}
 		}
 	}
-	cfg := imagebuild.Config{WorkingDir: f.workdir, Platform: f.platform, Env: f.env}
+	cfg := imagebuild.Config{WorkingDir: f.workdir, Platform: f.platform}
 	var err error
-	if cfg.Entrypoint, err = argList("--entrypoint", f.entrypoint); err != nil {
-		return err
-	}
-	if cfg.Cmd, err = argList("--cmd", f.cmd); err != nil {
-		return err
-	}
-	for _, e := range f.env {
-		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
-			return usageError{fmt.Errorf("--env %q: want KEY=VALUE", e)}
-		}
-	}
-	if len(f.labels) > 0 {
-		cfg.Labels = map[string]string{}
-		for _, l := range f.labels {
-			k, v, ok := strings.Cut(l, "=")
-			if !ok || k == "" {
-				return usageError{fmt.Errorf("--label %q: want KEY=VALUE", l)}
-			}
-			cfg.Labels[k] = v
+	for _, p := range []struct {
+		flag  string
+		parse func() error
+	}{
+		{"--entrypoint", func() (err error) { cfg.Entrypoint, err = imagebuild.ParseArgs(f.entrypoint); return }},
+		{"--cmd", func() (err error) { cfg.Cmd, err = imagebuild.ParseArgs(f.cmd); return }},
+		{"--env", func() (err error) { cfg.Env, err = imagebuild.ParseEnv(f.env); return }},
+		{"--label", func() (err error) { cfg.Labels, err = imagebuild.ParseLabels(f.labels); return }},
+	} {
+		if err := p.parse(); err != nil {
+			return usageError{fmt.Errorf("%s %w", p.flag, err)}
 		}
 	}
 	layers, err := buildLayers(a, f)
@@ -179,16 +169,4 @@ func buildLayers(a *app, f imageBuildFlags) ([]v1.Layer, error) {
 	return imagebuild.Layers(f.fromDir, adds, func(p, why string) {
 		a.log.Warn().Str("path", p).Str("reason", why).Msg("left out of the image")
 	})
-}
-
-// argList reads repeated one-argument flags, or a single JSON array.
-func argList(flag string, vals []string) ([]string, error) {
-	if len(vals) == 1 && strings.HasPrefix(strings.TrimSpace(vals[0]), "[") {
-		var out []string
-		if err := json.Unmarshal([]byte(vals[0]), &out); err != nil {
-			return nil, usageError{fmt.Errorf("%s %s: not a JSON array of strings: %v", flag, vals[0], err)}
-		}
-		return out, nil
-	}
-	return vals, nil
 }

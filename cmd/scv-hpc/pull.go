@@ -78,20 +78,26 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 
 // pullOne fetches one model (fetch.Pull) into a table row.
 func pullOne(ctx context.Context, model string, o fetch.Options, force bool) fetchResult {
-	r := fetchResult{Model: model}
 	m, err := fetch.Pull(ctx, model, o, force)
+	return fetchRow(model, fetch.PullResult{Model: m, Err: err})
+}
+
+// fetchRow is the table row of a pull.
+func fetchRow(model string, r fetch.PullResult) fetchResult {
+	row := fetchResult{Model: model}
+	err := r.Err
 	if errors.Is(err, fetch.ErrForceOffline) {
 		err = fmt.Errorf("%w: drop --force or --offline", err)
 	}
 	if err != nil {
-		r.Status, r.Error = "failed", err.Error()
-		return r
+		row.Status, row.Error = "failed", err.Error()
+		return row
 	}
-	r.Digest, r.SIF, r.Status = m.Digest, m.SIF, "cached"
-	if m.Built {
-		r.Status = "converted"
+	row.Digest, row.SIF, row.Status = r.Model.Digest, r.Model.SIF, "cached"
+	if r.Model.Built {
+		row.Status = "converted"
 	}
-	return r
+	return row
 }
 
 func writeFetchTable(w io.Writer, results []fetchResult) error {

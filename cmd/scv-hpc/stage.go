@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/alitto/pond/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
@@ -48,23 +47,15 @@ each model's status, and the exit status is 1 if any failed.`,
 			if err != nil {
 				return err
 			}
-			results := make([]fetchResult, len(models))
-			pool := pond.NewPool(jobs, pond.WithContext(cmd.Context()))
-			for i, m := range models {
-				pool.Submit(func() {
-					results[i] = pullOne(cmd.Context(), m, o, false)
-					if results[i].Status == "failed" {
-						a.log.Error().Str("model", m).Msg(results[i].Error)
-					}
-				})
-			}
-			pool.StopAndWait()
-			failed := 0
-			for i := range results {
-				if results[i].Status == "" { // never ran: the context was cancelled
-					results[i] = fetchResult{Model: models[i], Status: "failed", Error: fmt.Sprint(cmd.Context().Err())}
+			rs := fetch.PullAll(cmd.Context(), models, o, jobs, func(i int, r fetch.PullResult) {
+				if r.Err != nil {
+					a.log.Error().Str("model", models[i]).Msg(r.Err.Error())
 				}
-				if results[i].Status == "failed" {
+			})
+			results := make([]fetchResult, len(models))
+			failed := 0
+			for i, r := range rs {
+				if results[i] = fetchRow(models[i], r); r.Err != nil {
 					failed++
 				}
 			}

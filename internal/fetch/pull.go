@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/alitto/pond/v2"
+
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 )
 
@@ -48,4 +50,36 @@ func CachedDigest(o Options, model string) (string, error) {
 		return "", fmt.Errorf("model %s: %w", model, err)
 	}
 	return d, nil
+}
+
+// PullResult is the outcome of one model of PullAll: its SIF, or why not.
+type PullResult struct {
+	Model *Model
+	Err   error
+}
+
+// PullAll pulls models (Pull, without force), jobs at a time (at least 1). done, when
+// set, hears of each model as it ends (from several goroutines at once). A model never
+// started because ctx ended gets ctx's error: every model has a result.
+func PullAll(ctx context.Context, models []string, o Options, jobs int, done func(i int, r PullResult)) []PullResult {
+	res := make([]PullResult, len(models))
+	started := make([]bool, len(models))
+	pool := pond.NewPool(max(jobs, 1), pond.WithContext(ctx))
+	for i, m := range models {
+		pool.Submit(func() {
+			started[i] = true
+			mod, err := Pull(ctx, m, o, false)
+			res[i] = PullResult{Model: mod, Err: err}
+			if done != nil {
+				done(i, res[i])
+			}
+		})
+	}
+	pool.StopAndWait()
+	for i := range res {
+		if !started[i] {
+			res[i].Err = fmt.Errorf("model %s: not pulled: %w", models[i], context.Cause(ctx))
+		}
+	}
+	return res
 }

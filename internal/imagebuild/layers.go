@@ -1,6 +1,7 @@
 package imagebuild
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -65,4 +66,46 @@ func Layers(fromDir string, adds []Add, skipped func(path, why string)) ([]v1.La
 		layers = append(layers, l)
 	}
 	return layers, nil
+}
+
+// ErrBadSetting marks an image setting written wrongly (KEY=VALUE, a JSON array).
+var ErrBadSetting = errors.New("bad image setting")
+
+// ParseArgs reads repeated one-argument values, or a single JSON array of strings
+// (Docker's exec form, e.g. ["python3","/opt/serve.py"]).
+func ParseArgs(vals []string) ([]string, error) {
+	if len(vals) == 1 && strings.HasPrefix(strings.TrimSpace(vals[0]), "[") {
+		var out []string
+		if err := json.Unmarshal([]byte(vals[0]), &out); err != nil {
+			return nil, fmt.Errorf("%s: %w: not a JSON array of strings: %v", vals[0], ErrBadSetting, err)
+		}
+		return out, nil
+	}
+	return vals, nil
+}
+
+// ParseEnv checks KEY=VALUE pairs (KEY not empty).
+func ParseEnv(env []string) ([]string, error) {
+	for _, e := range env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			return nil, fmt.Errorf("%q: %w: want KEY=VALUE", e, ErrBadSetting)
+		}
+	}
+	return env, nil
+}
+
+// ParseLabels reads KEY=VALUE labels (nil for none).
+func ParseLabels(labels []string) (map[string]string, error) {
+	if len(labels) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: %w: want KEY=VALUE", l, ErrBadSetting)
+		}
+		m[k] = v
+	}
+	return m, nil
 }

@@ -68,3 +68,26 @@ func TestLayersOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSettings(t *testing.T) {
+	if got, err := ParseArgs([]string{`["python3", "/opt/serve.py"]`}); err != nil || !reflect.DeepEqual(got, []string{"python3", "/opt/serve.py"}) {
+		t.Errorf("JSON form: %q %v", got, err)
+	}
+	if got, err := ParseArgs([]string{"a b", "c"}); err != nil || len(got) != 2 {
+		t.Errorf("repeated form: %q %v", got, err)
+	}
+	if _, err := ParseArgs([]string{`["x",`}); !errors.Is(err, ErrBadSetting) {
+		t.Errorf("broken JSON: %v", err)
+	}
+	for _, bad := range []string{"NOEQUALS", "=v"} {
+		if _, err := ParseEnv([]string{bad}); !errors.Is(err, ErrBadSetting) {
+			t.Errorf("env %q: %v", bad, err)
+		}
+	}
+	if m, err := ParseLabels([]string{"a=b=c", "d="}); err != nil || m["a"] != "b=c" || m["d"] != "" {
+		t.Errorf("labels: %v %v", m, err)
+	}
+	if _, err := ParseLabels([]string{"=x"}); !errors.Is(err, ErrBadSetting) {
+		t.Errorf("label without key: %v", err)
+	}
+}
