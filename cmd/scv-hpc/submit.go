@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -115,34 +113,14 @@ docs/slurm.md.`,
 // submitShards renders and submits arrays over shards of the job directory with
 // tmpl (nil: the embedded template) and prints what was done.
 func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slurm.Options, tmpl *slurm.Template, shards []int, runArgs []string, dryRun, asJSON bool) error {
-	ctx := cmd.Context()
-	client := &slurm.Client{}
-	qctx := ctx
-	if dryRun {
-		// A dry run may be made where Slurm is absent or misconfigured (scontrol then
-		// takes a minute to give up): do not wait for it.
-		var cancel context.CancelFunc
-		qctx, cancel = context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-	}
-	maxArray, err := client.MaxArraySize(qctx)
-	if err != nil {
-		if !dryRun {
-			return fmt.Errorf("submit: %w", err)
-		}
-		maxArray = slurm.DefaultMaxArraySize
-		a.log.Warn().Err(err).Int("max_array_size", maxArray).Msg("dry run: using Slurm's default MaxArraySize")
-	}
-	p, err := o.Params(j, jobDir, runArgs)
+	res, err := (&slurm.Client{}).SubmitJob(cmd.Context(), slurm.JobRequest{
+		JobDir: jobDir, Job: j, Options: o, Template: tmpl, Shards: shards, RunArgs: runArgs, DryRun: dryRun})
 	if err != nil {
 		return err
 	}
-	subs, err := client.Submit(ctx, slurm.SubmitRequest{
-		JobDir: jobDir, Job: j, Template: tmpl, Params: p, Shards: shards,
-		MaxArraySize: maxArray, MaxParallel: o.MaxParallel, SbatchArgs: o.SbatchArgs, DryRun: dryRun,
-	})
-	if err != nil {
-		return fmt.Errorf("submit %s: %w", jobDir, err)
+	subs, maxArray := res.Arrays, res.MaxArraySize
+	if res.MaxArrayErr != nil {
+		a.log.Warn().Err(res.MaxArrayErr).Int("max_array_size", maxArray).Msg("dry run: using Slurm's default MaxArraySize")
 	}
 	if dryRun && !asJSON {
 		// The first script in full, then every command.

@@ -289,3 +289,56 @@ func logSbatch(jobDir string, argv []string, out []byte, err error) {
 	}
 	fmt.Fprintf(f, "%s %s\n  -> %s\n", time.Now().UTC().Format(time.RFC3339), QuoteArgs(argv), answer)
 }
+
+// JobRequest is one submission of shards of a job with its saved options.
+type JobRequest struct {
+	JobDir   string
+	Job      *job.Job
+	Options  *Options
+	Template *Template // nil: the embedded one
+	Shards   []int
+	RunArgs  []string // extra run-shard flags (--retry-failed)
+	DryRun   bool
+}
+
+// JobSubmission is what SubmitJob did: the arrays, the MaxArraySize used, and, for a
+// dry run where Slurm could not be asked, why the default was used.
+type JobSubmission struct {
+	Arrays       []Submission
+	MaxArraySize int
+	MaxArrayErr  error
+}
+
+// SubmitJob asks Slurm for MaxArraySize (a dry run waits at most 3 s for it and falls
+// back to DefaultMaxArraySize: Slurm may be absent there), renders the parameters and
+// submits the shards (Submit).
+func (c *Client) SubmitJob(ctx context.Context, r JobRequest) (*JobSubmission, error) {
+	qctx := ctx
+	if r.DryRun {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+	}
+	res := &JobSubmission{}
+	maxArray, err := c.MaxArraySize(qctx)
+	if err != nil {
+		if !r.DryRun {
+			return nil, err
+		}
+		maxArray, res.MaxArrayErr = DefaultMaxArraySize, err
+	}
+	res.MaxArraySize = maxArray
+	p, err := r.Options.Params(r.Job, r.JobDir, r.RunArgs)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := c.Submit(ctx, SubmitRequest{
+		JobDir: r.JobDir, Job: r.Job, Template: r.Template, Params: p, Shards: r.Shards,
+		MaxArraySize: maxArray, MaxParallel: r.Options.MaxParallel, SbatchArgs: r.Options.SbatchArgs, DryRun: r.DryRun,
+	})
+	res.Arrays = subs
+	if err != nil {
+		return res, fmt.Errorf("submit %s: %w", r.JobDir, err)
+	}
+	return res, nil
+}
