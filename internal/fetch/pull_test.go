@@ -16,7 +16,8 @@ func TestPullForce(t *testing.T) {
 	host, _ := startRegistry(t)
 	image := host + "/lab/demo:1"
 	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
-	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
+	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n  - {name: later, image: %q, predict: [serve, --x]}\n", image, host+"/lab/later:1"), nil)
+	before := DescribeAll(o.Cache, o.Catalog, o.Log)
 	for _, tc := range []struct {
 		name    string
 		force   bool
@@ -43,6 +44,22 @@ func TestPullForce(t *testing.T) {
 				t.Fatalf("Pull = %+v, %v; want built=%v", m, err, tc.built)
 			}
 		})
+	}
+	after := DescribeAll(o.Cache, o.Catalog, o.Log)
+	byID := func(ms []CatalogModel, id string) CatalogModel {
+		for _, m := range ms {
+			if m.Name == id {
+				return m
+			}
+		}
+		t.Fatalf("no %s in %+v", id, ms)
+		return CatalogModel{}
+	}
+	if b, a := byID(before, "demo"), byID(after, "demo"); b.Cached || len(b.Command) > 0 || !a.Cached || a.Digest != digest || a.From != PredictFromEntrypoint {
+		t.Errorf("Describe demo: before %+v, after %+v", b, a)
+	}
+	if l := byID(after, "later"); l.Cached || l.From != PredictFromCatalog || len(l.Command) != 2 {
+		t.Errorf("Describe later: %+v", l)
 	}
 	if d, err := CachedDigest(o, "demo"); err != nil || d != digest {
 		t.Errorf("CachedDigest(demo) = %s, %v", d, err)
