@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
@@ -112,10 +110,4 @@ Entries the cache already has are skipped. '-' reads standard input.`,
 }
 
 // digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func digestOf(o fetch.Options, model string) (string, error) {
-	d, err := fetch.CachedDigest(o, model)
-	if errors.Is(err, cache.ErrNotCached) {
-		return "", fmt.Errorf("%w (pull it first)", err)
-	}
-	return d, err
-}
+func digestOf(o fetch.Options, model string) (string, error) { return fetch.CachedDigest(o, model) }

@@ -8,9 +8,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
@@ -98,6 +102,14 @@ func withHint(err error) error {
 		hint = "--data takes the directory that holds the images"
 	case errors.Is(err, gpu.ErrBadList):
 		hint = "check --gpus"
+	case errors.Is(err, catalog.ErrUnknown):
+		hint = "list the models with 'scv-hpc models'"
+	case errors.Is(err, catalog.ErrUnreadable):
+		hint = "check --catalog and SCV_HPC_CATALOG"
+	case errors.Is(err, fetch.ErrNoPredict):
+		hint = "add 'predict:' to a --catalog entry"
+	case errors.Is(err, cache.ErrNotCached) && !errors.Is(err, registry.ErrOffline):
+		hint = "pull it first: scv-hpc pull MODEL"
 	}
 	if hint == "" {
 		return err

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
@@ -30,6 +33,10 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("shard: %w", sharding.ErrNoInputs), "--include"},
 		{fmt.Errorf("x: %w", gpu.ErrBadList), "--gpus"},
 		{usageError{fmt.Errorf("x: %w", slurm.ErrGPUsAndGres)}, "--gres"},
+		{fmt.Errorf("model x is %w", catalog.ErrUnknown), "scv-hpc models"},
+		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
+		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},
+		{fmt.Errorf("x: %w", cache.ErrNotCached), "scv-hpc pull"},
 	} {
 		got := withHint(tc.err)
 		if !strings.Contains(got.Error(), tc.hint) || !strings.HasPrefix(got.Error(), tc.err.Error()) || !errors.Is(got, tc.err) {
