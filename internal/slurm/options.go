@@ -51,7 +51,7 @@ func DefaultOptions() Options { return Options{SignalSeconds: DefaultSignalSecon
 // Validate checks counts and exclusive settings.
 func (o *Options) Validate() error {
 	if o.GPUsPerTask < 0 || o.CPUsPerTask < 0 || o.MaxParallel < 0 || o.SignalSeconds < 0 {
-		return errors.New("Slurm counts (gpus_per_task, cpus_per_task, max_parallel, signal_seconds) must not be negative")
+		return errors.New("slurm counts (gpus_per_task, cpus_per_task, max_parallel, signal_seconds) must not be negative")
 	}
 	if o.GPUsPerTask > 0 && o.Gres != "" {
 		return ErrGPUsAndGres
