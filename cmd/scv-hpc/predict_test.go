@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -265,14 +266,30 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := mustRead(t, job.ResultFile(out, 2))
-	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "run-shard", out, "--index", "2", "--runtime", "builtin", "--gpus", "none", "--retry-failed")
-	if code != 1 || !strings.Contains(stderr, "shard 2 of") || !strings.Contains(stderr, "in use by another run") {
-		t.Errorf("run-shard of a locked shard: exit %d\n%s", code, stderr)
+	rs := exec.Command(testenv.Binary(t), "--cache", cache, "--offline", "run-shard", out, "--index", "2", "--runtime", "builtin", "--gpus", "none", "--retry-failed")
+	rs.Env = append(os.Environ(), env...)
+	var rsErr bytes.Buffer
+	rs.Stderr = &rsErr
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rsDone := make(chan error, 1)
+	go func() { rsDone <- rs.Wait() }()
+	select {
+	case err := <-rsDone:
+		t.Fatalf("run-shard of a locked shard did not wait: %v\n%s", err, rsErr.String())
+	case <-time.After(2 * time.Second):
 	}
 	if after := mustRead(t, job.ResultFile(out, 2)); string(after) != string(before) {
 		t.Errorf("run-shard of a locked shard wrote results:\n%s", after)
 	}
 	unlock()
+	if err := <-rsDone; err != nil && rs.ProcessState.ExitCode() != 3 {
+		t.Errorf("run-shard after the lock was released: %v\n%s", err, rsErr.String())
+	}
+	if !strings.Contains(rsErr.String(), "another run holds this shard") || !strings.Contains(rsErr.String(), fmt.Sprintf(`"pid":%d`, os.Getpid())) {
+		t.Errorf("run-shard did not say which run it waited for:\n%s", rsErr.String())
+	}
 	// A new file under --data: the resume says so and offers --rescan, which runs
 	// only the new input.
 	os.WriteFile(filepath.Join(data, "zz-new.png"), mustRead(t, filepath.Join(data, "made here", "blank.png")), 0o644)

@@ -108,7 +108,9 @@ process per GPU (or --workers for CPU models), results appended to
 JOBDIR/results/NNNNNN.jsonl. Inputs that already have a result are skipped, so a
 re-run after a preemption, time limit or crash resumes. SIGTERM and SIGINT stop it
 cleanly: answers in flight are awaited briefly, results are flushed. A shard runs
-once at a time: a second run-shard of it says which run (host, pid) holds it.
+once at a time: a second run-shard of it logs which run (host, pid) holds it, waits
+for it to end, then resumes after it (a holder that died is taken over once its lock
+is stale: at once on the same host, after 3 minutes from another node).
 
 INDEX defaults to $SLURM_ARRAY_TASK_ID and OFFSET to 0; the batch script of 'scv-hpc
 submit' passes --offset for each array. Runner flags override the job's settings.
@@ -156,7 +158,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 				return err
 			}
 			ro.RetryFailed = retryFailed
-			res, err := execute.Shard(cmd.Context(), dir, shard, ro)
+			res, err := execute.Shard(cmd.Context(), dir, shard, ro, true)
 			if err != nil {
 				if cmd.Context().Err() != nil {
 					return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, res.OK+res.Failed)

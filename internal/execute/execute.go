@@ -16,6 +16,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/lockfile"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
@@ -65,10 +66,23 @@ type ShardResult struct {
 	FailedTotal int
 }
 
-// Shard runs shard i of the job in dir under the shard's lock: a shard another run
-// holds gives a *job.BusyError naming it (host, pid, since).
-func Shard(ctx context.Context, dir string, i int, o runner.Options) (ShardResult, error) {
-	unlock, err := job.Dir(dir).LockShard(i)
+// Shard runs shard i of the job in dir under the shard's lock. With wait it waits while
+// another run holds the shard (logging the holder once), and then resumes after it: what
+// a Slurm array task does, whose requeued predecessor may still hold the lock. Without,
+// a held shard gives a *job.BusyError naming the holder (host, pid, since).
+func Shard(ctx context.Context, dir string, i int, o runner.Options, wait bool) (ShardResult, error) {
+	var (
+		unlock job.Unlock
+		err    error
+	)
+	if wait {
+		unlock, err = job.Dir(dir).WaitShard(ctx, i, func(owner lockfile.Info) {
+			o.Log.Warn().Int("shard", i).Str("host", owner.Host).Int("pid", owner.PID).Time("since", owner.Time).
+				Msg("waiting: another run holds this shard (a dead holder's lock is taken over once stale)")
+		})
+	} else {
+		unlock, err = job.Dir(dir).LockShard(i)
+	}
 	if err != nil {
 		return ShardResult{}, err
 	}
@@ -100,7 +114,7 @@ func (e *InterruptedError) Unwrap() error { return e.Err }
 func Job(ctx context.Context, dir string, j *job.Job, o runner.Options) (runner.Stats, error) {
 	var total runner.Stats
 	for i := 0; i < j.Shards; i++ {
-		r, err := Shard(ctx, dir, i, o)
+		r, err := Shard(ctx, dir, i, o, false)
 		total.Inputs += r.Inputs
 		total.OK += r.OK
 		total.Failed += r.Failed

@@ -1,12 +1,16 @@
 package job
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/scivision-hpc/scv-hpc/internal/lockfile"
 )
 
 func TestDirPaths(t *testing.T) {
@@ -164,4 +168,24 @@ func TestCheckOutput(t *testing.T) {
 			t.Errorf("%s: %v, want own=%v", tc.path, err, tc.own)
 		}
 	}
+}
+
+func TestWaitShard(t *testing.T) {
+	d := Dir(t.TempDir())
+	unlock, err := d.LockShard(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	heard := 0
+	if _, err := d.WaitShard(ctx, 1, func(lockfile.Info) { heard++ }); !errors.Is(err, ErrBusy) || heard != 1 {
+		t.Fatalf("WaitShard while held: %v (told %d times)", err, heard)
+	}
+	go func() { time.Sleep(100 * time.Millisecond); unlock() }()
+	u, err := d.WaitShard(context.Background(), 1, nil)
+	if err != nil {
+		t.Fatalf("WaitShard after release: %v", err)
+	}
+	u()
 }

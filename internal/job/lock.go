@@ -1,6 +1,7 @@
 package job
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -47,11 +48,37 @@ func (d Dir) LockShard(i int) (Unlock, error) {
 	return d.lock(d.ShardLock(i), fmt.Sprintf("shard %d", i))
 }
 
+// WaitShard takes the lock of shard i, waiting while another run holds it: onWait (when
+// set) hears of the holder once. A holder that died is taken over once its lock is
+// stale (at once on this host, after LockStale elsewhere), which is what a Slurm task
+// requeued after its node failed needs. A cancelled ctx gives a *BusyError.
+func (d Dir) WaitShard(ctx context.Context, i int, onWait func(owner lockfile.Info)) (Unlock, error) {
+	unlock, err := d.LockShard(i)
+	var be *BusyError
+	if !errors.As(err, &be) {
+		return unlock, err
+	}
+	if onWait != nil {
+		onWait(be.Owner)
+	}
+	l, err := lockfile.Acquire(ctx, d.ShardLock(i), lockOptions)
+	var he *lockfile.HeldError
+	if errors.As(err, &he) {
+		return nil, &BusyError{Dir: string(d), What: be.What, Owner: he.Owner}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock %s of %s: %w", be.What, d, err)
+	}
+	return l.Release, nil
+}
+
+var lockOptions = lockfile.Options{StaleAfter: LockStale, RefreshEvery: LockRefresh}
+
 func (d Dir) lock(path, what string) (Unlock, error) {
 	if err := os.MkdirAll(d.LocksDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s of %s: %w", what, d, err)
 	}
-	l, err := lockfile.TryAcquire(path, lockfile.Options{StaleAfter: LockStale, RefreshEvery: LockRefresh})
+	l, err := lockfile.TryAcquire(path, lockOptions)
 	var he *lockfile.HeldError
 	if errors.As(err, &he) {
 		return nil, &BusyError{Dir: string(d), What: what, Owner: he.Owner}

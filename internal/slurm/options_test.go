@@ -109,3 +109,22 @@ func TestEveryFlagMerges(t *testing.T) {
 		}
 	})
 }
+
+func TestWantGPU(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		gpu  bool
+		want int
+		set  bool
+	}{
+		{Options{}, true, 1, true},
+		{Options{}, false, 0, false},
+		{Options{GPUsPerTask: 2}, true, 2, false},
+		{Options{Gres: "gpu:a100:1"}, true, 0, false},
+	} {
+		o := tc.o
+		if set := o.WantGPU(tc.gpu); set != tc.set || o.GPUsPerTask != tc.want {
+			t.Errorf("%+v.WantGPU(%v) = %v, GPUsPerTask %d; want %v, %d", tc.o, tc.gpu, set, o.GPUsPerTask, tc.set, tc.want)
+		}
+	}
+}
