@@ -26,14 +26,7 @@ const DefaultSignalSeconds = 120
 // The same names are the keys of slurm.json and of the site config's slurm: section
 // (template and scv_hpc sit at the site config's top level).
 type Options struct {
-	Partition     string   `json:"partition,omitempty" yaml:"partition"`
-	Account       string   `json:"account,omitempty" yaml:"account"`
-	QOS           string   `json:"qos,omitempty" yaml:"qos"`
-	Time          string   `json:"time,omitempty" yaml:"time"`
-	CPUsPerTask   int      `json:"cpus_per_task,omitempty" yaml:"cpus_per_task"`
-	Mem           string   `json:"mem,omitempty" yaml:"mem"`
-	GPUsPerTask   int      `json:"gpus_per_task,omitempty" yaml:"gpus_per_task"`
-	Gres          string   `json:"gres,omitempty" yaml:"gres"`
+	Resources     `yaml:",inline"`
 	MaxParallel   int      `json:"max_parallel,omitempty" yaml:"max_parallel"`
 	SignalSeconds int      `json:"signal_seconds" yaml:"signal_seconds"`
 	NoRequeue     bool     `json:"no_requeue,omitempty" yaml:"no_requeue"`
@@ -42,6 +35,20 @@ type Options struct {
 	Binary        string   `json:"scv_hpc" yaml:"-"`             // absolute path of scv-hpc on the nodes
 	CacheDir      string   `json:"cache_dir,omitempty" yaml:"-"` // cache the nodes read
 	LogLevel      string   `json:"log_level,omitempty" yaml:"-"` // run-shard's --log-level
+}
+
+// Resources are what each array task asks Slurm for: the #SBATCH options of the
+// script. Options (slurm.json, the site config) and Params (the template) share them,
+// so a template's .QOS is Options.QOS.
+type Resources struct {
+	Partition   string `json:"partition,omitempty" yaml:"partition"`         // --partition
+	Account     string `json:"account,omitempty" yaml:"account"`             // --account
+	QOS         string `json:"qos,omitempty" yaml:"qos"`                     // --qos
+	Time        string `json:"time,omitempty" yaml:"time"`                   // --time
+	CPUsPerTask int    `json:"cpus_per_task,omitempty" yaml:"cpus_per_task"` // --cpus-per-task
+	Mem         string `json:"mem,omitempty" yaml:"mem"`                     // --mem
+	GPUsPerTask int    `json:"gpus_per_task,omitempty" yaml:"gpus_per_task"` // --gpus-per-task
+	Gres        string `json:"gres,omitempty" yaml:"gres"`                   // --gres
 }
 
 // DefaultOptions are the settings before the site config and flags: SignalSeconds
@@ -89,9 +96,8 @@ func (o *Options) Params(j *job.Job, jobDir string, runArgs []string) (Params, e
 	return Params{
 		Version: version.String(), Model: j.Model, Digest: j.Digest,
 		JobName:   JobName(j.Model),
-		Partition: o.Partition, Account: o.Account, QOS: o.QOS, Time: o.Time,
-		CPUsPerTask: o.CPUsPerTask, Mem: o.Mem, GPUsPerTask: o.GPUsPerTask, Gres: o.Gres,
-		Requeue: !o.NoRequeue, SignalSeconds: o.SignalSeconds,
+		Resources: o.Resources,
+		Requeue:   !o.NoRequeue, SignalSeconds: o.SignalSeconds,
 		Binary: o.Binary, JobDir: jobDir, GlobalArgs: global, RunArgs: runArgs,
 	}, nil
 }

@@ -13,7 +13,7 @@ import (
 
 func TestOptionsRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	o := &Options{Partition: "gpu", GPUsPerTask: 1, SignalSeconds: 120, Binary: "/usr/bin/scv-hpc", CacheDir: "/c", SbatchArgs: []string{"--x=1"}}
+	o := &Options{Resources: Resources{Partition: "gpu", GPUsPerTask: 1}, SignalSeconds: 120, Binary: "/usr/bin/scv-hpc", CacheDir: "/c", SbatchArgs: []string{"--x=1"}}
 	if err := SaveOptions(dir, o); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestOptionsRoundTrip(t *testing.T) {
 // TestMerge: the one merge of submit (flags over the site config) and resubmit (flags
 // over slurm.json).
 func TestMerge(t *testing.T) {
-	site := Options{Partition: "gpu", Account: "lab", Gres: "gpu:a100:1", SignalSeconds: 120, SbatchArgs: []string{"--constraint=a100"}}
+	site := Options{Resources: Resources{Partition: "gpu", Account: "lab", Gres: "gpu:a100:1"}, SignalSeconds: 120, SbatchArgs: []string{"--constraint=a100"}}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -49,13 +49,13 @@ func TestMerge(t *testing.T) {
 	}{
 		{"nothing given", nil, site, nil},
 		{"one flag", []string{"--qos=high", "--partition=debug"},
-			Options{Partition: "debug", Account: "lab", QOS: "high", Gres: "gpu:a100:1", SignalSeconds: 120, SbatchArgs: site.SbatchArgs}, nil},
+			Options{Resources: Resources{Partition: "debug", Account: "lab", QOS: "high", Gres: "gpu:a100:1"}, SignalSeconds: 120, SbatchArgs: site.SbatchArgs}, nil},
 		{"gpus replace gres", []string{"--gpus-per-task=2"},
-			Options{Partition: "gpu", Account: "lab", GPUsPerTask: 2, SignalSeconds: 120, SbatchArgs: site.SbatchArgs}, nil},
+			Options{Resources: Resources{Partition: "gpu", Account: "lab", GPUsPerTask: 2}, SignalSeconds: 120, SbatchArgs: site.SbatchArgs}, nil},
 		{"sbatch args add", []string{"--sbatch-arg=--comment=x"},
-			Options{Partition: "gpu", Account: "lab", Gres: "gpu:a100:1", SignalSeconds: 120, SbatchArgs: []string{"--constraint=a100", "--comment=x"}}, nil},
+			Options{Resources: Resources{Partition: "gpu", Account: "lab", Gres: "gpu:a100:1"}, SignalSeconds: 120, SbatchArgs: []string{"--constraint=a100", "--comment=x"}}, nil},
 		{"zero given is kept", []string{"--signal-seconds=0"},
-			Options{Partition: "gpu", Account: "lab", Gres: "gpu:a100:1", SbatchArgs: site.SbatchArgs}, nil},
+			Options{Resources: Resources{Partition: "gpu", Account: "lab", Gres: "gpu:a100:1"}, SbatchArgs: site.SbatchArgs}, nil},
 		{"both gpu kinds", []string{"--gpus-per-task=1", "--gres=gpu:1"}, Options{}, ErrGPUsAndGres},
 		{"negative", []string{"--cpus-per-task=-1"}, Options{}, errors.New("negative")},
 	} {
@@ -119,8 +119,8 @@ func TestWantGPU(t *testing.T) {
 	}{
 		{Options{}, true, 1, true},
 		{Options{}, false, 0, false},
-		{Options{GPUsPerTask: 2}, true, 2, false},
-		{Options{Gres: "gpu:a100:1"}, true, 0, false},
+		{Options{Resources: Resources{GPUsPerTask: 2}}, true, 2, false},
+		{Options{Resources: Resources{Gres: "gpu:a100:1"}}, true, 0, false},
 	} {
 		o := tc.o
 		if set := o.WantGPU(tc.gpu); set != tc.set || o.GPUsPerTask != tc.want {

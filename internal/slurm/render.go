@@ -27,14 +27,7 @@ type Params struct {
 	JobName string // --job-name
 	Array   string // --array, e.g. "0-99%2"
 
-	Partition   string // --partition
-	Account     string // --account
-	QOS         string // --qos
-	Time        string // --time
-	CPUsPerTask int    // --cpus-per-task
-	Mem         string // --mem
-	GPUsPerTask int    // --gpus-per-task
-	Gres        string // --gres
+	Resources // .Partition, .Account, .QOS, .Time, .CPUsPerTask, .Mem, .GPUsPerTask, .Gres
 
 	Requeue       bool // --requeue
 	SignalSeconds int  // --signal=B:TERM@N: seconds before the time limit
