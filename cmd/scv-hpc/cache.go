@@ -83,7 +83,7 @@ cache). Fails if the model is not cached.`,
 			}
 			m, err := fetch.Resolve(cmd.Context(), args[0], o)
 			if err != nil {
-				return err
+				return a.notCached(args[0], err)
 			}
 			_, err = fmt.Fprintln(a.stdout, m.SIF)
 			return err
@@ -162,7 +162,7 @@ func cacheRmCmd(a *app) *cobra.Command {
 			}
 			var errs []error
 			for _, arg := range args {
-				digest, err := digestOf(o, arg)
+				digest, err := a.digestOf(o, arg)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("cache rm: %w", err))
 					continue

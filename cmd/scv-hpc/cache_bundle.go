@@ -34,7 +34,7 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			}
 			var digests []string
 			for _, m := range args[1:] {
-				d, err := digestOf(o, m)
+				d, err := a.digestOf(o, m)
 				if err != nil {
 					return fmt.Errorf("cache export: %w", err)
 				}
@@ -110,4 +110,7 @@ Entries the cache already has are skipped. '-' reads standard input.`,
 }
 
 // digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func digestOf(o fetch.Options, model string) (string, error) { return fetch.CachedDigest(o, model) }
+func (a *app) digestOf(o fetch.Options, model string) (string, error) {
+	d, err := fetch.CachedDigest(o, model)
+	return d, a.notCached(model, err)
+}

@@ -37,7 +37,7 @@ or a MODEL looked up in the cache (it is not fetched: pull it first).`,
 			if t.Kind != fetch.KindSIF {
 				m, err := fetch.Resolve(cmd.Context(), args[0], o)
 				if err != nil {
-					return err
+					return a.notCached(args[0], err)
 				}
 				path = m.SIF
 			}

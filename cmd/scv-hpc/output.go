@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -66,6 +67,23 @@ func exactArgsUsage(n int) cobra.PositionalArgs {
 	}
 }
 
+// notCached adds to a model's not-cached error (online: offline ones say it) the
+// command that fetches it.
+func (a *app) notCached(model string, err error) error {
+	if errors.Is(err, cache.ErrNotCached) && !errors.Is(err, registry.ErrOffline) {
+		return fmt.Errorf("%w; run: scv-hpc pull %s --cache %s", err, shellWord(model), shellWord(a.cacheDir))
+	}
+	return err
+}
+
+// shellWord quotes s for a shell command line only when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return slurm.Quote(s)
+}
+
 // withHint adds what to type next to the errors of internal packages that call for
 // it; other errors are returned as they are.
 func withHint(err error) error {
@@ -108,8 +126,6 @@ func withHint(err error) error {
 		hint = "check --catalog and SCV_HPC_CATALOG"
 	case errors.Is(err, fetch.ErrNoPredict):
 		hint = "add 'predict:' to a --catalog entry"
-	case errors.Is(err, cache.ErrNotCached) && !errors.Is(err, registry.ErrOffline):
-		hint = "pull it first: scv-hpc pull MODEL"
 	}
 	if hint == "" {
 		return err

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
@@ -36,7 +35,6 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("model x is %w", catalog.ErrUnknown), "scv-hpc models"},
 		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
 		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},
-		{fmt.Errorf("x: %w", cache.ErrNotCached), "scv-hpc pull"},
 	} {
 		got := withHint(tc.err)
 		if !strings.Contains(got.Error(), tc.hint) || !strings.HasPrefix(got.Error(), tc.err.Error()) || !errors.Is(got, tc.err) {

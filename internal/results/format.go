@@ -31,5 +31,5 @@ func FormatFor(out, format string) (string, error) {
 	case ".csv":
 		return FormatCSV, nil
 	}
-	return "", fmt.Errorf("%w: cannot tell it from the name %q; name it .jsonl or .csv", ErrFormat, out)
+	return "", fmt.Errorf("%w: cannot tell it from the extension of %q; name it .jsonl or .csv", ErrFormat, out)
 }
