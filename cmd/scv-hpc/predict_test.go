@@ -251,6 +251,14 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "holds results of data") || !strings.Contains(stderr, "--force") {
 		t.Errorf("mismatched resume: exit %d\n%s", code, stderr)
 	}
+	// The same image served by another predict command (a catalog entry with its own
+	// options) is another identity: refused, never mixed into these results.
+	cat := filepath.Join(t.TempDir(), "catalog.yaml")
+	os.WriteFile(cat, []byte(fmt.Sprintf("models:\n  - {name: faces-other, image: %q, predict: [/usr/local/bin/faces, --threshold, \"0.9\"]}\n", model)), 0o644)
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "--catalog", cat, "predict", "faces-other", "--data", data, "--out", out, "--runtime", "builtin")
+	if code != 1 || !strings.Contains(stderr, "holds results of model") || !strings.Contains(stderr, "--threshold") {
+		t.Errorf("another predict command on the same image: exit %d\n%s", code, stderr)
+	}
 	// Another run holds the job (here: this test process), or one shard of it: a second
 	// predict or run-shard says which run, and does no work.
 	unlock, err := job.Dir(out).LockJob()
