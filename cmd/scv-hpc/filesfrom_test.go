@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,19 @@ func TestPredictFilesFrom(t *testing.T) {
 			}
 			if !strings.Contains(stdout.String(), "0 failed, 0 pending") {
 				t.Errorf("summary: %s", stdout.String())
+			}
+			// A resume compares the list, not a scan of --data (which holds more files):
+			// with the same list and without one, the job resumes with nothing to run.
+			for _, resume := range [][]string{{"--files-from", arg}, nil} {
+				args := append([]string{"--cache", cache, "predict", "oci-layout:" + lay + ":faces",
+					"--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none"}, resume...)
+				c := exec.Command(testenv.Binary(t), args...)
+				c.Stdin = strings.NewReader(tc.list)
+				var so, se bytes.Buffer
+				c.Stdout, c.Stderr = &so, &se
+				if err := c.Run(); err != nil || !strings.Contains(so.String(), fmt.Sprintf("%d already done", len(tc.want))) {
+					t.Errorf("resume %q: %v\n%s\n%s", resume, err, so.String(), se.String())
+				}
 			}
 		})
 	}
