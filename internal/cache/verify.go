@@ -28,7 +28,9 @@ const (
 	StatusInProgress  Status = "in-progress"  // a live conversion holds the lock
 	StatusStaleLock   Status = "stale-lock"   // lock of a dead or silent owner
 	StatusStaleTemp   Status = "stale-tmp"    // temp file no live conversion owns
-	StatusDanglingRef Status = "dangling-ref" // ref to a missing entry, or unreadable
+	StatusDanglingRef Status = "dangling-ref" // ref to a missing entry
+	StatusBadRef      Status = "bad-ref"      // refs/ file that is a symlink, FIFO, too large or not a digest
+	StatusBadFile     Status = "bad-file"     // symlink, FIFO or device where the cache keeps regular files
 )
 
 // VerifyResult is one finding of Verify.
@@ -84,7 +86,7 @@ func (c *Cache) Verify(ctx context.Context) ([]VerifyResult, error) {
 // scan is Verify; with deep false it does not read the SIFs (only their size).
 func (c *Cache) scan(ctx context.Context, deep bool) ([]VerifyResult, error) {
 	var out []VerifyResult
-	names, err := readDirNames(c.sifDir())
+	names, err := c.listDir(c.sifDir())
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: verify: %w", c.Dir, err)
 	}
@@ -122,7 +124,7 @@ func (c *Cache) scan(ctx context.Context, deep bool) ([]VerifyResult, error) {
 		if hex, ok := strings.CutSuffix(n, ".sif"); ok && isHex64(hex) && !have[hex+".json"] {
 			r := VerifyResult{Status: StatusOrphan, Digest: sha256Prefix + hex, Path: p,
 				Detail: "SIF without metadata: a conversion stopped before its commit"}
-			if _, live := c.lockLive(hex); live {
+			if _, live := c.safeLockLive(hex); live {
 				r.Status, r.Detail = StatusInProgress, "being committed"
 			}
 			out = append(out, r)
@@ -159,7 +161,7 @@ func (c *Cache) verifyEntry(ctx context.Context, hex string, hasSIF, deep bool, 
 		}
 		return r
 	}
-	f, err := os.Open(p)
+	f, _, err := openRegular(p)
 	if err != nil {
 		r.Detail = err.Error()
 		return r
@@ -186,9 +188,16 @@ func (c *Cache) verifyEntry(ctx context.Context, hex string, hasSIF, deep bool, 
 // verifyLocks reports held and stale locks and leftover lock temp files.
 func (c *Cache) verifyLocks() []VerifyResult {
 	var out []VerifyResult
-	names, _ := readDirNames(c.locksDir())
+	names, err := c.listDir(c.locksDir())
+	if err != nil {
+		return []VerifyResult{{Status: StatusBadFile, Path: c.locksDir(), Detail: err.Error()}}
+	}
 	for _, n := range names {
 		p := filepath.Join(c.locksDir(), n)
+		if r, bad := badFile(p); bad {
+			out = append(out, r)
+			continue
+		}
 		if strings.HasPrefix(n, lockTempPrefix) {
 			if old(p, guardStaleAge) {
 				out = append(out, VerifyResult{Status: StatusStaleTemp, Path: p, Detail: "temp file of an interrupted lock"})
@@ -222,7 +231,10 @@ func (c *Cache) verifyLocks() []VerifyResult {
 // verifyTemps reports temp SIFs that no live conversion owns.
 func (c *Cache) verifyTemps() []VerifyResult {
 	var out []VerifyResult
-	names, _ := readDirNames(c.tmpDir())
+	names, err := c.listDir(c.tmpDir())
+	if err != nil {
+		return []VerifyResult{{Status: StatusBadFile, Path: c.tmpDir(), Detail: err.Error()}}
+	}
 	for _, n := range names {
 		p := filepath.Join(c.tmpDir(), n)
 		if tempLive(c, n) {
@@ -259,13 +271,35 @@ func tempLive(c *Cache, name string) bool {
 	if !ok {
 		return false
 	}
-	held, live := c.lockLive(hex)
+	held, live := c.safeLockLive(hex)
 	return live && held == token
+}
+
+// safeLockLive is lockLive for a lock file that may have been replaced by a FIFO or a
+// symlink (which lockLive would open): such a file is no live lock.
+func (c *Cache) safeLockLive(hex string) (token string, live bool) {
+	if _, bad := badFile(c.lockPath(hex)); bad {
+		return "", false
+	}
+	return c.lockLive(hex)
+}
+
+// badFile reports a file that should be regular (a lock, a lock temp) but is a
+// symlink, FIFO, device, socket or directory. It is never opened.
+func badFile(path string) (VerifyResult, bool) {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() {
+		return VerifyResult{}, false
+	}
+	return VerifyResult{Status: StatusBadFile, Path: path, Detail: kindOf(st.Mode()) + " where a regular file belongs"}, true
 }
 
 // verifyRefs reports refs whose entry is missing and refs/ files that cannot be read.
 func (c *Cache) verifyRefs() ([]VerifyResult, error) {
 	var out []VerifyResult
+	if err := c.ownDir(c.refsDir()); err != nil {
+		return []VerifyResult{{Status: StatusBadFile, Path: c.refsDir(), Detail: err.Error()}}, nil
+	}
 	names, err := readDirNames(c.refsDir())
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: verify refs: %w", c.Dir, err)
@@ -279,13 +313,12 @@ func (c *Cache) verifyRefs() ([]VerifyResult, error) {
 			}
 			continue
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
+		d, err := readRefFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
 		}
-		d, err := parseRefFile(b)
 		if err != nil {
-			out = append(out, VerifyResult{Status: StatusDanglingRef, Ref: ref, Path: p, Detail: "unreadable: " + err.Error()})
+			out = append(out, VerifyResult{Status: StatusBadRef, Ref: ref, Path: p, Detail: badRefDetail(p, err)})
 			continue
 		}
 		hex, _ := ParseDigest(d)
@@ -314,4 +347,16 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, context.Cause(r.ctx)
 	}
 	return r.r.Read(p)
+}
+
+// badRefDetail says what is wrong with a refs/ file without quoting its content.
+func badRefDetail(path string, err error) string {
+	if st, lerr := os.Lstat(path); lerr == nil && !st.Mode().IsRegular() {
+		return kindOf(st.Mode()) + ", not a ref file (never followed or read)"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && !errors.Is(err, ErrBadRef) {
+		return "unreadable: " + pe.Err.Error()
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), ErrBadRef.Error()+": "), path+": ")
 }
