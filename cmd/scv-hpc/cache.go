@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -238,4 +239,28 @@ func shortDigest(d string) string {
 		return d[:len("sha256:")+12]
 	}
 	return d
+}
+
+// corruptHint adds what to do to an error that reports a corrupt cached SIF; internal
+// packages say what failed, the command line says which command fixes it.
+func corruptHint(model string, err error) error {
+	if err == nil || !errors.Is(err, cache.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w; run 'scv-hpc cache verify' to check the cache, then 'scv-hpc pull --force %s' to convert it again", err, model)
+}
+
+// explainRunFailure checks the SIF of a run that failed against its recorded sha256:
+// a corrupt SIF, not the raw error of whatever read it (unsquashfs, apptainer), is
+// then what the user sees. The SIF is hashed only after a failure; a run that works
+// is never slowed down by it.
+func explainRunFailure(ctx context.Context, sifPath, model string, err error) error {
+	if err == nil || ctx.Err() != nil || sifPath == "" {
+		return err
+	}
+	cerr := cache.CheckSIFFile(ctx, sifPath)
+	if !errors.Is(cerr, cache.ErrCorrupt) {
+		return err
+	}
+	return corruptHint(model, fmt.Errorf("%w (the run failed with: %v)", cerr, err))
 }

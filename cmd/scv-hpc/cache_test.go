@@ -134,3 +134,73 @@ func TestCacheRmAndGC(t *testing.T) {
 		t.Errorf("second cache rm: exit %d\n%s", code, errs)
 	}
 }
+
+// TestPullReportsBitFlippedSIF: a cached SIF with one flipped byte is not "cached":
+// pull says it is corrupt and what to run, pull --force converts it again.
+func TestPullReportsBitFlippedSIF(t *testing.T) {
+	reg := testenv.StartRegistryStoppable(t)
+	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	c := newCLI(t, facesCatalog(reg.Host))
+	c.ok("pull", "faces")
+	ents := cacheLs(t, c)
+	if len(ents) != 1 {
+		t.Fatalf("cache ls: %+v", ents)
+	}
+	sif := ents[0].Path
+	data, err := os.ReadFile(sif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-64] ^= 0x01
+	if err := os.WriteFile(sif, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"pull", "faces"}, {"--offline", "pull", "faces"}} {
+		out, errs, code := c.run(args...)
+		if code != 1 || !strings.Contains(errs, "corrupt") || !strings.Contains(errs, "scv-hpc cache verify") ||
+			!strings.Contains(errs, "scv-hpc pull --force faces") || strings.Contains(out, "cached") {
+			t.Errorf("%v of a bit-flipped SIF: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errs)
+		}
+	}
+	if out := c.ok("pull", "--force", "faces"); !strings.Contains(out, "converted") {
+		t.Errorf("pull --force:\n%s", out)
+	}
+	c.ok("cache", "verify")
+	if out := c.ok("pull", "faces"); !strings.Contains(out, "cached") {
+		t.Errorf("pull after the repair:\n%s", out)
+	}
+}
+
+// TestRunShardReportsCorruptSIF: an array task does not hash the SIF up front (that
+// would cost minutes per task), but when reading it fails the SIF is checked, and the
+// error says it is corrupt instead of showing unsquashfs's output.
+func TestRunShardReportsCorruptSIF(t *testing.T) {
+	reg := testenv.StartRegistryStoppable(t)
+	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	c := newCLI(t, facesCatalog(reg.Host))
+	c.ok("pull", "faces")
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "a.png"), []byte("png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job := filepath.Join(t.TempDir(), "job")
+	c.ok("submit", "faces", "--data", data, "--out", job, "--dry-run")
+	sif := cacheLs(t, c)[0].Path
+	b, err := os.ReadFile(sif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wreck the squashfs superblock: the header of the SIF still loads.
+	i := bytes.Index(b, []byte("hsqs"))
+	if i < 0 {
+		t.Fatal("no squashfs in the SIF")
+	}
+	copy(b[i:], "XXXX")
+	if err := os.WriteFile(sif, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := c.run("run-shard", job, "--index", "0", "--runtime", "builtin", "--workers", "1")
+	if code != 1 || !strings.Contains(errs, "corrupt") || !strings.Contains(errs, "scv-hpc pull --force faces") {
+		t.Errorf("run-shard over a corrupt SIF: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}

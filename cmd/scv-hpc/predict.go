@@ -77,7 +77,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 							return fmt.Errorf("interrupted at shard %d of %d; results so far are in %s; run the same command again to resume",
 								i, j.Shards, job.ResultsDir(outAbs))
 						}
-						return fmt.Errorf("predict: shard %d: %w", i, err)
+						return fmt.Errorf("predict: shard %d: %w", i, explainRunFailure(ctx, model.SIF, args[0], err))
 					}
 				}
 				sum, err := results.Summarize(outAbs)

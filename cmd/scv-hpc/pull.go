@@ -94,9 +94,10 @@ func pullOne(ctx context.Context, model string, o fetch.Options, force bool) fet
 			}
 		}
 	}
+	o.Verify = true // a cached entry is re-hashed: "cached" means sound
 	m, err := fetch.Ensure(ctx, model, o)
 	if err != nil {
-		r.Status, r.Error = "failed", err.Error()
+		r.Status, r.Error = "failed", corruptHint(model, err).Error()
 		return r
 	}
 	r.Digest, r.SIF, r.Status = m.Digest, m.SIF, "cached"

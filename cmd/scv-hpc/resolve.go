@@ -71,5 +71,7 @@ func (a *app) ensureModel(ctx context.Context, model string) (*fetch.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	return fetch.Ensure(ctx, model, o)
+	o.Verify = true // once per job created, never per array task
+	m, err := fetch.Ensure(ctx, model, o)
+	return m, corruptHint(model, err)
 }

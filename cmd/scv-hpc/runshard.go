@@ -187,7 +187,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 					if cmd.Context().Err() != nil {
 						return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, st.OK+st.Failed)
 					}
-					return fmt.Errorf("shard %d: %w", shard, err)
+					return fmt.Errorf("shard %d: %w", shard, explainRunFailure(cmd.Context(), j.SIF, j.Model, err))
 				}
 				failed, err := shardFailed(dir, shard)
 				if err != nil {

@@ -91,11 +91,11 @@ func (c *Cache) exportEntry(ctx context.Context, digest string, rep progress.Rep
 		return BundleEntry{}, nil, fmt.Errorf("cache export: %w", err)
 	}
 	hex, _ := ParseDigest(digest)
-	mb, err := os.ReadFile(c.metaPath(hex))
+	mb, err := readSmall(c.metaPath(hex), maxMetaSize)
 	if err != nil {
 		return BundleEntry{}, nil, fmt.Errorf("cache export %s: %w", digest, err)
 	}
-	f, err := os.Open(p)
+	f, _, err := openRegular(p)
 	if err != nil {
 		return BundleEntry{}, nil, fmt.Errorf("cache export %s: %w", digest, err)
 	}
@@ -119,7 +119,7 @@ func (c *Cache) exportEntry(ctx context.Context, digest string, rep progress.Rep
 // exportSIF copies one SIF into the tar, checking it did not change since indexed.
 func (c *Cache) exportSIF(ctx context.Context, tw *tar.Writer, e BundleEntry, mtime time.Time, rep progress.Reporter) error {
 	hex, _ := ParseDigest(e.Digest)
-	f, err := os.Open(c.sifPath(hex))
+	f, _, err := openRegular(c.sifPath(hex))
 	if err != nil {
 		return fmt.Errorf("cache export %s: %w", e.Digest, err)
 	}

@@ -161,26 +161,14 @@ func (c *Cache) verifyEntry(ctx context.Context, hex string, hasSIF, deep bool, 
 		}
 		return r
 	}
-	f, _, err := openRegular(p)
-	if err != nil {
-		r.Detail = err.Error()
-		return r
-	}
-	defer f.Close()
-	sum, size, err := hashReader(countingReader{ctxReader{ctx, f}, rep})
+	detail, err := c.sifProblem(ctx, hex, m, rep)
 	switch {
 	case err != nil:
 		r.Detail = "read: " + err.Error()
-	case size != m.Size:
-		r.Detail = fmt.Sprintf("SIF is %d bytes, metadata says %d", size, m.Size)
-	case sum != m.SIFSHA256:
-		r.Detail = fmt.Sprintf("SIF sha256 is %s, metadata says %s", sum, m.SIFSHA256)
+	case detail != "":
+		r.Detail = detail
 	default:
-		if err := checkSIF(p, size); err != nil {
-			r.Detail = err.Error()
-		} else {
-			r.Status = StatusOK
-		}
+		r.Status = StatusOK
 	}
 	return r
 }
