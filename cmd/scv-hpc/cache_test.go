@@ -1,10 +1,13 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -202,5 +205,88 @@ func TestRunShardReportsCorruptSIF(t *testing.T) {
 	out, errs, code := c.run("run-shard", job, "--index", "0", "--runtime", "builtin", "--workers", "1")
 	if code != 1 || !strings.Contains(errs, "corrupt") || !strings.Contains(errs, "scv-hpc pull --force faces") {
 		t.Errorf("run-shard over a corrupt SIF: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// retarBundle rewrites a bundle's index.json through edit (the index carries no
+// checksum of itself, so this is all a hostile sender needs).
+func retarBundle(t *testing.T, in, out string, edit func(ix map[string]any)) {
+	t.Helper()
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tr, tw := tar.NewReader(bytes.NewReader(data)), tar.NewWriter(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		if h.Name == "index.json" {
+			var ix map[string]any
+			if err := json.Unmarshal(body, &ix); err != nil {
+				t.Fatal(err)
+			}
+			edit(ix)
+			body, _ = json.Marshal(ix)
+		}
+		h.Size = int64(len(body))
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(body)
+	}
+	tw.Close()
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCacheImportRefusesRepointedRefs: a bundle whose index maps faces, faces@1.0 and
+// the registry reference of faces to another image's digest imports that image but
+// none of those refs, with or without --force; faces still resolves to faces offline.
+func TestCacheImportRefusesRepointedRefs(t *testing.T) {
+	reg := testenv.StartRegistryStoppable(t)
+	facesRef, otherRef := reg.Host+"/scivision/faces:1.0", reg.Host+"/lab/other:2"
+	testenv.Push(t, fakeFaces(t, "amd64", 0), facesRef)
+	testenv.Push(t, fakeFaces(t, "amd64", 1000), otherRef)
+	src := newCLI(t, facesCatalog(reg.Host))
+	src.ok("pull", "faces", otherRef)
+	var otherDigest string
+	for _, e := range cacheLs(t, src) {
+		if slices.Contains(e.Refs, otherRef) {
+			otherDigest = e.Digest
+		}
+	}
+	dir := t.TempDir()
+	src.ok("cache", "export", filepath.Join(dir, "faces.tar"), "faces")
+	src.ok("cache", "export", filepath.Join(dir, "other.tar"), otherRef)
+	hostile := filepath.Join(dir, "hostile.tar")
+	retarBundle(t, filepath.Join(dir, "other.tar"), hostile, func(ix map[string]any) {
+		refs := ix["refs"].(map[string]any)
+		for _, r := range []string{"faces", "faces@1.0", facesRef} {
+			refs[r] = otherDigest
+		}
+	})
+	reg.Stop()
+
+	dst := newCLI(t, facesCatalog(reg.Host))
+	dst.ok("cache", "import", filepath.Join(dir, "faces.tar"))
+	facesSIF := strings.TrimSpace(dst.ok("--offline", "cache", "path", "faces"))
+	for _, args := range [][]string{{"cache", "import", hostile}, {"cache", "import", "--force", hostile}} {
+		out, errs, code := dst.run(args...)
+		if code != 1 || strings.Count(out, "REFUSED") != 3 || !strings.Contains(errs, "refused") || !strings.Contains(out, "imported "+otherDigest) && !strings.Contains(out, "present  "+otherDigest) {
+			t.Errorf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errs)
+		}
+		for _, m := range []string{"faces", "faces@1.0", facesRef} {
+			if p := strings.TrimSpace(dst.ok("--offline", "cache", "path", m)); p != facesSIF {
+				t.Errorf("after %v, %s resolves to %s, not faces' %s", args, m, p, facesSIF)
+			}
+		}
 	}
 }

@@ -147,13 +147,33 @@ func writeMember(tw *tar.Writer, name string, mtime time.Time, size int64, r io.
 	return nil
 }
 
+// ImportOptions tune Import. The zero value refuses every ref that would move.
+type ImportOptions struct {
+	// Force lets the bundle move refs that point at another digest in this cache; each
+	// move is listed in ImportReport.Moved (old and new digest). Default false: such
+	// refs are refused. Force never sets a ref that disagrees with the SIF's provenance.
+	Force bool
+	// ImageOf gives the image reference the local catalog maps a catalog ID
+	// ("faces", "faces@1.0") to; ok is false for IDs it does not know. When set, a
+	// catalog ID of the bundle must point at a SIF converted from that image's
+	// repository. Default nil: catalog IDs are checked against the refs the entry was
+	// committed for only.
+	ImageOf func(id string) (image string, ok bool)
+}
+
 // Import reads a bundle made by Export. Every SIF is checked against the index's
-// checksum and opened as a SIF before it is committed through the normal atomic path,
-// so a corrupt bundle leaves nothing broken: good entries are imported, bad ones are
-// listed in the report and in the error (ErrBadBundle), which names each of them.
-// Entries the cache already has are kept and their data skipped. Refs of the bundle
-// are set for the entries present at the end.
-func (c *Cache) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
+// checksum, opened as a SIF and its own provenance compared with the digest it is filed
+// under before it is committed through the normal atomic path, so a corrupt bundle
+// leaves nothing broken: good entries are imported, bad ones are listed in the report
+// and in the error (ErrBadBundle), which names each of them. Entries the cache already
+// has are kept and their data skipped.
+//
+// Refs of the bundle are taken as claims, checked against what the SIF itself records
+// (its scv-provenance.json, read from the cached SIF, and the entry's metadata): a ref
+// that disagrees, or that would move a ref of this cache to another digest without
+// opts.Force, is not set and is listed in ImportReport.Refused; the error then matches
+// ErrRefRefused.
+func (c *Cache) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	var rep ImportReport
 	tr := tar.NewReader(r)
 	hdr, err := tr.Next()
@@ -199,7 +219,7 @@ func (c *Cache) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		if err != nil {
 			rep.sort()
 			msg := fmt.Sprintf("%d imported before that", len(rep.Imported))
-			if ferr := rep.err(); ferr != nil {
+			if ferr := rep.failedErr(); ferr != nil {
 				msg += "; " + strings.TrimPrefix(ferr.Error(), ErrBadBundle.Error()+": ")
 			}
 			return rep, fmt.Errorf("%w: %v (truncated?); %s", ErrBadBundle, err, msg)
@@ -250,7 +270,7 @@ func (c *Cache) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 			fail(e.Digest, errors.New("its files are missing from the bundle"))
 		}
 	}
-	if err := c.importRefs(ix, &rep); err != nil {
+	if err := c.importRefs(ix, &rep, opts); err != nil {
 		return rep, err
 	}
 	rep.sort()
@@ -285,6 +305,14 @@ func (c *Cache) importSIF(ctx context.Context, e BundleEntry, m *Meta, r io.Read
 			checkErr = err
 			return nil, err
 		}
+		p, err := readProvenance(tmp)
+		if err == nil {
+			err = checkProvenance(p, e.Digest, m)
+		}
+		if err != nil {
+			checkErr = err
+			return nil, err
+		}
 		mc := *m
 		return &mc, nil
 	})
@@ -294,21 +322,54 @@ func (c *Cache) importSIF(ctx context.Context, e BundleEntry, m *Meta, r io.Read
 	return built, err
 }
 
-// importRefs sets the bundle's refs whose entries are now cached.
-func (c *Cache) importRefs(ix *BundleIndex, rep *ImportReport) error {
+// importRefs sets the bundle's refs whose entries are now cached and whose SIFs agree
+// with them, and refuses the others (see Import).
+func (c *Cache) importRefs(ix *BundleIndex, rep *ImportReport, opts ImportOptions) error {
 	refs := make([]string, 0, len(ix.Refs))
 	for ref := range ix.Refs {
 		refs = append(refs, ref)
 	}
 	sort.Strings(refs)
+	provs := map[string]*Provenance{}
+	provErrs := map[string]error{}
 	for _, ref := range refs {
 		d := ix.Refs[ref]
-		if _, _, err := c.Lookup(d); err != nil {
+		refuse := func(current, format string, args ...any) {
+			rep.Refused = append(rep.Refused, RefusedRef{Ref: ref, Digest: d, Current: current, Reason: fmt.Sprintf(format, args...)})
+		}
+		sifPath, m, err := c.Lookup(d)
+		if err != nil {
+			refuse("", "its entry is not in the cache (not imported)")
 			continue
 		}
-		if cur, err := c.ResolveRef(ref); err == nil && cur == d {
+		if _, seen := provs[d]; !seen && provErrs[d] == nil {
+			provs[d], provErrs[d] = readProvenance(sifPath)
+		}
+		if err := provErrs[d]; err != nil {
+			refuse("", "cannot read the provenance of its SIF: %v", err)
+			continue
+		}
+		if why := refAgrees(ref, d, provs[d], m, opts.ImageOf); why != "" {
+			refuse("", "%s", why)
+			continue
+		}
+		cur, err := c.ResolveRef(ref)
+		switch {
+		case err == nil && cur == d:
 			rep.Refs = append(rep.Refs, ref)
 			continue // already there: no write, so a read-only cache imports what it has
+		case err != nil && errors.Is(err, ErrNotCached):
+		case err != nil && errors.Is(err, ErrCorrupt):
+			cur = "(unreadable)"
+			fallthrough
+		case err == nil:
+			if !opts.Force {
+				refuse(cur, "this cache maps it to %s already; a bundle does not move it unless forced", cur)
+				continue
+			}
+			rep.Moved = append(rep.Moved, MovedRef{Ref: ref, From: cur, To: d})
+		default:
+			return err
 		}
 		if err := c.SetRef(ref, d); err != nil {
 			return err
