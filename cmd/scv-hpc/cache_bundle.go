@@ -44,7 +44,18 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			}
 			write := func(w io.Writer) error { return o.Cache.Export(cmd.Context(), w, digests) }
 			if args[0] == "-" {
+				if f, ok := a.stdout.(*os.File); ok {
+					if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+						// Redirected to a file: it must not be one of the cache's.
+						if err := o.Cache.CheckOutput(fmt.Sprintf("/proc/self/fd/%d", f.Fd())); err != nil {
+							return fmt.Errorf("cache export: standard output: %w", err)
+						}
+					}
+				}
 				return write(a.stdout)
+			}
+			if err := o.Cache.CheckOutput(args[0]); err != nil {
+				return fmt.Errorf("cache export: %w", err)
 			}
 			if err := fsutil.WriteAtomic(args[0], 0o644, write); err != nil {
 				return fmt.Errorf("cache export %s: %w", args[0], err)

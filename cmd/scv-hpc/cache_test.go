@@ -290,3 +290,39 @@ func TestCacheImportRefusesRepointedRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheExportRefusesCacheFiles: 'cache export' given the path of a cached SIF (or
+// any path in the cache) refuses, and the SIF stays intact.
+func TestCacheExportRefusesCacheFiles(t *testing.T) {
+	reg := testenv.StartRegistryStoppable(t)
+	testenv.Push(t, fakeFaces(t, "amd64", 0), reg.Host+"/scivision/faces:1.0")
+	c := newCLI(t, facesCatalog(reg.Host))
+	c.ok("pull", "faces")
+	ent := cacheLs(t, c)[0]
+	link := filepath.Join(t.TempDir(), "cache-link")
+	if err := os.Symlink(c.cache, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{ent.Path, filepath.Join(link, "sif", "sha256", filepath.Base(ent.Path)), filepath.Join(c.cache, "bundle.tar")} {
+		stdout, errs, code := c.run("cache", "export", out, "faces")
+		if code != 1 || !strings.Contains(errs, "inside the cache") {
+			t.Errorf("export to %s: exit %d\n%s\n%s", out, code, stdout, errs)
+		}
+	}
+	// Standard output redirected onto the SIF (appending, so the shell kept it whole).
+	f, err := os.OpenFile(ent.Path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := c.command(t.Context(), "cache", "export", "-", "faces")
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = f, &errb
+	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "inside the cache") {
+		t.Errorf("export - into the SIF: %v\n%s", err, errb.String())
+	}
+	f.Close()
+	if got := testenv.FileSHA256(t, ent.Path); got != ent.SIFSHA256 {
+		t.Fatalf("the cached SIF changed: sha256 %s, recorded %s", got, ent.SIFSHA256)
+	}
+	c.ok("cache", "verify")
+}
