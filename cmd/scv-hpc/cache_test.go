@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
@@ -325,4 +326,31 @@ func TestCacheExportRefusesCacheFiles(t *testing.T) {
 		t.Fatalf("the cached SIF changed: sha256 %s, recorded %s", got, ent.SIFSHA256)
 	}
 	c.ok("cache", "verify")
+}
+
+// TestCacheHostileRefs: a FIFO and a symlink to /etc/passwd in refs/ neither block
+// 'cache ls' and 'cache verify' nor leak the file; verify reports them as bad-ref and
+// gc removes them (and only them).
+func TestCacheHostileRefs(t *testing.T) {
+	c := newCLI(t, "")
+	refs := filepath.Join(c.cache, "refs")
+	if err := os.MkdirAll(refs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(refs, "faces"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(refs, "plankton")); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("cache", "ls") // returns (a FIFO used to block it forever)
+	out, errs, code := c.run("cache", "verify")
+	if code != 1 || strings.Count(out, "bad-ref") != 2 || strings.Contains(out+errs, "root:") {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errs)
+	}
+	c.ok("cache", "gc")
+	c.ok("cache", "verify")
+	if _, err := os.Stat("/etc/passwd"); err != nil {
+		t.Fatalf("gc followed the symlink: %v", err)
+	}
 }

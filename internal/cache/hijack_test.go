@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,5 +227,27 @@ func TestImportRefusesSIFOfAnotherImage(t *testing.T) {
 	}
 	if _, err := dst.ResolveRef("faces"); !errors.Is(err, ErrNotCached) {
 		t.Errorf("its ref was set: %v", err)
+	}
+}
+
+// TestImportForgedSIFHeader: a bundle whose SIF header claims 2^40 descriptors (the sif
+// package would allocate them all) fails that entry cleanly.
+func TestImportForgedSIFHeader(t *testing.T) {
+	src, ds := populated(t)
+	hex, _ := ParseDigest(ds[0])
+	p, _, err := src.Lookup(ds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := mustRead(t, p)
+	binary.LittleEndian.PutUint64(forged[sifDescrTotalAt:], 1<<40)
+	bundle := consistentGarbage(t, exportBytes(t, src, ds[:1]), hex, forged)
+	dst := Open(t.TempDir())
+	rep, err := dst.Import(context.Background(), bytes.NewReader(bundle), ImportOptions{})
+	if !errors.Is(err, ErrBadBundle) || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Err, "descriptors") {
+		t.Fatalf("import = %+v, %v", rep, err)
+	}
+	if err := checkSIF(p, int64(len(forged))); err != nil {
+		t.Errorf("the sound SIF: %v", err)
 	}
 }

@@ -27,14 +27,14 @@ const (
 // none (SIFs not made by scv-hpc). Two provenance descriptors, or one that is not
 // small JSON, are an error.
 func readProvenance(path string) (*Provenance, error) {
-	f, _, err := openRegular(path)
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	img, err := sif.LoadContainer(f, sif.OptLoadWithFlag(0), sif.OptLoadWithCloseOnUnload(false))
+	img, err := loadSIF(f, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("not a SIF: %w", err)
+		return nil, err
 	}
 	defer img.UnloadContainer()
 	var found []sif.Descriptor
