@@ -85,10 +85,10 @@ func checkSIF(path string, size int64) error {
 // SIF header fields loadSIF checks before the sif package sees the file: it allocates
 // DescriptorsTotal descriptors, so a forged header would exhaust the memory.
 const (
-	sifHeaderSize      = 128
-	sifDescrTotalAt    = 88 // int64 DescriptorsTotal, then DescriptorsOffset, DescriptorsSize
-	sifDescriptorSize  = 585
-	maxSIFDescriptors  = 1 << 16
+	sifHeaderSize     = 128
+	sifDescrTotalAt   = 88 // int64 DescriptorsTotal, then DescriptorsOffset, DescriptorsSize
+	sifDescriptorSize = 585
+	maxSIFDescriptors = 1 << 16
 )
 
 // loadSIF loads the SIF open as f, of size bytes, after checking that its header
