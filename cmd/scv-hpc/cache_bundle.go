@@ -23,8 +23,8 @@ func cacheBundleCmds(a *app) []*cobra.Command {
 		Short: "Write cached SIFs (all, or the models named) and their refs to one tar bundle",
 		Long: `Write the named models' cache entries (all entries when none is named), with their
 metadata, the refs that point at them and an index of checksums, to FILE as one tar. Every
-SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomically;
-'-' writes to standard output.`,
+SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomically and
+must lie outside the cache directory; '-' writes to standard output.`,
 		Example: `  scv-hpc cache export models.tar
   scv-hpc cache export faces.tar faces plankton@2.1
   scv-hpc cache export - faces | ssh airgap 'scv-hpc cache import - --cache /shared/scv'`,
