@@ -233,6 +233,9 @@ func (c *Cache) tryLock(hex string) (*heldLock, error) {
 	if err := os.MkdirAll(c.locksDir(), 0o755); err != nil {
 		return nil, c.writeErr("lock "+sha256Prefix+hex, err)
 	}
+	if _, bad := badFile(path); bad {
+		return nil, nil // a FIFO or symlink: not ours to read; GC removes it as bad-file
+	}
 	for range 2 {
 		l, err := createLock(path)
 		if err == nil {

@@ -229,3 +229,24 @@ func TestSymlinkedRefsDir(t *testing.T) {
 		t.Error("gc left the symlinked refs/ in place")
 	}
 }
+
+// TestCommitRefusesPlantedLock: a FIFO planted at an entry's lock path makes Commit
+// fail at once (it used to block reading it), and GC clears the way.
+func TestCommitRefusesPlantedLock(t *testing.T) {
+	c := Open(t.TempDir())
+	d := testDigest("faces")
+	hex, _ := ParseDigest(d)
+	mkfifo(t, c.lockPath(hex))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, _, err := c.Commit(ctx, d, sifBuilder("faces"))
+	if !errors.Is(err, ErrNotRegular) || ctx.Err() != nil {
+		t.Fatalf("commit with a FIFO lock: %v", err)
+	}
+	if _, err := c.GC(ctx, GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, built, err := c.Commit(ctx, d, sifBuilder("faces")); err != nil || !built {
+		t.Fatalf("commit after gc: %v", err)
+	}
+}
