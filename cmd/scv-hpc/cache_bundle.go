@@ -36,7 +36,7 @@ must lie outside the cache directory; '-' writes to standard output.`,
 			}
 			var digests []string
 			for _, m := range args[1:] {
-				d, err := digestOf(o, m)
+				d, err := a.digestOf(o, m)
 				if err != nil {
 					return fmt.Errorf("cache export: %w", err)
 				}
@@ -45,11 +45,9 @@ must lie outside the cache directory; '-' writes to standard output.`,
 			write := func(w io.Writer) error { return o.Cache.Export(cmd.Context(), w, digests) }
 			if args[0] == "-" {
 				if f, ok := a.stdout.(*os.File); ok {
-					if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-						// Redirected to a file: it must not be one of the cache's.
-						if err := o.Cache.CheckOutput(fmt.Sprintf("/proc/self/fd/%d", f.Fd())); err != nil {
-							return fmt.Errorf("cache export: standard output: %w", err)
-						}
+					// Redirected to a file: it must not be one of the cache's.
+					if err := o.Cache.CheckOutputFile(f); err != nil {
+						return fmt.Errorf("cache export: standard output: %w", err)
 					}
 				}
 				return write(a.stdout)
@@ -157,20 +155,7 @@ make the command exit 1.`,
 }
 
 // digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func digestOf(o fetch.Options, model string) (string, error) {
-	if _, err := cache.ParseDigest(model); err == nil {
-		return model, nil
-	}
-	t, err := fetch.Parse(model, o.Catalog)
-	if err != nil {
-		return "", err
-	}
-	if t.Kind == fetch.KindSIF {
-		return "", fmt.Errorf("%s is a file, not a cache entry", model)
-	}
-	d, _, _, err := fetch.Cached(o.Cache, t)
-	if err != nil {
-		return "", fmt.Errorf("model %s: %w (pull it first)", model, err)
-	}
-	return d, nil
+func (a *app) digestOf(o fetch.Options, model string) (string, error) {
+	d, err := fetch.CachedDigest(o, model)
+	return d, a.notCached(model, err)
 }

@@ -14,7 +14,7 @@ import (
 // loadCatalog reads the embedded catalog, the site catalog and the user's --catalog
 // and SCV_HPC_CATALOG files.
 func (a *app) loadCatalog() (*catalog.Catalog, error) {
-	return catalog.Load(a.catalogPaths()...)
+	return catalog.Load(a.cfg.Catalogs...)
 }
 
 // openCache opens the --cache directory (creating nothing), with progress reports.
@@ -57,6 +57,7 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 		},
 	}
 	if f != nil {
+		o.Verify = true // pull and stage re-hash a cached entry: "cached" means sound
 		o.Registry.Platform = f.platform
 		o.Registry.Insecure = f.insecure
 		o.Compression = f.compression

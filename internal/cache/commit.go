@@ -43,10 +43,6 @@ func (c *Cache) Commit(ctx context.Context, digest string, build BuildFunc) (sif
 			return "", nil, false, c.writeErr("creating "+d+" for "+digest, err)
 		}
 	}
-	if r, bad := badFile(c.lockPath(hex)); bad {
-		// A FIFO would block the lock protocol's reads forever, a symlink lead it astray.
-		return "", nil, false, fmt.Errorf("cache %s: lock of %s: %s %s (run 'scv-hpc cache gc'): %w", c.Dir, digest, r.Path, r.Detail, ErrNotRegular)
-	}
 	l, err := c.acquire(ctx, c.lockPath(hex), digest)
 	if err != nil {
 		return "", nil, false, err

@@ -233,9 +233,6 @@ func (c *Cache) tryLock(hex string) (*heldLock, error) {
 	if err := os.MkdirAll(c.locksDir(), 0o755); err != nil {
 		return nil, c.writeErr("lock "+sha256Prefix+hex, err)
 	}
-	if _, bad := badFile(path); bad {
-		return nil, nil // a FIFO or symlink: not ours to read; GC removes it as bad-file
-	}
 	for range 2 {
 		l, err := createLock(path)
 		if err == nil {
@@ -245,6 +242,9 @@ func (c *Cache) tryLock(hex string) (*heldLock, error) {
 			return nil, c.writeErr("lock "+sha256Prefix+hex, err)
 		}
 		raw, _, stale, err := c.lockState(path, c.staleAfter())
+		if errors.Is(err, ErrNotRegular) {
+			return nil, nil // a FIFO or symlink: not a lock anyone holds; GC removes it as bad-file
+		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("cache %s: lock %s: %w", c.Dir, sha256Prefix+hex, err)
 		}

@@ -230,23 +230,35 @@ func TestSymlinkedRefsDir(t *testing.T) {
 	}
 }
 
-// TestCommitRefusesPlantedLock: a FIFO planted at an entry's lock path makes Commit
-// fail at once (it used to block reading it), and GC clears the way.
+// TestCommitRefusesPlantedLock: a FIFO or a symlink planted at an entry's lock path
+// makes Commit fail at once (a FIFO used to block it), and GC clears the way.
 func TestCommitRefusesPlantedLock(t *testing.T) {
-	c := Open(t.TempDir())
-	d := testDigest("faces")
-	hex, _ := ParseDigest(d)
-	mkfifo(t, c.lockPath(hex))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, _, _, err := c.Commit(ctx, d, sifBuilder("faces"))
-	if !errors.Is(err, ErrNotRegular) || ctx.Err() != nil {
-		t.Fatalf("commit with a FIFO lock: %v", err)
-	}
-	if _, err := c.GC(ctx, GCOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, built, err := c.Commit(ctx, d, sifBuilder("faces")); err != nil || !built {
-		t.Fatalf("commit after gc: %v", err)
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, path string)
+	}{
+		{"fifo", mkfifo},
+		{"symlink", func(t *testing.T, path string) {
+			symlink(t, filepath.Join(t.TempDir(), "elsewhere.lock"), path)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Open(t.TempDir())
+			d := testDigest("faces")
+			hex, _ := ParseDigest(d)
+			tc.plant(t, c.lockPath(hex))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, _, _, err := c.Commit(ctx, d, sifBuilder("faces"))
+			if !errors.Is(err, ErrNotRegular) || ctx.Err() != nil {
+				t.Fatalf("commit with a planted lock: %v", err)
+			}
+			if _, err := c.GC(ctx, GCOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, built, err := c.Commit(ctx, d, sifBuilder("faces")); err != nil || !built {
+				t.Fatalf("commit after gc: %v", err)
+			}
+		})
 	}
 }

@@ -71,6 +71,18 @@ func (c *Cache) CheckOutput(path string) error {
 	return nil
 }
 
+// CheckOutputFile is CheckOutput for an open file, such as standard output redirected
+// to a file ('cache export -'): a regular file is checked through /proc/self/fd, so a
+// redirection into the cache is refused before anything is written. Pipes, terminals
+// and other non-regular files are never cache files and pass.
+func (c *Cache) CheckOutputFile(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	return c.CheckOutput(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+}
+
 // fileID names a file by device and inode.
 type fileID struct{ dev, ino uint64 }
 

@@ -78,3 +78,40 @@ func mustGetwd(t *testing.T) string {
 	}
 	return wd
 }
+
+// TestCheckOutputFile: standard output redirected to a file of the cache is refused; a
+// file outside and a pipe pass.
+func TestCheckOutputFile(t *testing.T) {
+	c := Open(t.TempDir())
+	_, sifPath := commitTest(t, c, "faces")
+	open := func(p string, flag int) *os.File {
+		f, err := os.OpenFile(p, flag, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	for _, tt := range []struct {
+		name   string
+		f      *os.File
+		inside bool
+	}{
+		{"the cached SIF", open(sifPath, os.O_RDONLY), true},
+		{"a new file in the cache root", open(filepath.Join(c.Dir, "out.tar"), os.O_CREATE|os.O_WRONLY), true},
+		{"a file outside", open(filepath.Join(t.TempDir(), "out.tar"), os.O_CREATE|os.O_WRONLY), false},
+		{"a pipe", pw, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.CheckOutputFile(tt.f); tt.inside != errors.Is(err, ErrInsideCache) {
+				t.Fatalf("CheckOutputFile = %v; inside = %v", err, tt.inside)
+			}
+		})
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/scivision-hpc/scv-hpc/internal/lockfile"
 )
 
 // A shared cache is writable by many users, so any file in it may have been replaced
@@ -23,8 +25,9 @@ const (
 )
 
 // ErrNotRegular reports a cache file that is a symlink, FIFO, device, socket or
-// directory where a regular file belongs; such a file is never followed or read.
-var ErrNotRegular = errors.New("not a regular file")
+// directory where a regular file belongs; such a file is never followed or read. It is
+// lockfile.ErrNotRegular, so a planted lock file matches it too.
+var ErrNotRegular = lockfile.ErrNotRegular
 
 // ErrTooLarge reports a cache file larger than what belongs there.
 var ErrTooLarge = errors.New("file too large")

@@ -96,7 +96,7 @@ func (c *Cache) scan(ctx context.Context, deep bool) ([]VerifyResult, error) {
 		if hex, ok := strings.CutSuffix(n, ".sif"); ok && isHex64(hex) && !have[hex+".json"] {
 			r := VerifyResult{Status: StatusOrphan, Digest: sha256Prefix + hex, Path: p,
 				Detail: "SIF without metadata: a conversion stopped before its commit"}
-			if _, live := c.safeLockLive(hex); live {
+			if _, live := c.lockLive(hex); live {
 				r.Status, r.Detail = StatusInProgress, "being committed"
 			}
 			out = append(out, r)
@@ -231,17 +231,8 @@ func tempLive(c *Cache, name string) bool {
 	if !ok {
 		return false
 	}
-	held, live := c.safeLockLive(hex)
+	held, live := c.lockLive(hex)
 	return live && held == token
-}
-
-// safeLockLive is lockLive for a lock file that may have been replaced by a FIFO or a
-// symlink (which lockLive would open): such a file is no live lock.
-func (c *Cache) safeLockLive(hex string) (token string, live bool) {
-	if _, bad := badFile(c.lockPath(hex)); bad {
-		return "", false
-	}
-	return c.lockLive(hex)
 }
 
 // badFile reports a file that should be regular (a lock, a lock temp) but is a
