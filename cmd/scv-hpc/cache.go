@@ -98,8 +98,10 @@ func cacheVerifyCmd(a *app) *cobra.Command {
 		Short: "Re-hash every cached SIF against its recorded checksum; report debris",
 		Long: `Re-hash every SIF against the checksum recorded when it was committed and open it as
 a SIF; report corrupt and incomplete entries, orphan SIFs, stale locks and temp files of
-interrupted conversions, and refs to missing entries. Writes nothing ('scv-hpc cache gc'
-cleans up). Exit status 1 when anything needs attention.`,
+interrupted conversions, refs to missing entries, and files a shared cache should not
+hold (bad-ref: a refs/ file that is a symlink, FIFO, oversized or not a digest; bad-file:
+a symlink or FIFO among the locks), which are never followed. Writes nothing ('scv-hpc
+cache gc' cleans up). Exit status 1 when anything needs attention.`,
 		Example: `  scv-hpc cache verify --cache /shared/scv
   scv-hpc cache verify --json | jq '.[] | select(.status != "ok")'`,
 		Args: cobra.NoArgs,

@@ -84,6 +84,15 @@ func shellWord(s string) string {
 	return slurm.Quote(s)
 }
 
+// corruptHint adds what to do to an error that reports a corrupt cached SIF of model
+// (cache.ErrCorrupt); other errors are returned as they are.
+func corruptHint(model string, err error) error {
+	if err == nil || !errors.Is(err, cache.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w; run 'scv-hpc cache verify' to check the cache, then 'scv-hpc pull --force %s' to convert it again", err, shellWord(model))
+}
+
 // withHint adds what to type next to the errors of internal packages that call for
 // it; other errors are returned as they are.
 func withHint(err error) error {

@@ -90,7 +90,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				return fmt.Errorf("%w; results so far are in %s; run the same command again to resume", err, job.Dir(outAbs).ResultsDir())
 			}
 			if err != nil {
-				return fmt.Errorf("predict: %w", err)
+				return fmt.Errorf("predict: %w", corruptHint(args[0], err))
 			}
 			sum, err := results.Summarize(outAbs)
 			if err != nil {

@@ -90,7 +90,7 @@ func fetchRow(model string, r fetch.PullResult) fetchResult {
 		err = fmt.Errorf("%w: drop --force or --offline", err)
 	}
 	if err != nil {
-		row.Status, row.Error = "failed", err.Error()
+		row.Status, row.Error = "failed", corruptHint(model, err).Error()
 		return row
 	}
 	row.Digest, row.SIF, row.Status = r.Model.Digest, r.Model.SIF, "cached"

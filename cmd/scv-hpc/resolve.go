@@ -57,6 +57,7 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 		},
 	}
 	if f != nil {
+		o.Verify = true // pull and stage re-hash a cached entry: "cached" means sound
 		o.Registry.Platform = f.platform
 		o.Registry.Insecure = f.insecure
 		o.Compression = f.compression
@@ -71,5 +72,7 @@ func (a *app) ensureModel(ctx context.Context, model string) (*fetch.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	return fetch.Ensure(ctx, model, o)
+	o.Verify = true // once per job created, never per array task
+	m, err := fetch.Ensure(ctx, model, o)
+	return m, corruptHint(model, err)
 }

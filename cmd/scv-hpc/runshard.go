@@ -163,7 +163,7 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 				if cmd.Context().Err() != nil {
 					return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, res.OK+res.Failed)
 				}
-				return fmt.Errorf("shard %d: %w", shard, err)
+				return fmt.Errorf("shard %d: %w", shard, corruptHint(j.Model, err))
 			}
 			fmt.Fprintf(a.stdout, "shard %d: %d inputs: %d ok and %d failed in this run, %d already done; %d failed in total (%s)\n",
 				shard, res.Inputs, res.OK, res.Failed, res.Skipped, res.FailedTotal, res.Elapsed.Round(time.Millisecond))

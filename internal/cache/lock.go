@@ -90,6 +90,9 @@ func (c *Cache) acquire(ctx context.Context, path, what string) (*heldLock, erro
 		return nil, fmt.Errorf("cache %s: waiting for the lock of %s held by %s pid %d since %s "+
 			"(another process is converting it; a lock not refreshed for %s is taken over): %w",
 			c.Dir, what, li.Host, li.PID, li.Time.Format(time.RFC3339), c.staleAfter(), he.Cause)
+	case errors.Is(err, lockfile.ErrNotRegular):
+		// A FIFO or symlink planted at the lock path: lockfile refuses it at once.
+		return nil, fmt.Errorf("cache %s: lock of %s: %w (run 'scv-hpc cache gc')", c.Dir, what, err)
 	case err != nil:
 		return nil, c.writeErr("lock "+what, err)
 	}
@@ -102,7 +105,9 @@ func (c *Cache) breakLock(path string, raw []byte) bool {
 	return lockfile.Break(path, raw, c.lockOptions())
 }
 
-// lockLive reports whether the lock of hex is held by a live owner, and its token.
+// lockLive reports whether the lock of hex is held by a live owner, and its token. A
+// FIFO or symlink at the lock path is no live lock (lockfile.State neither follows nor
+// blocks on it).
 func (c *Cache) lockLive(hex string) (token string, live bool) {
 	_, li, stale, err := c.lockState(c.lockPath(hex), c.staleAfter())
 	if err != nil || stale {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -90,11 +91,32 @@ func Shard(ctx context.Context, dir string, i int, o runner.Options, wait bool) 
 	st, err := runner.RunShard(ctx, dir, i, o)
 	res := ShardResult{Stats: st}
 	if err != nil {
-		return res, err
+		return res, explainFailure(ctx, dir, err)
 	}
 	f, err := results.Failed(job.Dir(dir).ResultFile(i))
 	res.FailedTotal = len(f)
 	return res, err
+}
+
+// explainFailure checks the SIF of the job in dir after a run of it failed, against
+// the sha256 its cache recorded: a corrupt SIF, not the raw error of whatever read it
+// (unsquashfs, apptainer), is then the error (a *cache.CorruptError, errors.Is
+// cache.ErrCorrupt, with the run's failure in its text). The SIF is hashed only after
+// a failure, so a run that works is never slowed down by it; a SIF outside a cache
+// (no recorded checksum), a sound one, or a cancelled run keeps err as it is.
+func explainFailure(ctx context.Context, dir string, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	j, lerr := job.Load(dir)
+	if lerr != nil || j.SIF == "" {
+		return err
+	}
+	cerr := cache.CheckSIFFile(ctx, j.SIF)
+	if !errors.Is(cerr, cache.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w (the run failed with: %v)", cerr, err)
 }
 
 // InterruptedError says that a run was cancelled at shard Shard of Shards.

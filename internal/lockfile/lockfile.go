@@ -51,6 +51,11 @@ const (
 	GuardStaleAge = 30 * time.Second
 )
 
+// ErrNotRegular: what sits at a lock's path is a symlink, FIFO, device, socket or
+// directory, not a lock file. It is never followed nor read (a FIFO would block the
+// reader forever, a symlink lead it elsewhere); Acquire and TryAcquire fail at once.
+var ErrNotRegular = errors.New("not a regular file")
+
 // ErrHeld is returned by TryAcquire when a live owner holds the lock (as *HeldError).
 var ErrHeld = errors.New("lock held")
 
@@ -150,9 +155,12 @@ func NewToken() string {
 }
 
 // State reads the lock at path and says whether it is stale after staleAge. raw is the
-// content judged (for Break).
+// content judged (for Break). A path that is not a regular file is ErrNotRegular.
 func State(path string, staleAge time.Duration) (raw []byte, li Info, stale bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, li, false, fmt.Errorf("lock %s: %w (a symlink)", path, ErrNotRegular)
+	}
 	if err != nil {
 		return nil, li, false, err
 	}
@@ -162,7 +170,7 @@ func State(path string, staleAge time.Duration) (raw []byte, li Info, stale bool
 		return nil, li, false, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, li, false, fmt.Errorf("lock %s: not a regular file", path)
+		return nil, li, false, fmt.Errorf("lock %s: %w (%s)", path, ErrNotRegular, st.Mode().Type())
 	}
 	raw, err = io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {

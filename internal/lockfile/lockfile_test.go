@@ -175,8 +175,8 @@ func TestNotAFile(t *testing.T) {
 		go func() { _, err := TryAcquire(p, Options{}); done <- err }()
 		select {
 		case err := <-done:
-			if err == nil || errors.Is(err, ErrHeld) {
-				t.Errorf("%s: %v, want an error", p, err)
+			if !errors.Is(err, ErrNotRegular) || errors.Is(err, ErrHeld) {
+				t.Errorf("%s: %v, want ErrNotRegular", p, err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: blocked", p)
