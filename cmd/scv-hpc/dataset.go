@@ -19,7 +19,7 @@ import (
 )
 
 // defaultRun is what predict and submit hand the runner when no flag says otherwise.
-var defaultRun = job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2}
+var defaultRun = job.DefaultRunOptions()
 
 // datasetFlags are the flags predict and submit share: the dataset, the job directory
 // and how the dataset is cut into shards.

@@ -52,8 +52,8 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				if err != nil {
 					return err
 				}
-				run := rf.options()
-				ro, err := a.runnerOptions(run)
+				run, ov := rf.options(), rf.override(cmd.Flags())
+				ro, err := a.runnerOptions(run, ov) // usage errors before any pull
 				if err != nil {
 					return err
 				}
@@ -65,20 +65,22 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 				if err != nil {
 					return err
 				}
-				start := time.Now()
-				var total runner.Stats
-				for i := 0; i < j.Shards; i++ {
-					st, err := runner.RunShard(ctx, outAbs, i, ro)
-					total.OK += st.OK
-					total.Failed += st.Failed
-					total.Skipped += st.Skipped
-					if err != nil {
-						if ctx.Err() != nil {
-							return fmt.Errorf("interrupted at shard %d of %d; results so far are in %s; run the same command again to resume",
-								i, j.Shards, job.ResultsDir(outAbs))
-						}
-						return fmt.Errorf("predict: shard %d: %w", i, err)
+				if j.Run != run { // a resumed job runs with its recorded options
+					if ro, err = a.runnerOptions(j.Run.Apply(ov), ov); err != nil {
+						return err
 					}
+				}
+				start := time.Now()
+				shards := make([]int, j.Shards)
+				for i := range shards {
+					shards[i] = i
+				}
+				total, err := runner.RunJob(ctx, outAbs, j, shards, ro)
+				if err != nil {
+					if ctx.Err() != nil {
+						return fmt.Errorf("interrupted; results so far are in %s; run the same command again to resume", job.ResultsDir(outAbs))
+					}
+					return fmt.Errorf("predict: %w", err)
 				}
 				sum, err := results.Summarize(outAbs)
 				if err != nil {

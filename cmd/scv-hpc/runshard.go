@@ -25,6 +25,7 @@ type runFlags struct {
 	runtime     string
 	itemTimeout time.Duration
 	retries     int
+	loadTimeout time.Duration
 	scratch     string
 }
 
@@ -38,43 +39,49 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaults job.RunOptions) {
 	fs.StringVar(&f.runtime, "runtime", defaults.Runtime, runtimeHelp)
 	fs.DurationVar(&f.itemTimeout, "item-timeout", time.Duration(defaults.ItemTimeout), "time one input may take before its model process is killed and restarted")
 	fs.IntVar(&f.retries, "retries", defaults.Retries, "retries of an input whose model process crashed or hung, before it is recorded failed")
+	fs.DurationVar(&f.loadTimeout, "load-timeout", time.Duration(defaults.LoadTimeout), "time a model process may take to load (to print its ready handshake); 0 means the default, 10m")
 	fs.StringVar(&f.scratch, "scratch", "", "directory for the workers' writable /scratch (default: a temporary directory under --tmpdir)")
 }
 
-// override replaces the job's run options by the flags the user set.
-func (f *runFlags) override(fs *pflag.FlagSet, r job.RunOptions) job.RunOptions {
+// override returns the flags the user set, as overrides of a job's run options.
+func (f *runFlags) override(fs *pflag.FlagSet) job.Override {
+	var o job.Override
 	if fs.Changed("workers") {
-		r.Workers = f.workers
+		o.Workers = &f.workers
 	}
 	if fs.Changed("gpus") {
-		r.GPUs = f.gpus
+		o.GPUs = &f.gpus
 	}
 	if fs.Changed("runtime") {
-		r.Runtime = f.runtime
+		o.Runtime = &f.runtime
 	}
 	if fs.Changed("item-timeout") {
-		r.ItemTimeout = job.Duration(f.itemTimeout)
+		o.ItemTimeout = &f.itemTimeout
 	}
 	if fs.Changed("retries") {
-		r.Retries = f.retries
+		o.Retries = &f.retries
+	}
+	if fs.Changed("load-timeout") {
+		o.LoadTimeout = &f.loadTimeout
 	}
 	if fs.Changed("scratch") {
-		r.Scratch = f.scratch
+		o.Scratch = &f.scratch
 	}
-	return r
+	return o
 }
 
 // options returns the run options the flags give (defaults included).
 func (f *runFlags) options() job.RunOptions {
 	return job.RunOptions{Workers: f.workers, GPUs: f.gpus, Runtime: f.runtime,
-		ItemTimeout: job.Duration(f.itemTimeout), Retries: f.retries, Scratch: f.scratch}
+		ItemTimeout: job.Duration(f.itemTimeout), Retries: f.retries, LoadTimeout: job.Duration(f.loadTimeout), Scratch: f.scratch}
 }
 
-// runnerOptions turns run options into runner.Options: the runtime selected, the
-// GPUs resolved ("" means auto: what Slurm or the host gives).
-func (a *app) runnerOptions(r job.RunOptions) (runner.Options, error) {
-	if r.Workers < 0 || r.Retries < 0 || r.ItemTimeout < 0 {
-		return runner.Options{}, usageError{errors.New("--workers, --retries and --item-timeout must not be negative")}
+// runnerOptions turns the run options in effect (a job's, with the overrides ov
+// applied) into runner.Options: the runtime selected, the GPUs resolved ("" means
+// auto: what Slurm or the host gives), ov handed on for the runner to apply.
+func (a *app) runnerOptions(r job.RunOptions, ov job.Override) (runner.Options, error) {
+	if r.Workers < 0 || r.Retries < 0 || r.ItemTimeout < 0 || r.LoadTimeout < 0 {
+		return runner.Options{}, usageError{errors.New("--workers, --retries, --item-timeout and --load-timeout must not be negative")}
 	}
 	rt, err := container.Select(r.Runtime, a.log)
 	if errors.Is(err, container.ErrUnknownRuntime) {
@@ -94,12 +101,7 @@ func (a *app) runnerOptions(r job.RunOptions) (runner.Options, error) {
 	if len(ids) > 0 {
 		a.log.Info().Strs("gpus", ids).Str("from", src).Msg("one worker per GPU")
 	}
-	retries := r.Retries
-	if retries == 0 {
-		retries = -1 // job.json's 0 means none; the runner's zero value means its default
-	}
-	return runner.Options{Workers: r.Workers, GPUs: ids, Runtime: rt, ItemTimeout: time.Duration(r.ItemTimeout),
-		Retries: retries, Log: a.log, Progress: a.progressFactory(), Scratch: r.Scratch}, nil
+	return runner.Options{Override: ov, GPUs: ids, Runtime: rt, Log: a.log, Progress: a.progressFactory()}, nil
 }
 
 // envInt reads an integer environment variable; ok is false when it is unset.
@@ -177,12 +179,13 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 				if shard >= j.Shards {
 					return usageError{fmt.Errorf("shard %d (offset %d + index %d) does not exist: %s has %d shards", shard, offset, index, dir, j.Shards)}
 				}
-				ro, err := a.runnerOptions(rf.override(fs, j.Run))
+				ov := rf.override(fs)
+				ro, err := a.runnerOptions(j.Run.Apply(ov), ov)
 				if err != nil {
 					return err
 				}
 				ro.RetryFailed = retryFailed
-				st, err := runner.RunShard(cmd.Context(), dir, shard, ro)
+				st, err := runner.RunShard(cmd.Context(), dir, j, shard, ro)
 				if err != nil {
 					if cmd.Context().Err() != nil {
 						return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, st.OK+st.Failed)

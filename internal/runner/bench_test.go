@@ -59,7 +59,7 @@ func BenchmarkRunnerVsPipe(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				dir := makeJob(b, paths, model, "-max-batch", strconv.Itoa(mb), "-spin", bc.delay)
 				start := time.Now()
-				st, err := RunShard(context.Background(), dir, 0, testOptions(2))
+				st, err := RunShard(context.Background(), dir, nil, 0, testOptions(2))
 				runnerTime += time.Since(start)
 				if err != nil || st.OK != int64(n) {
 					b.Fatalf("%+v %v", st, err)
@@ -141,7 +141,7 @@ func BenchmarkRunnerMemory(b *testing.B) {
 					}
 				}()
 				start := time.Now()
-				st, err := RunShard(context.Background(), dir, 0, testOptions(2))
+				st, err := RunShard(context.Background(), dir, nil, 0, testOptions(2))
 				el := time.Since(start)
 				close(stop)
 				<-done

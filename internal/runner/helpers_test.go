@@ -71,7 +71,7 @@ func makeJob(t testing.TB, paths []string, predict ...string) string {
 	dir := t.TempDir()
 	data := t.TempDir()
 	j := &job.Job{Model: "testmodel", SIF: filepath.Join(data, "model.sif"), Predict: predict, DataRoot: data,
-		Shards: 1, Inputs: int64(len(paths))}
+		Shards: 1, Inputs: int64(len(paths)), Run: job.DefaultRunOptions()}
 	if err := job.Save(dir, j); err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +131,10 @@ func exactlyOnce(t testing.TB, recs []results.Record, paths []string) map[string
 }
 
 func testOptions(workers int) Options {
-	return Options{Workers: workers, Runtime: hostRuntime{}, Log: zerolog.Nop()}
+	return Options{Override: job.Override{Workers: &workers}, Runtime: hostRuntime{}, Log: zerolog.Nop()}
+}
+
+// set returns a pointer to v, for job.Override.
+func set[T any](v T) *T {
+	return &v
 }
