@@ -1,6 +1,9 @@
 package runner
 
-import "strconv"
+import (
+	"bytes"
+	"strconv"
+)
 
 // idScanner finds the ids an answer line names without decoding it, a byte at a time
 // and in constant memory: it reads lines that cannot be decoded (invalid JSON, wrong
@@ -35,8 +38,23 @@ func (s *idScanner) reset() { *s = idScanner{ids: s.ids[:0]} }
 
 // Write scans p; it never fails.
 func (s *idScanner) Write(p []byte) (int, error) {
-	for _, c := range p {
-		s.byte(c)
+	for i := 0; i < len(p); i++ {
+		if s.inStr && !s.esc {
+			// The bulk of a long line is string content: skip it in one search.
+			j := bytes.IndexAny(p[i:], "\"\\")
+			if j < 0 {
+				j = len(p) - i
+			}
+			if s.strLen < len(s.str) {
+				copy(s.str[s.strLen:], p[i:i+j])
+			}
+			s.strLen += j
+			i += j
+			if i == len(p) {
+				break
+			}
+		}
+		s.byte(p[i])
 	}
 	return len(p), nil
 }

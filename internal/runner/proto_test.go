@@ -114,8 +114,12 @@ func FuzzParseLine(f *testing.F) {
 		for i := 0; i < len(line); i += 3 {
 			parts.Write(line[i:min(i+3, len(line))])
 		}
-		if a, b := whole.finish(), parts.finish(); !slices.Equal(a, b) {
-			t.Fatalf("ids %v read whole, %v in pieces", a, b)
+		var bytewise idScanner
+		for _, c := range line {
+			bytewise.byte(c)
+		}
+		if a, b, c := whole.finish(), parts.finish(), bytewise.finish(); !slices.Equal(a, b) || !slices.Equal(a, c) {
+			t.Fatalf("ids %v read whole, %v in pieces, %v byte by byte", a, b, c)
 		}
 	})
 }
