@@ -11,6 +11,7 @@ import (
 // its processes, kept as a rotating tail. Past max bytes the file is renamed to
 // NAME.1 (replacing the older one) and a new one begun, so a model that floods its
 // stderr costs at most 2×max bytes of disk per worker and the last lines are kept.
+// The zero file is opened by switchTo; until then writes are dropped.
 type workerLog struct {
 	mu     sync.Mutex
 	path   string
@@ -20,15 +21,7 @@ type workerLog struct {
 	failed bool // a write or rotation failed: the log is given up, the model goes on
 }
 
-// openWorkerLog opens path for appending, with the rotation cap max.
-func openWorkerLog(path string, max int64) (*workerLog, error) {
-	l := &workerLog{max: max}
-	if err := l.open(path); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
+// open (re)opens the log at path for appending.
 func (l *workerLog) open(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
