@@ -108,9 +108,16 @@ func (p *process) read(stdout io.Reader) {
 				}
 				if over {
 					scan.Write(line)
-				} else {
-					long = append(long, line...)
+					continue
 				}
+				if need := len(long) + len(line); need > cap(long) {
+					// Grow by doubling, but never past the cap: a line near the cap
+					// costs the cap, not twice it.
+					grown := make([]byte, len(long), min(max(2*cap(long), need), p.maxLine))
+					copy(grown, long)
+					long = grown
+				}
+				long = append(long, line...)
 			}
 			line = long
 		}

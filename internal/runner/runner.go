@@ -111,10 +111,14 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 	// directory is made for a worker that would have nothing to do.
 	pending := make([]int64, len(shards))
 	var total int64
+	var only func(string) bool
 	for k, index := range shards {
-		in, n, _, err := countPending(jobDir, index, c.RetryFailed)
+		in, n, skip, err := countPending(jobDir, index, c.RetryFailed)
 		if err != nil {
 			return st, err
+		}
+		if len(shards) == 1 {
+			only = skip // one shard (RunShard): its results are read once
 		}
 		pending[k] = n
 		total += n
@@ -139,7 +143,7 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 			c.Log.Info().Int("shard", index).Msg("shard already complete")
 			continue
 		}
-		one, err := s.runShard(ctx, index)
+		one, err := s.runShard(ctx, index, only, pending[k])
 		st.OK += one.OK
 		st.Failed += one.Failed
 		st.Restarts += one.Restarts
@@ -174,12 +178,15 @@ func countPending(jobDir string, index int, retryFailed bool) (inputs, pending i
 }
 
 // runShard runs one shard through the session's workers.
-func (s *session) runShard(ctx context.Context, index int) (Stats, error) {
+// skip and pending are the shard's, when the caller has them (nil: read here).
+func (s *session) runShard(ctx context.Context, index int, skip func(string) bool, pending int64) (Stats, error) {
 	var st Stats
 	log := s.o.Log.With().Int("shard", index).Logger()
-	_, pending, skip, err := countPending(s.dir, index, s.o.RetryFailed)
-	if err != nil {
-		return st, err
+	if skip == nil {
+		var err error
+		if _, pending, skip, err = countPending(s.dir, index, s.o.RetryFailed); err != nil {
+			return st, err
+		}
 	}
 	w, err := results.OpenWriter(job.ResultFile(s.dir, index))
 	if err != nil {
