@@ -99,6 +99,7 @@ func TestRunShardLoadFailures(t *testing.T) {
 		{"refuses handshake", []string{"-refuse"}, []string{"stage load", "not ready: cannot import torch", "libcudnn.so.8"}},
 		{"never handshakes", []string{"-silent"}, []string{"stage load", "no handshake within", "stuck while loading"}},
 		{"no such program", nil, []string{"stage start", "does-not-exist"}},
+		{"closes stdout before its handshake", []string{"-close-stdout-after", "-1"}, []string{"stage load", "ended before its handshake", "closed its stdout but kept running", "living on"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

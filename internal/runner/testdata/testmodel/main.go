@@ -45,7 +45,7 @@ func main() {
 	maxBatch := flag.Int("max-batch", 1, "max_batch announced in the handshake")
 	delay := flag.Duration("delay", 0, "sleep this long per input")
 	spin := flag.Duration("spin", 0, "compute (busy-wait) this long per input, like a real model")
-	closeAfter := flag.Int("close-stdout-after", 0, "after answering this many inputs, close stdout and live on (ignoring SIGTERM)")
+	closeAfter := flag.Int("close-stdout-after", 0, "after answering this many inputs, close stdout and live on (ignoring SIGTERM); -1: before the handshake")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM and SIGINT")
 	rawOn := flag.String("raw-on", "", "answer the input with this base name with the -raw line instead")
 	raw := flag.String("raw", "", "the answer line for -raw-on, with {id} replaced by the request id; q:\"…\" is a Go-quoted line (bytes that are not UTF-8 survive job.json)")
@@ -85,6 +85,11 @@ func main() {
 		fmt.Fprintln(out, `{"scv":1,"ready":false,"error":"cannot import torch"}`)
 		out.Flush()
 		os.Exit(1)
+	}
+	if *closeAfter < 0 {
+		os.Stdout.Close()
+		fmt.Fprintln(os.Stderr, "testmodel: closed stdout before the handshake, living on")
+		time.Sleep(24 * time.Hour)
 	}
 	fmt.Fprintf(out, `{"scv":1,"ready":true,"model":"testmodel","max_batch":%d}`+"\n", *maxBatch)
 	out.Flush()
