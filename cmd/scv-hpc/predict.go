@@ -32,8 +32,9 @@ long-lived model processes, and prints a summary. Every input ends as one line i
 OUT/results/NNNNNN.jsonl, ok or failed; 'scv-hpc collect OUT' merges them.
 
 Running predict again with the same MODEL, --data and --out resumes: the shards are
-reused and inputs that already have a result are skipped. A different model or data
-directory is refused; use a new --out.
+reused, inputs that already have a result are skipped, and the run options recorded in
+job.json apply unless a flag is given. A different model or data directory is refused;
+use a new --out. Each worker loads the model once for all the shards it runs.
 
 Runtimes: apptainer or singularity when installed (GPUs bound with --nv); otherwise
 builtin, a fallback that runs the image chrooted in a mount namespace with NO GPU
