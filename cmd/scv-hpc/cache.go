@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,31 +14,23 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
-func init() {
-	register("cache", func(a *app) *cobra.Command {
-		cmd := &cobra.Command{
-			Use:   "cache",
-			Short: "Look after the SIF cache: list, locate, verify, remove, collect garbage, export, import",
-			Long: `The cache holds one SIF per image manifest digest, and refs (image tags and catalog
+func newCacheCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Look after the SIF cache: list, locate, verify, remove, collect garbage, export, import",
+		Long: `The cache holds one SIF per image manifest digest, and refs (image tags and catalog
 names) that map to digests so that offline nodes resolve models without a network. Its
 directory is --cache (env SCV_HPC_CACHE); it may be shared by many nodes and mounted
 read-only on compute nodes.`,
-			Example: `  scv-hpc cache ls
+		Example: `  scv-hpc cache ls
   scv-hpc cache path faces
   scv-hpc cache verify --cache /shared/scv
   scv-hpc cache export bundle.tar faces && scv-hpc cache import bundle.tar --cache /shared/scv`,
-			Args: cobra.NoArgs,
-		}
-		cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a))
-		cmd.AddCommand(cacheBundleCmds(a)...)
-		return cmd
-	})
-}
-
-func printJSON(a *app, v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a))
+	cmd.AddCommand(cacheBundleCmds(a)...)
+	return cmd
 }
 
 func cacheLsCmd(a *app) *cobra.Command {
@@ -92,7 +83,7 @@ cache). Fails if the model is not cached.`,
 			}
 			m, err := fetch.Resolve(cmd.Context(), args[0], o)
 			if err != nil {
-				return err
+				return a.notCached(args[0], err)
 			}
 			_, err = fmt.Fprintln(a.stdout, m.SIF)
 			return err
@@ -171,7 +162,7 @@ func cacheRmCmd(a *app) *cobra.Command {
 			}
 			var errs []error
 			for _, arg := range args {
-				digest, err := digestOf(o, arg)
+				digest, err := a.digestOf(o, arg)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("cache rm: %w", err))
 					continue
@@ -231,11 +222,4 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 	f.BoolVar(&opts.DryRun, "dry-run", false, "only report what would be removed")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
@@ -35,7 +34,7 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			}
 			var digests []string
 			for _, m := range args[1:] {
-				d, err := digestOf(o, m)
+				d, err := a.digestOf(o, m)
 				if err != nil {
 					return fmt.Errorf("cache export: %w", err)
 				}
@@ -111,20 +110,7 @@ Entries the cache already has are skipped. '-' reads standard input.`,
 }
 
 // digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func digestOf(o fetch.Options, model string) (string, error) {
-	if _, err := cache.ParseDigest(model); err == nil {
-		return model, nil
-	}
-	t, err := fetch.Parse(model, o.Catalog)
-	if err != nil {
-		return "", err
-	}
-	if t.Kind == fetch.KindSIF {
-		return "", fmt.Errorf("%s is a file, not a cache entry", model)
-	}
-	d, _, _, err := fetch.Cached(o.Cache, t)
-	if err != nil {
-		return "", fmt.Errorf("model %s: %w (pull it first)", model, err)
-	}
-	return d, nil
+func (a *app) digestOf(o fetch.Options, model string) (string, error) {
+	d, err := fetch.CachedDigest(o, model)
+	return d, a.notCached(model, err)
 }

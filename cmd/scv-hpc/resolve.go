@@ -14,7 +14,7 @@ import (
 // loadCatalog reads the embedded catalog, the site catalog and the user's --catalog
 // and SCV_HPC_CATALOG files.
 func (a *app) loadCatalog() (*catalog.Catalog, error) {
-	return catalog.Load(a.catalogPaths()...)
+	return catalog.Load(a.cfg.Catalogs...)
 }
 
 // openCache opens the --cache directory (creating nothing), with progress reports.

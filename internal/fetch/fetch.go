@@ -177,8 +177,7 @@ func Resolve(ctx context.Context, model string, o Options) (*Model, error) {
 		if o.Offline {
 			return nil, &NotCachedError{Model: t.Input, Image: t.Image, CacheDir: o.Cache.Dir}
 		}
-		return nil, fmt.Errorf("model %q is not in the cache %s (run: scv-hpc pull %s --cache %s): %w",
-			t.Input, o.Cache.Dir, t.Input, o.Cache.Dir, cache.ErrNotCached)
+		return nil, fmt.Errorf("model %q is not in the cache %s: %w", t.Input, o.Cache.Dir, cache.ErrNotCached)
 	}
 	return m, err
 }

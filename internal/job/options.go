@@ -31,18 +31,14 @@ type Override struct {
 	Scratch     *string
 }
 
-// Apply returns r with the fields o sets replaced, and the zero fields that have a
-// default filled in (Workers, GPUs, Runtime, ItemTimeout, LoadTimeout). Retries is
-// taken as it is: 0 means no retry everywhere (a job records its retries), and a
-// negative value counts as 0.
-func (r RunOptions) Apply(o Override) RunOptions {
-	set := func(dst *int, src *int) {
-		if src != nil {
-			*dst = *src
-		}
+// With returns r with the fields o sets replaced, and nothing else changed.
+func (r RunOptions) With(o Override) RunOptions {
+	if o.Workers != nil {
+		r.Workers = *o.Workers
 	}
-	set(&r.Workers, o.Workers)
-	set(&r.Retries, o.Retries)
+	if o.Retries != nil {
+		r.Retries = *o.Retries
+	}
 	if o.GPUs != nil {
 		r.GPUs = *o.GPUs
 	}
@@ -58,6 +54,15 @@ func (r RunOptions) Apply(o Override) RunOptions {
 	if o.Scratch != nil {
 		r.Scratch = *o.Scratch
 	}
+	return r
+}
+
+// Apply returns r with the fields o sets replaced (With), and the zero fields that
+// have a default filled in (Workers, GPUs, Runtime, ItemTimeout, LoadTimeout). Retries
+// is taken as it is: 0 means no retry everywhere (a job records its retries), and a
+// negative value counts as 0.
+func (r RunOptions) Apply(o Override) RunOptions {
+	r = r.With(o)
 	d := DefaultRunOptions()
 	if r.Workers <= 0 {
 		r.Workers = d.Workers

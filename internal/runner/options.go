@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,6 +32,12 @@ type Options struct {
 	Env      map[string]string
 	Log      zerolog.Logger
 	Progress progress.Factory // default progress.NopFactory
+	// LockShard, when set, is called before a shard with inputs to run starts, and
+	// the function it returns once the shard is done: a caller's lock that keeps two
+	// runs off one shard (execute locks each shard across nodes). An error stops the
+	// run before the shard, and is returned. The shard's results are read again under
+	// the lock, so a run that finished meanwhile is not repeated.
+	LockShard func(ctx context.Context, index int) (unlock func(), err error)
 	// RetryFailed runs again the inputs whose last result is a failure (resubmit
 	// --failed-only); by default every input with a result is skipped.
 	RetryFailed bool

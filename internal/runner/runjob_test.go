@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
 
 // makeJobShards writes a job directory with n shards of per inputs each.
@@ -86,5 +88,73 @@ func TestRunJobResumesPartialShards(t *testing.T) {
 	}
 	for i, paths := range shards {
 		exactlyOnce(t, readResults(t, dir, i), paths)
+	}
+}
+
+// TestRunJobLockShard: with Options.LockShard each shard with inputs to run is locked
+// when it starts and unlocked when it ends; a shard that another run finished while
+// this one waited for its lock is read again under the lock and not run twice (also
+// when it is the only shard, whose results are otherwise read once); a lock error
+// stops the run before its shard, and is returned.
+func TestRunJobLockShard(t *testing.T) {
+	model := testModel(t)
+	errHeld := errors.New("shard 2 is held")
+	for _, tc := range []struct {
+		name   string
+		run    []int
+		events string
+		ok     int64
+		err    error
+	}{
+		{"job", []int{0, 1, 2, 3}, "lock 0,unlock 0,lock 1,unlock 1,lock 2", 10, errHeld},
+		{"one shard", []int{1}, "lock 1,unlock 1", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, shards := makeJobShards(t, 4, 10, model)
+			var events []string
+			o := testOptions(2)
+			o.LockShard = func(_ context.Context, i int) (func(), error) {
+				events = append(events, fmt.Sprintf("lock %d", i))
+				switch i {
+				case 1: // another run finished shard 1 before this one got its lock
+					w, err := results.OpenWriter(job.ResultFile(dir, 1))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, p := range shards[1] {
+						w.Write(results.Record{Path: p, OK: true, Result: []byte(`{"by":"other"}`)})
+					}
+					if err := w.Close(); err != nil {
+						t.Fatal(err)
+					}
+				case 2:
+					return nil, errHeld
+				}
+				return func() { events = append(events, fmt.Sprintf("unlock %d", i)) }, nil
+			}
+			st, err := RunJob(context.Background(), dir, nil, tc.run, o)
+			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("RunJob = %v, want %v", err, tc.err)
+			}
+			if got := strings.Join(events, ","); got != tc.events {
+				t.Errorf("lock events %q, want %q", got, tc.events)
+			}
+			if st.OK != tc.ok {
+				t.Errorf("stats %+v, want %d ok (shard 1 is left to the other run)", st, tc.ok)
+			}
+			if tc.ok > 0 {
+				exactlyOnce(t, readResults(t, dir, 0), shards[0])
+			}
+			for _, r := range exactlyOnce(t, readResults(t, dir, 1), shards[1]) {
+				if string(r.Result) != `{"by":"other"}` {
+					t.Errorf("shard 1 run again under its lock: %s", r.Result)
+				}
+			}
+			for _, i := range []int{2, 3} {
+				if recs := readResults(t, dir, i); len(recs) != 0 {
+					t.Errorf("shard %d ran past the lock error: %d results", i, len(recs))
+				}
+			}
+		})
 	}
 }

@@ -86,8 +86,9 @@ func RunShard(ctx context.Context, jobDir string, j *job.Job, index int, o Optio
 // RunJob runs the given shards of the job in jobDir one after the other, as RunShard
 // runs one, with the same workers throughout: each worker's model process is loaded
 // once and kept across the shards (a model that crashes is restarted as within a
-// shard). Result files and resume are per shard, as with RunShard. It stops at the
-// first shard that returns an error, with the stats so far.
+// shard). Result files and resume are per shard, as with RunShard; with
+// o.LockShard each shard runs under the caller's lock, taken when it starts. It stops
+// at the first shard that returns an error, with the stats so far.
 func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Options) (st Stats, err error) {
 	start := time.Now()
 	if o.Runtime == nil {
@@ -117,7 +118,7 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 		if err != nil {
 			return st, err
 		}
-		if len(shards) == 1 {
+		if len(shards) == 1 && o.LockShard == nil {
 			only = skip // one shard (RunShard): its results are read once
 		}
 		pending[k] = n
@@ -143,7 +144,7 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 			c.Log.Info().Int("shard", index).Msg("shard already complete")
 			continue
 		}
-		one, err := s.runShard(ctx, index, only, pending[k])
+		one, err := s.runLocked(ctx, index, only, pending[k])
 		st.OK += one.OK
 		st.Failed += one.Failed
 		st.Restarts += one.Restarts
@@ -152,6 +153,20 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 		}
 	}
 	return st, nil
+}
+
+// runLocked runs one shard under the caller's lock (Options.LockShard), when there
+// is one; the shard's results are then read again under it.
+func (s *session) runLocked(ctx context.Context, index int, skip func(string) bool, pending int64) (Stats, error) {
+	if s.o.LockShard == nil {
+		return s.runShard(ctx, index, skip, pending)
+	}
+	unlock, err := s.o.LockShard(ctx, index)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unlock()
+	return s.runShard(ctx, index, nil, 0)
 }
 
 // countPending reads shard index and its results: the inputs, those still to run,
@@ -186,6 +201,10 @@ func (s *session) runShard(ctx context.Context, index int, skip func(string) boo
 		var err error
 		if _, pending, skip, err = countPending(s.dir, index, s.o.RetryFailed); err != nil {
 			return st, err
+		}
+		if pending == 0 {
+			log.Info().Msg("shard already complete")
+			return st, nil
 		}
 	}
 	w, err := results.OpenWriter(job.ResultFile(s.dir, index))

@@ -26,6 +26,9 @@ var DefaultInclude = []string{"*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.
 // ErrBadInclude is returned for an --include glob that filepath.Match cannot parse.
 var ErrBadInclude = errors.New("bad include glob")
 
+// ErrNotDir is returned by Scan for a data root that is not a directory.
+var ErrNotDir = errors.New("not a directory")
+
 // ScanOptions tune Scan. The zero value keeps the DefaultInclude image types.
 type ScanOptions struct {
 	// Include are globs matched against the base name, case-insensitively
@@ -139,7 +142,7 @@ func Scan(ctx context.Context, root string, o ScanOptions, fn func(rel string, s
 	if fi, err := os.Stat(rootReal); err != nil {
 		return ScanStats{}, fmt.Errorf("data root %s: %w", root, err)
 	} else if !fi.IsDir() {
-		return ScanStats{}, fmt.Errorf("data root %s: not a directory; --data takes the directory that holds the images", root)
+		return ScanStats{}, fmt.Errorf("data root %s: %w", root, ErrNotDir)
 	}
 	s := &scanner{ctx: ctx, root: abs, rootReal: rootReal, m: m, o: o, fn: fn}
 	f, err := os.Open(abs)

@@ -169,7 +169,7 @@ func WriteShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan
 		return Summary{}, err
 	}
 	if st.Inputs == 0 {
-		return Summary{Skipped: st.Skipped}, fmt.Errorf("%w under %s (include %s, %d skipped); check --data and --include",
+		return Summary{Skipped: st.Skipped}, fmt.Errorf("%w under %s (include %s, %d skipped)",
 			ErrNoInputs, root, strings.Join(orDefault(o.Include), " "), st.Skipped)
 	}
 	if err := w.finish(); err != nil {
