@@ -29,11 +29,13 @@ long-lived model processes, and prints a summary. Every input ends as one line i
 OUT/results/NNNNNN.jsonl, ok or failed; 'scv-hpc collect OUT' merges them.
 
 Running predict again with the same MODEL, --data and --out resumes: the shards are
-reused and inputs that already have a result are skipped. A job of another image or
+reused, inputs that already have a result are skipped, and the run options recorded in
+job.json apply unless a flag is given. A job of another image or
 predict command, or over other data, is refused (--force moves it aside and starts
 anew). When files under --data were added, removed or renamed since, or --shard-size
 changed, predict says so; --rescan re-shards and keeps the results of the inputs still
-there. One predict per --out at a time: a second one says which run holds it.
+there. One predict per --out at a time: a second one says which run holds it. Each
+worker loads the model once for all the shards it runs.
 
 Runtimes: apptainer or singularity when installed (GPUs bound with --nv); otherwise
 builtin, a fallback that runs the image in its own namespaces with NO GPU binding
@@ -53,11 +55,12 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 			if err != nil {
 				return err
 			}
-			run, err := rf.options(cmd, defaultRun)
+			ov, err := rf.override(cmd)
 			if err != nil {
 				return err
 			}
-			ro, err := a.runnerOptions(run)
+			run := defaultRun.Apply(ov)
+			ro, err := a.runnerOptions(run, ov) // usage errors before any pull
 			if err != nil {
 				return err
 			}
@@ -82,6 +85,14 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 			}
 			if outcome == jobsetup.Resumed {
 				a.log.Info().Str("out", outAbs).Int("shards", j.Shards).Int64("inputs", j.Inputs).Msg("resuming the job in --out")
+			}
+			// A resumed job runs with its recorded options and the flags given.
+			eff := j.Run.Apply(ov)
+			eff.CacheDir = run.CacheDir
+			if eff != run {
+				if ro, err = a.runnerOptions(j.Run, ov); err != nil {
+					return err
+				}
 			}
 			start := time.Now()
 			total, err := execute.Job(ctx, outAbs, j, ro)

@@ -16,8 +16,9 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
 )
 
-// defaultRun is what predict and submit hand the runner when no flag says otherwise.
-var defaultRun = job.RunOptions{Workers: 1, GPUs: "auto", Runtime: "auto", ItemTimeout: job.Duration(5 * time.Minute), Retries: 2}
+// defaultRun is what predict and submit record in a new job when no flag says
+// otherwise (job.DefaultRunOptions, the one place of these defaults).
+var defaultRun = job.DefaultRunOptions()
 
 // runFlags are the runner settings of predict, submit and run-shard.
 type runFlags struct {
@@ -26,6 +27,7 @@ type runFlags struct {
 	runtime     string
 	itemTimeout time.Duration
 	retries     int
+	loadTimeout time.Duration
 	scratch     string
 }
 
@@ -39,40 +41,57 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaults job.RunOptions) {
 	fs.StringVar(&f.runtime, "runtime", defaults.Runtime, runtimeHelp)
 	fs.DurationVar(&f.itemTimeout, "item-timeout", time.Duration(defaults.ItemTimeout), "time one input may take before its model process is killed and restarted (more than 0)")
 	fs.IntVar(&f.retries, "retries", defaults.Retries, "retries of an input whose model process crashed or hung, before it is recorded failed (0: none)")
+	fs.DurationVar(&f.loadTimeout, "load-timeout", time.Duration(defaults.LoadTimeout), "time a model process may take to load (to print its ready handshake); 0 means the default, 10m")
 	fs.StringVar(&f.scratch, "scratch", "", "directory for the workers' writable /scratch (default: a temporary directory under --tmpdir)")
 }
 
-// options returns r with the flags the user set laid over it. A zero --workers or
-// --item-timeout is a usage error: zero has no meaning there.
-func (f *runFlags) options(cmd *cobra.Command, r job.RunOptions) (job.RunOptions, error) {
+// override returns the flags the user set, as overrides of a job's run options. A
+// zero --workers or --item-timeout is a usage error: zero has no meaning there.
+func (f *runFlags) override(cmd *cobra.Command) (job.Override, error) {
+	var o job.Override
 	set := cmd.Flags().Changed
 	if set("workers") && f.workers < 1 {
-		return r, usageError{fmt.Errorf("--workers %d: want at least 1", f.workers)}
+		return o, usageError{fmt.Errorf("--workers %d: want at least 1", f.workers)}
 	}
 	if set("item-timeout") && f.itemTimeout <= 0 {
-		return r, usageError{fmt.Errorf("--item-timeout %s: want more than 0", f.itemTimeout)}
+		return o, usageError{fmt.Errorf("--item-timeout %s: want more than 0", f.itemTimeout)}
 	}
 	if set("retries") && f.retries < 0 {
-		return r, usageError{fmt.Errorf("--retries %d: want 0 or more", f.retries)}
+		return o, usageError{fmt.Errorf("--retries %d: want 0 or more", f.retries)}
+	}
+	if set("load-timeout") && f.loadTimeout < 0 {
+		return o, usageError{fmt.Errorf("--load-timeout %s: want 0 (the default) or more", f.loadTimeout)}
 	}
 	for flag, apply := range map[string]func(){
-		"workers":      func() { r.Workers = f.workers },
-		"gpus":         func() { r.GPUs = f.gpus },
-		"runtime":      func() { r.Runtime = f.runtime },
-		"item-timeout": func() { r.ItemTimeout = job.Duration(f.itemTimeout) },
-		"retries":      func() { r.Retries = f.retries },
-		"scratch":      func() { r.Scratch = f.scratch },
+		"workers":      func() { o.Workers = &f.workers },
+		"gpus":         func() { o.GPUs = &f.gpus },
+		"runtime":      func() { o.Runtime = &f.runtime },
+		"item-timeout": func() { o.ItemTimeout = &f.itemTimeout },
+		"retries":      func() { o.Retries = &f.retries },
+		"load-timeout": func() { o.LoadTimeout = &f.loadTimeout },
+		"scratch":      func() { o.Scratch = &f.scratch },
 	} {
 		if set(flag) {
 			apply()
 		}
 	}
-	return r, nil
+	return o, nil
 }
 
-// runnerOptions turns run options into runner.Options (execute.RunnerOptions).
-func (a *app) runnerOptions(r job.RunOptions) (runner.Options, error) {
-	o, err := execute.RunnerOptions(r, a.log, a.progressFactory())
+// options returns r with the flags the user set laid over it and the defaults of its
+// zero fields filled in (job.RunOptions.Apply): the run options a new job records.
+func (f *runFlags) options(cmd *cobra.Command, r job.RunOptions) (job.RunOptions, error) {
+	ov, err := f.override(cmd)
+	if err != nil {
+		return r, err
+	}
+	return r.Apply(ov), nil
+}
+
+// runnerOptions turns a job's run options r and the overrides ov into runner.Options
+// (execute.RunnerOptions); a bad option is a usage error.
+func (a *app) runnerOptions(r job.RunOptions, ov job.Override) (runner.Options, error) {
+	o, err := execute.RunnerOptions(r, ov, a.log, a.progressFactory())
 	if errors.Is(err, execute.ErrBadOption) {
 		return o, usageError{err}
 	}
@@ -149,16 +168,16 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 			if shard >= j.Shards {
 				return usageError{fmt.Errorf("shard %d (offset %d + index %d) does not exist: %s has %d shards", shard, offset, index, dir, j.Shards)}
 			}
-			run, err := rf.options(cmd, j.Run)
+			ov, err := rf.override(cmd)
 			if err != nil {
 				return err
 			}
-			ro, err := a.runnerOptions(run)
+			ro, err := a.runnerOptions(j.Run, ov)
 			if err != nil {
 				return err
 			}
 			ro.RetryFailed = retryFailed
-			res, err := execute.Shard(cmd.Context(), dir, shard, ro, true)
+			res, err := execute.Shard(cmd.Context(), dir, j, shard, ro, true)
 			if err != nil {
 				if cmd.Context().Err() != nil {
 					return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, res.OK+res.Failed)

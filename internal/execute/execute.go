@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -27,37 +26,33 @@ import (
 // runtime, a malformed GPU list): a usage error.
 var ErrBadOption = errors.New("bad run option")
 
-// RunnerOptions turns a job's run options into runner.Options: the runtime selected
-// (container.Select), the GPUs resolved ("" is auto: what Slurm or the host gives),
-// and Retries 0 meaning none (the runner's zero value means its default).
-func RunnerOptions(r job.RunOptions, log zerolog.Logger, pf progress.Factory) (runner.Options, error) {
-	if r.Workers < 0 || r.Retries < 0 || r.ItemTimeout < 0 {
-		return runner.Options{}, fmt.Errorf("%w: workers, retries and item timeout must not be negative", ErrBadOption)
+// RunnerOptions turns a job's recorded run options r, with the explicit overrides ov
+// (the flags a user set), into runner.Options: the runtime selected (container.Select)
+// and the GPUs resolved ("" or "auto": what Slurm or the host gives) from r.Apply(ov),
+// and ov handed on, which the runner lays over the job's recorded options the same way
+// (workers, timeouts, retries, scratch; defaults in job.DefaultRunOptions, Retries 0
+// meaning none). Negative counts or durations, an unknown runtime or a malformed GPU
+// list give ErrBadOption.
+func RunnerOptions(r job.RunOptions, ov job.Override, log zerolog.Logger, pf progress.Factory) (runner.Options, error) {
+	if w := r.With(ov); w.Workers < 0 || w.Retries < 0 || w.ItemTimeout < 0 || w.LoadTimeout < 0 {
+		return runner.Options{}, fmt.Errorf("%w: workers, retries, item and load timeouts must not be negative", ErrBadOption)
 	}
-	rt, err := container.Select(r.Runtime, log)
+	eff := r.Apply(ov)
+	rt, err := container.Select(eff.Runtime, log)
 	if errors.Is(err, container.ErrUnknownRuntime) {
 		return runner.Options{}, fmt.Errorf("%w: %w", ErrBadOption, err)
 	}
 	if err != nil {
 		return runner.Options{}, err
 	}
-	gpus := r.GPUs
-	if gpus == "" {
-		gpus = "auto"
-	}
-	ids, src, err := gpu.Resolve(gpus)
+	ids, src, err := gpu.Resolve(eff.GPUs)
 	if err != nil {
 		return runner.Options{}, fmt.Errorf("%w: %w", ErrBadOption, err)
 	}
 	if len(ids) > 0 {
 		log.Info().Strs("gpus", ids).Str("from", src).Msg("one worker per GPU")
 	}
-	retries := r.Retries
-	if retries == 0 {
-		retries = -1
-	}
-	return runner.Options{Workers: r.Workers, GPUs: ids, Runtime: rt, ItemTimeout: time.Duration(r.ItemTimeout),
-		Retries: retries, Log: log, Progress: pf, Scratch: r.Scratch}, nil
+	return runner.Options{Override: ov, GPUs: ids, Runtime: rt, Log: log, Progress: pf}, nil
 }
 
 // ShardResult is what a run of one shard did: the runner's counts, and the inputs
@@ -67,11 +62,11 @@ type ShardResult struct {
 	FailedTotal int
 }
 
-// Shard runs shard i of the job in dir under the shard's lock. With wait it waits while
+// Shard runs shard i of the job j in dir (loaded when nil) under the shard's lock. With wait it waits while
 // another run holds the shard (logging the holder once), and then resumes after it: what
 // a Slurm array task does, whose requeued predecessor may still hold the lock. Without,
 // a held shard gives a *job.BusyError naming the holder (host, pid, since).
-func Shard(ctx context.Context, dir string, i int, o runner.Options, wait bool) (ShardResult, error) {
+func Shard(ctx context.Context, dir string, j *job.Job, i int, o runner.Options, wait bool) (ShardResult, error) {
 	var (
 		unlock job.Unlock
 		err    error
@@ -88,7 +83,7 @@ func Shard(ctx context.Context, dir string, i int, o runner.Options, wait bool) 
 		return ShardResult{}, err
 	}
 	defer unlock()
-	st, err := runner.RunShard(ctx, dir, i, o)
+	st, err := runner.RunShard(ctx, dir, j, i, o)
 	res := ShardResult{Stats: st}
 	if err != nil {
 		return res, explainFailure(ctx, dir, err)
@@ -130,23 +125,30 @@ func (e *InterruptedError) Error() string {
 }
 func (e *InterruptedError) Unwrap() error { return e.Err }
 
-// Job runs every shard of j (in dir) in order, each under its lock, and adds up the
-// counts. A cancelled context gives an *InterruptedError; the results so far stay, and
-// a later run resumes.
+// Job runs every shard of j (in dir) in order through runner.RunJob, so that each
+// worker loads the model once for all of them, with each shard under its lock, taken
+// without waiting when the shard starts (a held shard gives a *job.BusyError). A
+// cancelled context gives an *InterruptedError; the results so far stay, and a later
+// run resumes.
 func Job(ctx context.Context, dir string, j *job.Job, o runner.Options) (runner.Stats, error) {
-	var total runner.Stats
-	for i := 0; i < j.Shards; i++ {
-		r, err := Shard(ctx, dir, i, o, false)
-		total.Inputs += r.Inputs
-		total.OK += r.OK
-		total.Failed += r.Failed
-		total.Skipped += r.Skipped
-		if err != nil {
-			if ctx.Err() != nil {
-				return total, &InterruptedError{Shard: i, Shards: j.Shards, Err: context.Cause(ctx)}
-			}
-			return total, fmt.Errorf("shard %d: %w", i, err)
-		}
+	shards := make([]int, j.Shards)
+	for i := range shards {
+		shards[i] = i
 	}
-	return total, nil
+	cur := -1 // the shard running, for the error
+	o.LockShard = func(_ context.Context, i int) (func(), error) {
+		cur = i
+		unlock, err := job.Dir(dir).LockShard(i)
+		return unlock, err
+	}
+	total, err := runner.RunJob(ctx, dir, j, shards, o)
+	switch {
+	case err == nil:
+		return total, nil
+	case ctx.Err() != nil:
+		return total, &InterruptedError{Shard: max(cur, 0), Shards: j.Shards, Err: context.Cause(ctx)}
+	case cur >= 0 && !errors.Is(err, job.ErrBusy): // a BusyError names its shard
+		return total, fmt.Errorf("shard %d: %w", cur, err)
+	}
+	return total, err
 }

@@ -53,13 +53,15 @@ type Job struct {
 	Slurm     *Slurm     `json:"slurm,omitempty"`
 }
 
-// RunOptions are the runner's settings, handed to every shard run.
+// RunOptions are the runner's settings, handed to every shard run; defaults and
+// overrides are in options.go.
 type RunOptions struct {
 	Workers     int      `json:"workers,omitempty"` // 0: one per GPU, else one
 	GPUs        string   `json:"gpus,omitempty"`    // "", "auto", "none" or a list "0,1"
 	Runtime     string   `json:"runtime"`           // auto|apptainer|singularity|builtin
 	ItemTimeout Duration `json:"item_timeout"`
 	Retries     int      `json:"retries"`
+	LoadTimeout Duration `json:"load_timeout,omitempty"`
 	CacheDir    string   `json:"cache_dir,omitempty"` // cache that the nodes read
 	Scratch     string   `json:"scratch,omitempty"`   // base of the workers' /scratch on the nodes; "" = a temporary directory
 }

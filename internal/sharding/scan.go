@@ -236,6 +236,9 @@ func (s *scanner) dir(rel string, f *os.File) error {
 			continue
 		}
 		if !s.m.match(name) {
+			if typ&os.ModeSymlink != 0 {
+				s.dirLink(prefix + name)
+			}
 			continue
 		}
 		r := prefix + name
@@ -377,6 +380,17 @@ func (s *scanner) link(rel string) (int64, string) {
 		return 0, "symlink target not readable: " + errText(err)
 	}
 	return fi.Size(), ""
+}
+
+// dirLink reports a symlink whose name the include globs do not match when it
+// leads to a directory: the scan never follows directory links (a loop or a way out
+// of the root), and the files behind one must not vanish without a word.
+func (s *scanner) dirLink(rel string) {
+	fi, err := os.Stat(s.root + "/" + rel)
+	if err != nil || !fi.IsDir() {
+		return // a link to a file of another type, or broken: not an input either way
+	}
+	s.skip(rel+"/", "symlink to a directory, not followed (only links to files are); bind or copy that directory inside --data")
 }
 
 func typeName(m os.FileMode) string {
