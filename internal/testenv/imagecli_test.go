@@ -70,7 +70,7 @@ func TestImageBuildCLI(t *testing.T) {
 		{[]string{"image", "build", "--add", "x:/y", "--push", "h/r:t", "--oci-layout", dir}, "give exactly one of --push"},
 		{[]string{"image", "build", "--push", "h/r:t"}, "nothing to pack"},
 		{[]string{"image", "build", "--add", "relative", "--oci-layout", dir}, `--add "relative": want SRC:DST with an absolute DST`},
-		{[]string{"image", "build", "--add", "a:/b", "--label", "nokey", "--oci-layout", dir}, `--label "nokey": want KEY=VALUE`},
+		{[]string{"image", "build", "--add", "a:/b", "--label", "nokey", "--oci-layout", dir}, `--label "nokey": bad image setting: want KEY=VALUE`},
 		{[]string{"image", "build", "--add", "a:/b", "--oci-layout", dir + ":bad+tag"}, `"bad+tag" is not a valid tag`},
 		{[]string{"image", "build", "--add", "a:/b", "--oci-layout", digestRef}, "give DIR[:TAG], not a digest"},
 	}
