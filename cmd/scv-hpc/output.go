@@ -11,11 +11,14 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
+	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/runner"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
@@ -100,6 +103,8 @@ func withHint(err error) error {
 		mismatch *job.MismatchError
 		changed  *jobsetup.ChangedError
 		busy     *job.BusyError
+		missing  *container.NotInstalledError
+		regErr   *registry.Error
 	)
 	hint := ""
 	switch {
@@ -135,6 +140,26 @@ func withHint(err error) error {
 		hint = "check --catalog and SCV_HPC_CATALOG"
 	case errors.Is(err, fetch.ErrNoPredict):
 		hint = "add 'predict:' to a --catalog entry"
+	case errors.As(err, &missing):
+		hint = fmt.Sprintf("install it, load its module (module load %s), or use --runtime builtin (no GPU binding)", missing.Name)
+	case errors.Is(err, container.ErrUnknownRuntime):
+		hint = "use --runtime auto, apptainer, singularity or builtin"
+	case errors.Is(err, container.ErrRootfsDir):
+		hint = "set --tmpdir to a writable local disk"
+	case errors.Is(err, runner.ErrScratch), errors.Is(err, imagebuild.ErrTempFile):
+		hint = "set --tmpdir (or TMPDIR) to a writable local disk"
+	case errors.Is(err, registry.ErrPlainHTTP) && errors.As(err, &regErr):
+		hint = fmt.Sprintf("if you trust it, pass --insecure-registry %s", regErr.Host)
+	case errors.Is(err, registry.ErrUntrustedCert):
+		hint = "install the site CA in the system trust store, or use --offline with a staged cache"
+	case errors.Is(err, registry.ErrUnreachable):
+		hint = "check the network and try again later, or use --offline with a staged cache"
+	case errors.Is(err, registry.ErrOffline) && !errors.Is(err, cache.ErrNotCached):
+		hint = "run 'scv-hpc stage' for it on a machine with network access, or drop --offline"
+	case errors.Is(err, registry.ErrNoPlatform):
+		hint = "choose one with --platform"
+	case errors.Is(err, registry.ErrNotLayout):
+		hint = "write one with 'scv-hpc image build --oci-layout DIR:TAG' or 'skopeo copy ... oci:DIR:TAG'"
 	}
 	if hint == "" {
 		return err

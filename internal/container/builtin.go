@@ -114,7 +114,7 @@ func (r *builtinRuntime) prepare(ctx context.Context, sif string) (*unpacked, er
 		return nil, fmt.Errorf("builtin runtime: %w", err)
 	}
 	if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("builtin runtime: rootfs directory: %w (set --tmpdir to a writable local disk)", err)
+		return nil, fmt.Errorf("builtin runtime: %w %s: %w", ErrRootfsDir, r.o.Dir, err)
 	}
 	root := filepath.Join(r.o.Dir, key)
 	l, err := openTreeLock(root + ".lock")
@@ -187,6 +187,10 @@ type childSpec struct {
 // ErrOverlap is returned by the builtin runtime's Command for a data directory that
 // contains, or lies in, the scratch or output directory.
 var ErrOverlap = errors.New("directories overlap")
+
+// ErrRootfsDir is returned when the directory that holds the builtin runtime's unpacked
+// root filesystems (BuiltinOptions.Dir) cannot be made.
+var ErrRootfsDir = errors.New("cannot make the rootfs directory")
 
 // checkApart refuses data, scratch and output directories inside one another (after
 // symlinks): /data must not be reachable writable, nor /scratch or /out inside /data.

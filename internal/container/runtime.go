@@ -55,8 +55,23 @@ const (
 // ErrUnknownRuntime is returned by Select for a name it does not know.
 var ErrUnknownRuntime = errors.New("unknown runtime")
 
-// ErrNotInstalled is returned by Select when the named runtime is not on PATH.
+// ErrNotInstalled is returned by Select when the named runtime is not on PATH (as a
+// *NotInstalledError).
 var ErrNotInstalled = errors.New("runtime not installed")
+
+// NotInstalledError names the runtime Select could not find on PATH. It matches
+// ErrNotInstalled.
+type NotInstalledError struct {
+	// Name is the runtime asked for: apptainer or singularity.
+	Name string
+}
+
+func (e *NotInstalledError) Error() string {
+	return fmt.Sprintf("runtime %s: %v: %s is not on PATH", e.Name, ErrNotInstalled, e.Name)
+}
+
+// Unwrap makes errors.Is match ErrNotInstalled.
+func (e *NotInstalledError) Unwrap() error { return ErrNotInstalled }
 
 // Select returns the runtime called name: auto picks apptainer, then singularity on
 // PATH, else builtin, with a warning that builtin binds no GPU.
@@ -74,13 +89,13 @@ func Select(name string, log zerolog.Logger) (Runtime, error) {
 	case Apptainer, Singularity:
 		p, err := exec.LookPath(name)
 		if err != nil {
-			return nil, fmt.Errorf("--runtime %s: %w: %s is not on PATH; install it, load its module (module load %s), or use --runtime builtin (no GPU binding)", name, ErrNotInstalled, name, name)
+			return nil, &NotInstalledError{Name: name}
 		}
 		return newContainerRuntime(name, p), nil
 	case Builtin:
 		return NewBuiltin(BuiltinOptions{Log: log}), nil
 	}
-	return nil, fmt.Errorf("--runtime %q: %w; use auto, apptainer, singularity or builtin", name, ErrUnknownRuntime)
+	return nil, fmt.Errorf("runtime %q: %w (known: auto, apptainer, singularity, builtin)", name, ErrUnknownRuntime)
 }
 
 // ErrBadBindPath is returned for a host path that apptainer's --bind cannot express.

@@ -219,6 +219,10 @@ func tarMode(m fs.FileMode) int64 {
 	return v
 }
 
+// ErrTempFile is returned when the temporary file a layer is packed into cannot be
+// made in TMPDIR.
+var ErrTempFile = errors.New("layer temp file")
+
 // newLayer runs fill once: the tar it writes is gzipped into an anonymous temporary
 // file (created in TMPDIR and unlinked at once) while both streams are hashed, and the
 // layer serves that file. So the inputs are read, packed and compressed exactly once,
@@ -228,7 +232,7 @@ func tarMode(m fs.FileMode) int64 {
 func newLayer(fill func(*tar.Writer) error) (v1.Layer, error) {
 	f, err := os.CreateTemp("", "scv-hpc-layer-*.tar.gz")
 	if err != nil {
-		return nil, fmt.Errorf("build layer: temp file (set --tmpdir or TMPDIR): %w", err)
+		return nil, fmt.Errorf("build layer: %w in %s: %w", ErrTempFile, os.TempDir(), err)
 	}
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()

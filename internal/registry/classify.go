@@ -37,23 +37,26 @@ func classifyRemote(ref, host string, err error) error {
 				"image %s not found on registry %s: check the repository name and tag (or digest)", ref, host)
 		case terr.StatusCode == http.StatusTooManyRequests || terr.StatusCode >= 500:
 			return newError(ErrUnreachable, ref, err,
-				"registry %s unavailable for %s (HTTP %d %s after retries): try again later, or use --offline with a staged cache",
+				"registry %s unavailable for %s (HTTP %d %s after retries)",
 				host, ref, terr.StatusCode, http.StatusText(terr.StatusCode))
 		}
 		return fmt.Errorf("pull %s from registry %s: HTTP %d: %w", ref, host, terr.StatusCode, err)
 	}
 	if isUnreachable(err) {
-		hint := "check the network or use --offline with a staged cache"
+		e := newError(ErrUnreachable, ref, err, "registry %s unreachable for %s: %v", host, ref, shortCause(err))
+		e.Host = host
 		msg := err.Error()
 		switch {
 		case strings.Contains(msg, "server gave HTTP response to HTTPS client") || errors.Is(err, errPlainHTTP):
-			hint = fmt.Sprintf("it serves plain HTTP; if you trust it, pass --insecure-registry %s", host)
+			e.Reason = ErrPlainHTTP
+			e.Msg += "; it serves plain HTTP"
 		case isTLS(err) && isCertificate(err):
-			hint = "its TLS certificate is not trusted; install the site CA in the system trust store, or use --offline with a staged cache"
+			e.Reason = ErrUntrustedCert
+			e.Msg += "; its TLS certificate is not trusted"
 		case isTLS(err):
-			hint = fmt.Sprintf("the TLS handshake with it failed; check that %s serves a registry over HTTPS, or use --offline with a staged cache", host)
+			e.Msg += fmt.Sprintf("; the TLS handshake with it failed: check that %s serves a registry over HTTPS", host)
 		}
-		return newError(ErrUnreachable, ref, err, "registry %s unreachable for %s: %v; %s", host, ref, shortCause(err), hint)
+		return e
 	}
 	return fmt.Errorf("pull %s from registry %s: %w", ref, host, err)
 }

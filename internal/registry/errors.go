@@ -6,7 +6,8 @@ import (
 )
 
 // Failure classes of opening an image. Every error Open returns matches one of them with
-// errors.Is (or is a context error), and its message names the reference and what to do.
+// errors.Is (or is a context error), and its message names the reference and what
+// failed. Advice naming scv-hpc's flags and commands is added by the command line.
 var (
 	// ErrUnreachable: the registry could not be reached (connection refused, DNS,
 	// TLS, timeouts, persistent server errors).
@@ -23,24 +24,45 @@ var (
 	ErrOffline = errors.New("offline")
 )
 
+// Reasons an Error may carry beside its class (Error.Reason), for advice that depends on
+// more than the class.
+var (
+	// ErrPlainHTTP (with ErrUnreachable): the registry speaks plain HTTP, and it is
+	// neither a loopback host nor one of Options.Insecure.
+	ErrPlainHTTP = errors.New("registry serves plain HTTP")
+	// ErrUntrustedCert (with ErrUnreachable): the registry's TLS certificate is not
+	// trusted by this host.
+	ErrUntrustedCert = errors.New("registry certificate not trusted")
+	// ErrNotLayout (with ErrNotFound): an oci-layout: path holds no OCI image layout.
+	ErrNotLayout = errors.New("not an OCI image layout")
+)
+
 // Error is a classified failure: Kind is one of the sentinel errors above, Err the cause.
 type Error struct {
 	Kind error
 	// Ref is the reference as the user gave it.
 	Ref string
-	// Msg is the complete human message: what failed and what to do.
+	// Host is the registry host, when a registry was involved.
+	Host string
+	// Reason is one of ErrPlainHTTP, ErrUntrustedCert, ErrNotLayout, or nil.
+	Reason error
+	// Msg is the complete human message: what failed.
 	Msg string
 	Err error
 }
 
 func (e *Error) Error() string { return e.Msg }
 
-// Unwrap lets errors.Is match both the failure class and the underlying cause.
+// Unwrap lets errors.Is match the failure class, the reason and the underlying cause.
 func (e *Error) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.Kind}
+	errs := []error{e.Kind}
+	if e.Reason != nil {
+		errs = append(errs, e.Reason)
 	}
-	return []error{e.Kind, e.Err}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
 }
 
 func newError(kind error, ref string, cause error, format string, args ...any) *Error {

@@ -44,10 +44,13 @@ func TestHTTPGuard(t *testing.T) {
 		if !errors.Is(err, errPlainHTTP) || len(rec.hosts) != 0 {
 			t.Errorf("%s: %v, want refused before sending", tt.url, err)
 		}
-		// The classified message tells the user the flag that allows it.
+		// The classified error carries the reason and host the command line needs to
+		// name the flag that allows it; the message itself names no flag.
 		cerr := classifyRemote("x/y:1", req.URL.Host, err)
-		if !errors.Is(cerr, ErrUnreachable) || !strings.Contains(cerr.Error(), "--insecure-registry "+req.URL.Host) {
-			t.Errorf("classified %v, want ErrUnreachable suggesting --insecure-registry", cerr)
+		var rerr *Error
+		if !errors.Is(cerr, ErrUnreachable) || !errors.Is(cerr, ErrPlainHTTP) || !errors.As(cerr, &rerr) ||
+			rerr.Host != req.URL.Host || strings.Contains(cerr.Error(), "--") {
+			t.Errorf("classified %v, want ErrUnreachable and ErrPlainHTTP for host %s, naming no flag", cerr, req.URL.Host)
 		}
 	}
 }

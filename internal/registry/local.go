@@ -19,8 +19,9 @@ const RefNameAnnotation = "org.opencontainers.image.ref.name"
 // openLayout opens an image of an OCI image layout, by tag, by digest, or the only one.
 func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 	if _, err := os.Stat(filepath.Join(r.Path, "index.json")); err != nil {
-		return nil, newError(ErrNotFound, ref, err,
-			"image %s not found: %s is not an OCI image layout (no index.json); write one with 'scv-hpc image build --oci-layout' or 'skopeo copy ... oci:DIR:TAG'", ref, r.Path)
+		e := newError(ErrNotFound, ref, err, "image %s not found: %s is not an OCI image layout (no index.json)", ref, r.Path)
+		e.Reason = ErrNotLayout
+		return nil, e
 	}
 	idx, err := layout.ImageIndexFromPath(r.Path)
 	if err != nil {

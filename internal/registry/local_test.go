@@ -83,7 +83,7 @@ func TestOpenLocalSources(t *testing.T) {
 		{name: "layout index amd64", ref: "oci-layout:" + multi + ":latest", wantDigest: digestOf(t, amd)},
 		{name: "layout index arm64", ref: "oci-layout:" + multi, platform: "linux/arm64", wantDigest: digestOf(t, arm)},
 		{name: "layout index no match", ref: "oci-layout:" + multi, platform: "linux/ppc64le", wantKind: registry.ErrNoPlatform, wantMsg: "available: linux/amd64, linux/arm64"},
-		{name: "not a layout", ref: "oci-layout:" + t.TempDir(), wantKind: registry.ErrNotFound, wantMsg: "no index.json"},
+		{name: "not a layout", ref: "oci-layout:" + t.TempDir(), wantKind: registry.ErrNotLayout, wantMsg: "no index.json"},
 		{name: "docker archive", ref: "docker-archive:" + archive, wantDigest: archiveDigest},
 		{name: "docker archive missing", ref: "docker-archive:" + archive + ".nope", wantKind: registry.ErrNotFound, wantMsg: archive + ".nope"},
 	}

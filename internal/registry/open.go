@@ -140,7 +140,7 @@ func openRegistry(ctx context.Context, ref string, r Reference, plat v1.Platform
 	host := r.Name.Context().RegistryStr()
 	if o.Offline {
 		return nil, newError(ErrOffline, ref, nil,
-			"image %s is not available offline: fetching it needs registry %s; run 'scv-hpc stage' for it on a machine with network access, or drop --offline", ref, host)
+			"image %s is not available offline: fetching it needs registry %s", ref, host)
 	}
 	desc, err := remote.Get(r.Name, remoteOptions(ctx, plat, o)...)
 	if err != nil {
@@ -197,7 +197,7 @@ func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("%w to %s: only loopback registries and --insecure-registry hosts are reached without TLS", errPlainHTTP, req.URL.Host)
+		return nil, fmt.Errorf("%w to %s: only loopback registries and hosts marked insecure are reached without TLS", errPlainHTTP, req.URL.Host)
 	}
 	return g.base.RoundTrip(req)
 }
@@ -221,7 +221,7 @@ func checkPlatform(ref string, cf *v1.ConfigFile, want v1.Platform) error {
 		return nil
 	}
 	return newError(ErrNoPlatform, ref, nil,
-		"image %s has no %s variant; available: %s; choose one with --platform", ref, want.String(), have.String())
+		"image %s has no %s variant; available: %s", ref, want.String(), have.String())
 }
 
 // selectPlatform picks the image for want from an index, or explains what is there.
@@ -256,7 +256,7 @@ func selectPlatform(idx v1.ImageIndex, want v1.Platform, ref string) (v1.Image, 
 		avail = []string{"none"}
 	}
 	return nil, newError(ErrNoPlatform, ref, nil,
-		"image %s has no %s variant; available: %s; choose one with --platform", ref, want.String(), strings.Join(avail, ", "))
+		"image %s has no %s variant; available: %s", ref, want.String(), strings.Join(avail, ", "))
 }
 
 // classify turns a go-containerregistry or I/O error into a classified *Error.

@@ -21,7 +21,7 @@ func Write(ctx context.Context, ref string, img v1.Image, o Options) error {
 		return newError(ErrBadReference, ref, nil, "cannot push to %s: give a registry reference host/repo:tag", ref)
 	}
 	if o.Offline {
-		return newError(ErrOffline, ref, nil, "cannot push %s: --offline is set", ref)
+		return newError(ErrOffline, ref, nil, "cannot push %s: offline mode is set", ref)
 	}
 	plat, err := v1.ParsePlatform(o.Platform)
 	if err != nil {

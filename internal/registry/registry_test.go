@@ -129,9 +129,9 @@ func TestOpenRegistry(t *testing.T) {
 			wantMsg: []string{host + "/models/faces:9.9", "not found"}},
 		{name: "repo not found", ref: host + "/models/nothing:1", wantKind: registry.ErrNotFound},
 		{name: "unreachable", ref: closed + "/models/faces:1.0", wantKind: registry.ErrUnreachable,
-			wantMsg: []string{"registry " + closed + " unreachable", "--offline"}},
+			wantMsg: []string{"registry " + closed + " unreachable", "refused"}},
 		{name: "offline", ref: host + "/models/faces:1.0", offline: true, wantKind: registry.ErrOffline,
-			wantMsg: []string{host + "/models/faces:1.0", "scv-hpc stage"}},
+			wantMsg: []string{host + "/models/faces:1.0", "not available offline", "needs registry " + host}},
 		{name: "bad reference", ref: "Not A//Ref", wantKind: registry.ErrBadReference, wantMsg: []string{`"Not A//Ref"`}},
 		{name: "bad platform", ref: host + "/models/faces:1.0", platform: "amd64", wantKind: registry.ErrBadReference},
 	}
@@ -148,6 +148,10 @@ func TestOpenRegistry(t *testing.T) {
 					if !strings.Contains(err.Error(), m) {
 						t.Errorf("error %q does not mention %q", err, m)
 					}
+				}
+				// What to type is the command line's to add, not the registry's.
+				if strings.Contains(err.Error(), "scv-hpc") || strings.Contains(err.Error(), "--") {
+					t.Errorf("error %q names a command or flag", err)
 				}
 				return
 			}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,14 +31,14 @@ func newSession(jobDir string, j *job.Job, c config, pending int64) (_ *session,
 	// The model finds the outputs directory by its host path too (SCV_OUTPUT_HOST), and
 	// a relative path would mean nothing inside the container: made absolute. It is
 	// created here as well, for jobs saved before it existed.
-	outputs, err := filepath.Abs(job.OutputsDir(jobDir))
+	outputs, err := filepath.Abs(job.Dir(jobDir).OutputsDir())
 	if err == nil {
 		err = os.MkdirAll(outputs, 0o755)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)
 	}
-	if err := os.MkdirAll(job.LogsDir(jobDir), 0o755); err != nil {
+	if err := os.MkdirAll(job.Dir(jobDir).LogsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
 	scratch, err := scratchDir(c.scratch)
@@ -97,20 +98,24 @@ func (s *session) close() {
 	}
 }
 
+// ErrScratch is returned when the base of the workers' scratch directories cannot be
+// made (Options.Scratch, or TMPDIR when it is empty).
+var ErrScratch = errors.New("scratch directory")
+
 // scratchDir makes the base of the workers' scratch directories: a new directory
 // under base, or under TMPDIR when base is empty. It is removed after the run.
 func scratchDir(base string) (string, error) {
 	if base != "" {
 		if err := os.MkdirAll(base, 0o755); err != nil {
-			return "", fmt.Errorf("scratch %s: %w", base, err)
+			return "", fmt.Errorf("%w %s: %w", ErrScratch, base, err)
 		}
 	}
 	dir, err := os.MkdirTemp(base, "scv-hpc-scratch-")
 	if err != nil {
 		if base == "" {
-			return "", fmt.Errorf("scratch directory: %w (set --tmpdir)", err)
+			base = os.TempDir()
 		}
-		return "", fmt.Errorf("scratch %s: %w", base, err)
+		return "", fmt.Errorf("%w in %s: %w", ErrScratch, base, err)
 	}
 	return dir, nil
 }
