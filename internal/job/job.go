@@ -32,8 +32,7 @@ type Job struct {
 	Predict []string  `json:"predict"` // command run inside the container
 	// IdentityKey is Identity().Key() when the job was created: digest + predict.
 	IdentityKey string   `json:"identity,omitempty"`
-	GPU         bool     `json:"gpu"` // the model wants a GPU
-	MaxBatch    int      `json:"max_batch,omitempty"`
+	GPU         bool     `json:"gpu"`               // the model wants a GPU
 	DataRoot    string   `json:"data_root"`         // absolute
 	Include     []string `json:"include,omitempty"` // globs used by the scan
 	Shards      int      `json:"shards"`

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/scivision-hpc/scv-hpc/internal/container"
 )
 
 // ProtocolVersion is the predict protocol spoken with model processes.
@@ -178,12 +180,13 @@ func toResponse(w *wireLine) (response, bool) {
 	return r, true
 }
 
-// appendRequest appends {"id":"SEQ","path":"/data/REL"} to b.
+// appendRequest appends {"id":"SEQ","path":"/data/REL"} to b: REL under the data
+// directory as the model sees it (container.DataMount).
 func appendRequest(b []byte, seq uint64, rel string) []byte {
 	b = append(b, `{"id":"`...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, `","path":`...)
-	b = appendJSONString(b, "/data/", rel)
+	b = appendJSONString(b, container.DataMount+"/", rel)
 	return append(b, '}')
 }
 

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -174,7 +173,7 @@ func (s *session) runLocked(ctx context.Context, index int, skip func(string) bo
 // inputs are retried). The pending inputs are counted, not held: feed reads them
 // again, so memory does not grow with the shard.
 func countPending(jobDir string, index int, retryFailed bool) (inputs, pending int64, skip func(string) bool, err error) {
-	outcomes, err := results.Outcomes(job.ResultFile(jobDir, index))
+	outcomes, err := results.Outcomes(job.Dir(jobDir).ResultFile(index))
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("shard %d: %w", index, err)
 	}
@@ -207,12 +206,12 @@ func (s *session) runShard(ctx context.Context, index int, skip func(string) boo
 			return st, nil
 		}
 	}
-	w, err := results.OpenWriter(job.ResultFile(s.dir, index))
+	w, err := results.OpenWriter(job.Dir(s.dir).ResultFile(index))
 	if err != nil {
 		return st, err
 	}
 	for _, wk := range s.workers {
-		if err := wk.logf.switchTo(filepath.Join(job.LogsDir(s.dir), fmt.Sprintf("worker-%06d-%d.log", index, wk.id))); err != nil {
+		if err := wk.logf.switchTo(job.Dir(s.dir).WorkerLog(index, wk.id)); err != nil {
 			w.Close()
 			return st, fmt.Errorf("shard %d: %w", index, err)
 		}

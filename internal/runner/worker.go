@@ -132,11 +132,7 @@ func (w *worker) ensure(ctx context.Context) error {
 		return err
 	}
 	w.p, w.answered = p, false
-	mb := hs.MaxBatch
-	if jb := w.r.job.MaxBatch; jb > 0 && (mb <= 0 || jb < mb) {
-		mb = jb
-	}
-	w.maxBatch = max(1, min(mb, maxWindow/2))
+	w.maxBatch = max(1, min(hs.MaxBatch, maxWindow/2))
 	if w.slots == nil {
 		w.slots = make([]slot, min(maxWindow, max(32, 2*w.maxBatch)))
 	}
