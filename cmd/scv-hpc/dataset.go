@@ -37,7 +37,7 @@ func (d *datasetFlags) register(fs *pflag.FlagSet, dataHelp, outHelp string) {
 }
 
 // paths checks the flags of command verb and returns the data and job directories as
-// absolute paths; the data directory must exist.
+// absolute paths (jobsetup.Dirs).
 func (d *datasetFlags) paths(cmd *cobra.Command, verb string) (dataAbs, outAbs string, err error) {
 	set := cmd.Flags().Changed
 	switch {
@@ -52,22 +52,12 @@ func (d *datasetFlags) paths(cmd *cobra.Command, verb string) (dataAbs, outAbs s
 	case d.fastScan && d.shards > 0:
 		return "", "", usageError{errors.New("--shards balances shards by bytes and needs the sizes that --fast-scan skips: use --shard-size")}
 	}
-	if dataAbs, err = filepath.Abs(d.data); err != nil {
-		return "", "", err
-	}
-	if fi, err := os.Stat(dataAbs); err != nil || !fi.IsDir() {
-		return "", "", usageError{fmt.Errorf("--data %s: not a readable directory", d.data)}
-	}
-	if outAbs, err = filepath.Abs(d.out); err != nil {
-		return "", "", err
-	}
-	// Both are bound into the containers (/data, and OUT/outputs at /out): a path that
-	// cannot be bound would fail only once the model starts, after pulling and sharding.
-	if err := container.CheckBindPath("--data", dataAbs); err != nil {
+	dataAbs, outAbs, err = jobsetup.Dirs(d.data, d.out)
+	if errors.Is(err, jobsetup.ErrNoDataDir) || errors.Is(err, container.ErrBadBindPath) {
 		return "", "", usageError{err}
 	}
-	if err := container.CheckBindPath("--out", outAbs); err != nil {
-		return "", "", usageError{err}
+	if err != nil {
+		return "", "", err
 	}
 	return dataAbs, outAbs, nil
 }

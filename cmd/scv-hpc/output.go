@@ -130,7 +130,7 @@ func withHint(err error) error {
 		hint = "run this on a Slurm login node (or 'scv-hpc predict' on this machine)"
 	case errors.Is(err, sharding.ErrNoInputs):
 		hint = "check --data and --include"
-	case errors.Is(err, sharding.ErrNotDir):
+	case errors.Is(err, sharding.ErrNotDir), errors.Is(err, jobsetup.ErrNoDataDir):
 		hint = "--data takes the directory that holds the images"
 	case errors.Is(err, gpu.ErrBadList):
 		hint = "check --gpus"

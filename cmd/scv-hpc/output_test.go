@@ -49,6 +49,7 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("model x is %w", catalog.ErrUnknown), "scv-hpc models"},
 		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
 		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},
+		{fmt.Errorf("x: %w", jobsetup.ErrNoDataDir), "--data takes"},
 		{unknownRuntime, "--runtime auto, apptainer"},
 		{noApptainer, "module load apptainer"},
 		{fmt.Errorf("x: %w", container.ErrRootfsDir), "--tmpdir"},
