@@ -12,6 +12,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
@@ -140,6 +141,8 @@ func withHint(err error) error {
 		hint = "check --catalog and SCV_HPC_CATALOG"
 	case errors.Is(err, fetch.ErrNoPredict):
 		hint = "add 'predict:' to a --catalog entry"
+	case errors.Is(err, execute.ErrNoIndex):
+		hint = "run-shard needs --index I (or $SLURM_ARRAY_TASK_ID inside a Slurm array)"
 	case errors.As(err, &missing):
 		hint = fmt.Sprintf("install it, load its module (module load %s), or use --runtime builtin (no GPU binding)", missing.Name)
 	case errors.Is(err, container.ErrUnknownRuntime):

@@ -11,6 +11,7 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
@@ -50,6 +51,7 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
 		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},
 		{fmt.Errorf("x: %w", jobsetup.ErrNoDataDir), "--data takes"},
+		{fmt.Errorf("x: %w", execute.ErrNoIndex), "needs --index"},
 		{unknownRuntime, "--runtime auto, apptainer"},
 		{noApptainer, "module load apptainer"},
 		{fmt.Errorf("x: %w", container.ErrRootfsDir), "--tmpdir"},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -98,19 +97,6 @@ func (a *app) runnerOptions(r job.RunOptions, ov job.Override) (runner.Options, 
 	return o, err
 }
 
-// envInt reads an integer environment variable; ok is false when it is unset.
-func envInt(name string) (int, bool, error) {
-	v := os.Getenv(name)
-	if v == "" {
-		return 0, false, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, false, fmt.Errorf("$%s=%q is not a number", name, v)
-	}
-	return n, true, nil
-}
-
 func newRunShardCmd(a *app) *cobra.Command {
 	var (
 		rf          runFlags
@@ -147,26 +133,20 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("index") {
-				n, ok, err := envInt("SLURM_ARRAY_TASK_ID")
-				if err != nil {
-					return usageError{err}
-				}
-				if !ok {
-					return usageError{errors.New("run-shard needs --index I (or $SLURM_ARRAY_TASK_ID inside a Slurm array)")}
-				}
-				index = n
+			var given *int
+			if cmd.Flags().Changed("index") {
+				given = &index
 			}
-			if index < 0 || offset < 0 {
-				return usageError{fmt.Errorf("--index %d and --offset %d must not be negative", index, offset)}
+			shard, err := execute.TaskShard(given, offset, os.LookupEnv)
+			if err != nil {
+				return usageError{err}
 			}
 			j, err := job.Load(dir)
 			if err != nil {
 				return err
 			}
-			shard := offset + index
-			if shard >= j.Shards {
-				return usageError{fmt.Errorf("shard %d (offset %d + index %d) does not exist: %s has %d shards", shard, offset, index, dir, j.Shards)}
+			if err := execute.CheckShard(dir, j, shard); err != nil {
+				return usageError{err}
 			}
 			ov, err := rf.override(cmd)
 			if err != nil {
