@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -24,12 +23,9 @@ far stay; 'scv-hpc resubmit JOBDIR' later runs only what is missing.`,
 			if err != nil {
 				return err
 			}
-			if j.Slurm == nil || len(j.Slurm.Arrays) == 0 {
-				return errors.New("cancel: " + args[0] + " was never submitted to Slurm (no arrays in job.json)")
-			}
-			ids := make([]string, len(j.Slurm.Arrays))
-			for i, arr := range j.Slurm.Arrays {
-				ids[i] = arr.JobID
+			ids, err := slurm.ArrayIDs(j)
+			if err != nil {
+				return fmt.Errorf("cancel %s: %w", args[0], err)
 			}
 			if err := (&slurm.Client{}).Cancel(cmd.Context(), ids); err != nil {
 				return fmt.Errorf("cancel %s: %w", args[0], err)

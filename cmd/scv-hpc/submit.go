@@ -87,11 +87,7 @@ docs/slurm.md.`,
 			if err := slurm.SaveOptions(outAbs, o); err != nil {
 				return err
 			}
-			all := make([]int, j.Shards)
-			for i := range all {
-				all[i] = i
-			}
-			if err := a.submitShards(cmd, outAbs, j, o, tmpl, all, nil, dryRun, asJSON); err != nil {
+			if err := a.submitShards(cmd, outAbs, j, o, tmpl, j.AllShards(), nil, dryRun, asJSON); err != nil {
 				if len(j.Slurm.Arrays) == 0 {
 					return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",
 						err, df.out, slurm.Quote(df.out))

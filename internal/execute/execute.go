@@ -131,10 +131,7 @@ func (e *InterruptedError) Unwrap() error { return e.Err }
 // cancelled context gives an *InterruptedError; the results so far stay, and a later
 // run resumes.
 func Job(ctx context.Context, dir string, j *job.Job, o runner.Options) (runner.Stats, error) {
-	shards := make([]int, j.Shards)
-	for i := range shards {
-		shards[i] = i
-	}
+	shards := j.AllShards()
 	cur := -1 // the shard running, for the error
 	o.LockShard = func(_ context.Context, i int) (func(), error) {
 		cur = i

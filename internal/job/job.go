@@ -210,3 +210,12 @@ func AddArray(dir string, j *Job, maxArraySize int, a Array) error {
 	j.Slurm.Arrays = append(j.Slurm.Arrays, a)
 	return Save(dir, cur)
 }
+
+// AllShards returns the indexes of every shard of j: 0 … Shards-1.
+func (j *Job) AllShards() []int {
+	all := make([]int, j.Shards)
+	for i := range all {
+		all[i] = i
+	}
+	return all
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -47,5 +48,13 @@ func TestLoadErrors(t *testing.T) {
 	os.WriteFile(File(dir), []byte(`{"format":99}`), 0o644)
 	if _, err := Load(dir); err == nil {
 		t.Error("future format accepted")
+	}
+}
+
+func TestAllShards(t *testing.T) {
+	for n, want := range map[int][]int{0: {}, 1: {0}, 4: {0, 1, 2, 3}} {
+		if got := (&Job{Shards: n}).AllShards(); !slices.Equal(got, want) {
+			t.Errorf("AllShards of %d shards = %v, want %v", n, got, want)
+		}
 	}
 }
