@@ -139,6 +139,8 @@ func withHint(err error) error {
 		hint = "list the models with 'scv-hpc models'"
 	case errors.Is(err, catalog.ErrUnreadable):
 		hint = "check --catalog and SCV_HPC_CATALOG"
+	case errors.Is(err, fetch.ErrForceOffline):
+		hint = "drop --force or --offline"
 	case errors.Is(err, fetch.ErrNoPredict):
 		hint = "add 'predict:' to a --catalog entry"
 	case errors.Is(err, execute.ErrNoIndex):

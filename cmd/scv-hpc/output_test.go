@@ -51,6 +51,7 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
 		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},
 		{fmt.Errorf("x: %w", jobsetup.ErrNoDataDir), "--data takes"},
+		{fmt.Errorf("x: %w", fetch.ErrForceOffline), "drop --force or --offline"},
 		{fmt.Errorf("x: %w", execute.ErrNoIndex), "needs --index"},
 		{unknownRuntime, "--runtime auto, apptainer"},
 		{noApptainer, "module load apptainer"},

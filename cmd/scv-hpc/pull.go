@@ -85,12 +85,9 @@ func pullOne(ctx context.Context, model string, o fetch.Options, force bool) fet
 // fetchRow is the table row of a pull.
 func fetchRow(model string, r fetch.PullResult) fetchResult {
 	row := fetchResult{Model: model}
-	err := r.Err
-	if errors.Is(err, fetch.ErrForceOffline) {
-		err = fmt.Errorf("%w: drop --force or --offline", err)
-	}
-	if err != nil {
-		row.Status, row.Error = "failed", corruptHint(model, err).Error()
+	if err := r.Err; err != nil {
+		// The row keeps only the text: the hint is added here, not where it is shown.
+		row.Status, row.Error = "failed", withHint(corruptHint(model, err)).Error()
 		return row
 	}
 	row.Digest, row.SIF, row.Status = r.Model.Digest, r.Model.SIF, "cached"

@@ -49,7 +49,7 @@ each model's status, and the exit status is 1 if any failed.`,
 			}
 			rs := fetch.PullAll(cmd.Context(), models, o, jobs, func(i int, r fetch.PullResult) {
 				if r.Err != nil {
-					a.log.Error().Str("model", models[i]).Msg(r.Err.Error())
+					a.log.Error().Str("model", models[i]).Msg(withHint(r.Err).Error())
 				}
 			})
 			results := make([]fetchResult, len(models))
