@@ -96,14 +96,11 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 	if f.fromDir == "" && len(f.adds) == 0 {
 		return usageError{errors.New("nothing to pack: give --from-dir ROOTFS and/or --add SRC:DST")}
 	}
-	var layout registry.Reference
+	var layoutDir, layoutTag string
 	if f.ociLayout != "" {
 		var err error
-		if layout, err = registry.Parse("oci-layout:" + f.ociLayout); err != nil {
+		if layoutDir, layoutTag, err = imagebuild.ParseLayoutTarget(f.ociLayout); err != nil {
 			return usageError{fmt.Errorf("--oci-layout: %w", err)}
-		}
-		if layout.Digest != "" {
-			return usageError{fmt.Errorf("--oci-layout %s: give DIR[:TAG], not a digest: the digest of the image is known only once it is built", f.ociLayout)}
 		}
 	}
 	cfg := imagebuild.Config{WorkingDir: f.workdir, Platform: f.platform}
@@ -142,10 +139,10 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 		}
 		a.log.Info().Str("ref", f.push).Str("digest", digest.String()).Msg("pushed image")
 	case f.ociLayout != "":
-		if err := imagebuild.WriteLayout(layout.Path, img, layout.Tag); err != nil {
+		if err := imagebuild.WriteLayout(layoutDir, img, layoutTag); err != nil {
 			return err
 		}
-		a.log.Info().Str("layout", layout.Path).Str("tag", layout.Tag).Str("digest", digest.String()).Msg("wrote image")
+		a.log.Info().Str("layout", layoutDir).Str("tag", layoutTag).Str("digest", digest.String()).Msg("wrote image")
 	default:
 		if err := imagebuild.WriteDockerArchive(f.dockerArchive, f.archiveTag, img); err != nil {
 			return err

@@ -99,6 +99,21 @@ func Push(ctx context.Context, img v1.Image, ref string, o registry.Options) err
 	return registry.Write(ctx, ref, img, o)
 }
 
+// ParseLayoutTarget reads DIR[:TAG], where WriteLayout is to write an image, as the
+// reference oci-layout:DIR[:TAG] is read (registry.Parse; DIR is made absolute). A
+// digest is refused (ErrBadSetting): the digest of an image is known only once it is
+// built.
+func ParseLayoutTarget(s string) (dir, tag string, err error) {
+	r, err := registry.Parse("oci-layout:" + s)
+	if err != nil {
+		return "", "", err
+	}
+	if r.Digest != "" {
+		return "", "", fmt.Errorf("%s: %w: give DIR[:TAG], not a digest: the digest of the image is known only once it is built", s, ErrBadSetting)
+	}
+	return r.Path, r.Tag, nil
+}
+
 // WriteLayout adds img to the OCI image layout at dir (created when missing), tagged tag
 // (org.opencontainers.image.ref.name) when tag is not empty; an image already holding
 // that tag is replaced. Read it back with registry.Open("oci-layout:DIR:TAG").

@@ -301,3 +301,14 @@ func TestLayerTempFile(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerTempFileFails: a TMPDIR where no file can be made gives ErrTempFile, naming
+// the directory, for the command line to advise --tmpdir.
+func TestLayerTempFileFails(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	t.Setenv("TMPDIR", missing)
+	_, err := imagebuild.Layer([]imagebuild.File{{Path: "/a", Data: []byte("content")}})
+	if !errors.Is(err, imagebuild.ErrTempFile) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Layer with TMPDIR %s: %v, want ErrTempFile naming it", missing, err)
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
 // TestLayersOrder: --from-dir at the bottom, each directory --add next in order, one
@@ -89,5 +92,28 @@ func TestParseSettings(t *testing.T) {
 	}
 	if _, err := ParseLabels([]string{"=x"}); !errors.Is(err, ErrBadSetting) {
 		t.Errorf("label without key: %v", err)
+	}
+}
+
+func TestParseLayoutTarget(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		in, dir, tag string
+		err          error
+	}{
+		{"/srv/images", "/srv/images", "", nil},
+		{"/srv/images:faces-1.2", "/srv/images", "faces-1.2", nil},
+		{"rel/images:v1", filepath.Join(wd, "rel/images"), "v1", nil},
+		{"/srv/images@sha256:" + strings.Repeat("a", 64), "", "", ErrBadSetting},
+		{"", "", "", registry.ErrBadReference},
+		{"/x:bad tag", "", "", registry.ErrBadReference},
+	} {
+		dir, tag, err := ParseLayoutTarget(tc.in)
+		if dir != tc.dir || tag != tc.tag || !errors.Is(err, tc.err) {
+			t.Errorf("ParseLayoutTarget(%q) = %q, %q, %v; want %q, %q, %v", tc.in, dir, tag, err, tc.dir, tc.tag, tc.err)
+		}
 	}
 }
