@@ -7,8 +7,10 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
 // loadCatalog reads the embedded catalog, the site catalog and the user's --catalog
@@ -34,7 +36,7 @@ type fetchFlags struct {
 func (f *fetchFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", registry.DefaultPlatform, "image platform os/arch[/variant] to pick from a multi-platform image")
 	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP (loopback registries always are); repeatable")
-	fs.StringVar(&f.compression, "compression", "gzip", "squashfs compression of new SIFs: gzip (portable), xz, zstd, lz4, lzo")
+	fs.StringVar(&f.compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:1, or the site config's compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
 }
 
 // fetchOptions builds fetch.Options from the global flags and, when given, the fetch
@@ -60,6 +62,16 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 		o.Registry.Platform = f.platform
 		o.Registry.Insecure = f.insecure
 		o.Compression = f.compression
+		if o.Compression == "" {
+			cfg, err := slurm.LoadSiteConfig()
+			if err != nil {
+				return fetch.Options{}, err
+			}
+			o.Compression = cfg.Compression
+		}
+		if _, err := convert.ParseCompression(o.Compression); err != nil {
+			return fetch.Options{}, usageError{err}
+		}
 	}
 	return o, nil
 }

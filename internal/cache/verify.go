@@ -240,9 +240,10 @@ func (c *Cache) verifyTemps() []VerifyResult {
 	return out
 }
 
-// parseTempName splits "<hex>.<token>.sif", the name Commit gives its temp SIFs.
+// parseTempName splits "<hex>.<token>.sif", the name Commit gives its temp SIFs (and
+// "<hex>.<token>.sif.sqfs", the squashfs a conversion makes next to it).
 func parseTempName(n string) (hex, token string, ok bool) {
-	rest, ok := strings.CutSuffix(n, ".sif")
+	rest, ok := strings.CutSuffix(strings.TrimSuffix(n, ".sqfs"), ".sif")
 	if !ok {
 		return "", "", false
 	}

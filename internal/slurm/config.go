@@ -35,7 +35,10 @@ type SiteConfig struct {
 	Cache    string `yaml:"cache"`
 	Template string `yaml:"template"`
 	Binary   string `yaml:"scv_hpc"`
-	Slurm    struct {
+	// Compression is the squashfs compression of new SIFs, ALGO[:LEVEL]
+	// (pull and stage; --compression wins).
+	Compression string `yaml:"compression"`
+	Slurm       struct {
 		Partition     string   `yaml:"partition"`
 		Account       string   `yaml:"account"`
 		QOS           string   `yaml:"qos"`

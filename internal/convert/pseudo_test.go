@@ -1,7 +1,8 @@
-package sif
+package convert
 
 import (
 	"fmt"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"regexp"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func TestConvertUnprivileged(t *testing.T) {
 			t.Error("root and unprivileged conversions differ")
 		}
 	}
-	off, _, err := PrimaryPartition(a)
+	off, _, err := sif.PrimaryPartition(a)
 	if err != nil {
 		t.Fatal(err)
 	}

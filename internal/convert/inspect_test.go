@@ -1,22 +1,23 @@
-package sif
+package convert
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
-	"github.com/sylabs/sif/v2/pkg/sif"
+	sifv2 "github.com/sylabs/sif/v2/pkg/sif"
 )
 
 func TestInspect(t *testing.T) {
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
-	info, err := Inspect(p)
+	info, err := sif.Inspect(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,24 +29,24 @@ func TestInspect(t *testing.T) {
 		t.Errorf("config = %+v", info.Config)
 	}
 	if info.Runscript != "" || info.RunscriptFrom != "" {
-		t.Errorf("Inspect read the runscript (from %q): that is ReadRunscript's job", info.RunscriptFrom)
+		t.Errorf("sif.Inspect read the runscript (from %q): that is ReadRunscript's job", info.RunscriptFrom)
 	}
 	info.ReadRunscript(t.Context())
-	if info.RunscriptFrom != "squashfs" || info.Runscript != Runscript(demoConfig) {
+	if info.RunscriptFrom != "squashfs" || info.Runscript != sif.Runscript(demoConfig) {
 		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
 	}
-	off, size, err := PrimaryPartition(p)
+	off, size, err := sif.PrimaryPartition(p)
 	if err != nil || info.PrimaryOffset != off || info.PrimarySize != size {
-		t.Errorf("primary %d+%d, PrimaryPartition %d+%d %v", info.PrimaryOffset, info.PrimarySize, off, size, err)
+		t.Errorf("primary %d+%d, sif.PrimaryPartition %d+%d %v", info.PrimaryOffset, info.PrimarySize, off, size, err)
 	}
-	names := map[string]Descriptor{}
+	names := map[string]sif.Descriptor{}
 	for _, d := range info.Descriptors {
 		names[d.Name] = d
 	}
 	if d := names[""]; d.FS != "Squashfs" || d.Partition != "*System" || d.Arch != "amd64" || d.Offset != off {
 		t.Errorf("primary descriptor = %+v", d)
 	}
-	for _, n := range []string{DescOCIConfig, DescLabels, DescProvenance} {
+	for _, n := range []string{sif.DescOCIConfig, sif.DescLabels, sif.DescProvenance} {
 		if d, ok := names[n]; !ok || d.Type != "JSON.Generic" || d.Size == 0 {
 			t.Errorf("descriptor %s = %+v", n, d)
 		}
@@ -56,7 +57,7 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{demoProv.Ref, demoProv.Digest, "linux/amd64", `Entrypoint: ["/bin/echo", "hello world"]`,
-		"FOO=bar baz", "org.scivision.predict=faces --json", DescProvenance, "Squashfs", "OCI_ENTRYPOINT="} {
+		"FOO=bar baz", "org.scivision.predict=faces --json", sif.DescProvenance, "Squashfs", "OCI_ENTRYPOINT="} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
@@ -66,24 +67,24 @@ func TestInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Info
+	var back sif.Info
 	if err := json.Unmarshal(b, &back); err != nil || back.Provenance.Ref != demoProv.Ref || back.PrimaryOffset != off {
 		t.Errorf("JSON round trip: %v %+v", err, back)
 	}
 }
 
-// TestInspectWithoutUnsquashfs: Inspect needs no unsquashfs; ReadRunscript falls
+// TestInspectWithoutUnsquashfs: sif.Inspect needs no unsquashfs; ReadRunscript falls
 // back to the runscript rebuilt from the config.
 func TestInspectWithoutUnsquashfs(t *testing.T) {
 	testenv.Need(t, "mksquashfs")
 	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
 	t.Setenv("PATH", t.TempDir())
-	info, err := Inspect(p)
+	info, err := sif.Inspect(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	info.ReadRunscript(t.Context())
-	if info.RunscriptFrom != "config" || info.Runscript != Runscript(demoConfig) {
+	if info.RunscriptFrom != "config" || info.Runscript != sif.Runscript(demoConfig) {
 		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
 	}
 }
@@ -96,11 +97,11 @@ func TestInspectInvalid(t *testing.T) {
 	}
 	// A valid SIF with no partition: not a container image.
 	noPart := filepath.Join(dir, "nopart.sif")
-	di, err := sif.NewDescriptorInput(sif.DataGenericJSON, strings.NewReader("{}"), sif.OptObjectName("x.json"))
+	di, err := sifv2.NewDescriptorInput(sifv2.DataGenericJSON, strings.NewReader("{}"), sifv2.OptObjectName("x.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := sif.CreateContainerAtPath(noPart, sif.OptCreateDeterministic(), sif.OptCreateWithDescriptors(di))
+	f, err := sifv2.CreateContainerAtPath(noPart, sifv2.OptCreateDeterministic(), sifv2.OptCreateWithDescriptors(di))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,19 +115,19 @@ func TestInspectInvalid(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.sif"), "nope.sif", os.ErrNotExist},
 		{"not a SIF", text, text + " is not a valid SIF file", nil},
 		{"empty file", mkEmpty(t, dir), "empty.sif is not a valid SIF file", nil},
-		{"no primary partition", noPart, noPart, ErrNoPrimaryPartition},
+		{"no primary partition", noPart, noPart, sif.ErrNoPrimaryPartition},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Inspect(tt.path)
+			_, err := sif.Inspect(tt.path)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tt.want)
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("err = %v, want %v", err, tt.is)
 			}
-			if _, _, err := PrimaryPartition(tt.path); err == nil {
-				t.Errorf("PrimaryPartition(%s) succeeded", tt.path)
+			if _, _, err := sif.PrimaryPartition(tt.path); err == nil {
+				t.Errorf("sif.PrimaryPartition(%s) succeeded", tt.path)
 			}
 		})
 	}

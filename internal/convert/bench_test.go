@@ -1,8 +1,9 @@
-package sif
+package convert
 
 import (
 	"context"
 	"fmt"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,7 @@ func BenchmarkConvert(b *testing.B) {
 
 	b.Run("mksquashfs-floor", func(b *testing.B) {
 		root := filepath.Join(b.TempDir(), "rootfs")
-		if err := ExtractRootfs(context.Background(), filepath.Join(out, "bench.sif"), root); err != nil {
+		if err := sif.ExtractRootfs(context.Background(), filepath.Join(out, "bench.sif"), root); err != nil {
 			b.Fatal(err)
 		}
 		b.SetBytes(total)

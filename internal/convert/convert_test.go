@@ -1,12 +1,15 @@
-package sif
+package convert
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -110,7 +113,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 			t.Errorf("siftool info %s lacks %s:\n%s", primID, want, info)
 		}
 	}
-	for _, want := range []string{DescOCIConfig, DescLabels, DescProvenance} {
+	for _, want := range []string{sif.DescOCIConfig, sif.DescLabels, sif.DescProvenance} {
 		if byName[want] == "" {
 			t.Errorf("no JSON descriptor named %s in:\n%s", want, list)
 		}
@@ -123,7 +126,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 	var cfg v1.Config
 	var labels map[string]string
 	var prov Provenance
-	for name, v := range map[string]any{DescOCIConfig: &cfg, DescLabels: &labels, DescProvenance: &prov} {
+	for name, v := range map[string]any{sif.DescOCIConfig: &cfg, sif.DescLabels: &labels, sif.DescProvenance: &prov} {
 		if id := byName[name]; id != "" {
 			dump := run(t, "siftool", "dump", id, sifPath)
 			if err := json.Unmarshal([]byte(dump), v); err != nil {
@@ -143,7 +146,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 		t.Errorf("provenance = %+v, want %+v", prov, wantProv)
 	}
 
-	offset, size, err := PrimaryPartition(sifPath)
+	offset, size, err := sif.PrimaryPartition(sifPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,37 +184,105 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 // TestConvertDeterministic converts the same image twice, with different
 // temporary directories and thread counts, and wants the same bytes.
 func TestConvertDeterministic(t *testing.T) {
-	testenv.Need(t, "mksquashfs")
-	out := t.TempDir()
-	a := convertTo(t, demoImage(t), out, "a.sif", Options{Processors: 1})
-	b := convertTo(t, demoImage(t), out, "b.sif", Options{Processors: 2})
-	if ha, hb := testenv.FileSHA256(t, a), testenv.FileSHA256(t, b); ha != hb {
-		t.Fatalf("same image, different SIFs: %s vs %s", ha, hb)
+	testenv.Need(t, "mksquashfs", "tar2sqfs")
+	for _, packer := range packers {
+		t.Run(packer, func(t *testing.T) {
+			out := t.TempDir()
+			a := convertTo(t, demoImage(t), out, "a.sif", Options{Packer: packer, Processors: 1})
+			b := convertTo(t, demoImage(t), out, "b.sif", Options{Packer: packer, Processors: 2})
+			if ha, hb := testenv.FileSHA256(t, a), testenv.FileSHA256(t, b); ha != hb {
+				t.Fatalf("same image, different SIFs: %s vs %s", ha, hb)
+			}
+			// A different image must not give the same bytes (the check above would
+			// otherwise pass for a constant output).
+			other := imageOf(t, demoConfig, []ent{file("etc/os-release", "ID=other\n", 0o644)})
+			c := convertTo(t, other, out, "c.sif", Options{Packer: packer})
+			if testenv.FileSHA256(t, a) == testenv.FileSHA256(t, c) {
+				t.Fatal("different images gave the same SIF")
+			}
+		})
 	}
-	// A different image must not give the same bytes (the check above would
-	// otherwise pass for a constant output).
-	other := imageOf(t, demoConfig, []ent{file("etc/os-release", "ID=other\n", 0o644)})
-	c := convertTo(t, other, out, "c.sif", Options{})
-	if testenv.FileSHA256(t, a) == testenv.FileSHA256(t, c) {
-		t.Fatal("different images gave the same SIF")
+}
+
+// packers are the three ways of making the squashfs; every conversion test
+// that does not depend on the way runs with each.
+var packers = []string{PackerTar2sqfs, PackerMksquashfs, PackerTree}
+
+// TestConvertPackersAgree converts the demo image with each packer and wants
+// the same file tree: names, types, modes, owners, link targets and contents
+// (unsquashfs -lln, and the files themselves).
+func TestConvertPackersAgree(t *testing.T) {
+	testenv.Need(t, "mksquashfs", "tar2sqfs", "unsquashfs")
+	var want string
+	for _, packer := range packers {
+		p := convertTo(t, demoImage(t), t.TempDir(), "x.sif", Options{Packer: packer})
+		got := listing(t, p)
+		if want == "" {
+			want = got
+			continue
+		}
+		if got != want {
+			t.Errorf("%s gives another tree than %s:\n%s\nwant:\n%s", packer, packers[0], got, want)
+		}
 	}
+}
+
+// listing is the unsquashfs -lln listing of the SIF's squashfs, with each
+// regular file's sha256, sorted.
+func listing(t testing.TB, sifPath string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "root")
+	if err := sif.ExtractRootfs(t.Context(), sifPath, dir); err != nil {
+		t.Fatal(err)
+	}
+	off, _, err := sif.PrimaryPartition(sifPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(run(t, "unsquashfs", "-lln", "-o", fmt.Sprint(off), sifPath)), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			continue
+		}
+		name := strings.Join(f[5:], " ")
+		name = strings.TrimPrefix(strings.TrimPrefix(name, "squashfs-root"), "/")
+		size := f[2]
+		if strings.HasPrefix(f[0], "d") {
+			size = "-" // directory sizes depend on the packer's layout
+		}
+		line := f[0] + " " + f[1] + " " + size + " " + name
+		if strings.HasPrefix(f[0], "-") {
+			b, err := os.ReadFile(filepath.Join(dir, strings.SplitN(name, " -> ", 2)[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			line += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		lines = append(lines, line)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }
 
 // TestConvertCompression checks each compressor the issue offers.
 func TestConvertCompression(t *testing.T) {
 	testenv.Need(t, "mksquashfs", "unsquashfs")
-	for _, comp := range []string{"gzip", "xz", "zstd", "lz4", "lzo"} {
-		t.Run(comp, func(t *testing.T) {
-			p := convertTo(t, demoImage(t), t.TempDir(), "x.sif", Options{Compression: comp})
-			off, _, err := PrimaryPartition(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stat := run(t, "unsquashfs", "-s", "-o", fmt.Sprint(off), p)
-			if !strings.Contains(stat, "Compression "+comp) {
-				t.Errorf("unsquashfs -s does not report %s:\n%s", comp, stat)
-			}
-		})
+	for _, packer := range packers {
+		for _, comp := range []string{"gzip", "xz", "zstd", "lz4", "lzo"} {
+			t.Run(packer+"/"+comp, func(t *testing.T) {
+				testenv.Need(t, "tar2sqfs")
+				p := convertTo(t, demoImage(t), t.TempDir(), "x.sif", Options{Packer: packer, Compression: Compression{Algo: comp}})
+				off, _, err := sif.PrimaryPartition(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stat := run(t, "unsquashfs", "-s", "-o", fmt.Sprint(off), p)
+				if !strings.Contains(stat, "Compression "+comp) {
+					t.Errorf("unsquashfs -s does not report %s:\n%s", comp, stat)
+				}
+			})
+		}
 	}
 }
 
@@ -229,7 +300,7 @@ func TestConvertArch(t *testing.T) {
 	if list := run(t, "siftool", "list", p); !strings.Contains(list, "arm64") {
 		t.Errorf("siftool list does not show arm64:\n%s", list)
 	}
-	info, err := Inspect(p)
+	info, err := sif.Inspect(p)
 	if err != nil {
 		t.Fatal(err)
 	}

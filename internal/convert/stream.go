@@ -1,0 +1,302 @@
+package convert
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/rs/zerolog"
+)
+
+// The streaming conversion runs in two passes over the layers, never writing a
+// file tree:
+//
+//  1. merge: the layers' tar headers (contents skipped), lowest first, are
+//     applied to an in-memory tree with the tree path's rules (merge.go); the
+//     result is what survives, each regular file pointing at the layer entry
+//     that holds its bytes. /.singularity.d is added to the tree.
+//  2. write: one tar stream for the squashfs packer: the root, then every
+//     directory, symlink, device, FIFO and /.singularity.d file in path order,
+//     then the layers are read again, lowest first, and each surviving file is
+//     written with its bytes as they come, followed by its other hard-linked
+//     names. Layers with nothing surviving are not read again.
+//
+// Owners, modes, devices and hard links come from the headers, so an
+// unprivileged conversion needs no pseudo file, and the same image always
+// gives the same stream.
+
+// readAheadChunk and readAheadDepth bound the decompressed bytes a layer
+// keeps ready ahead of the writer: 8 MiB per layer, at most two layers.
+const (
+	readAheadChunk = 1 << 20
+	readAheadDepth = 8
+)
+
+// mergeLayers is pass 1. Up to jobs layers are decompressed at once; their
+// headers are merged in layer order.
+func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, log zerolog.Logger) (*merger, error) {
+	type scanned struct {
+		hdrs []*tar.Header
+		err  error
+	}
+	results := make([]chan scanned, len(layers))
+	sem := make(chan struct{}, max(jobs, 1))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, l := range layers {
+		results[i] = make(chan scanned, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] <- scanned{err: ctx.Err()}
+				return
+			}
+			defer func() { <-sem }()
+			hdrs, err := scanHeaders(ctx, l)
+			results[i] <- scanned{hdrs, err}
+		}()
+	}
+	m := newMerger(log)
+	for i := range layers {
+		r := <-results[i]
+		if r.err != nil {
+			return nil, layerErr(layers, i, r.err)
+		}
+		m.startLayer(i)
+		for k, hdr := range r.hdrs {
+			if err := m.apply(hdr, k); err != nil {
+				return nil, layerErr(layers, i, err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// scanHeaders reads every header of a layer, to the end of the blob.
+func scanHeaders(ctx context.Context, l v1.Layer) ([]*tar.Header, error) {
+	rc, err := openLayer(l)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var hdrs []*tar.Header
+	tr := tar.NewReader(rc)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tar: %w", err)
+		}
+		hdrs = append(hdrs, hdr)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("read layer: %w", err)
+	}
+	return hdrs, nil
+}
+
+func layerErr(layers []v1.Layer, i int, err error) error {
+	name := fmt.Sprintf("layer %d of %d", i+1, len(layers))
+	if d, derr := layers[i].Digest(); derr == nil {
+		name += " (" + d.String() + ")"
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// streamStats says what a conversion wrote and how long its stages took.
+type streamStats struct {
+	entries, files int
+	bytes          int64
+	merge, write   time.Duration
+}
+
+// tarWriter writes the merged tree as a tar stream.
+type tarWriter struct {
+	tw    *tar.Writer
+	names map[*inode][]string // every name of an inode, in path order
+	st    streamStats
+	add   func(int64)
+}
+
+func (w *tarWriter) header(name string, n *inode) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: n.typ, Mode: n.mode, Uid: n.uid, Gid: n.gid,
+		Linkname: n.link, Devmajor: n.major, Devminor: n.minor, ModTime: time.Unix(0, 0)}
+}
+
+// links writes the other names of n as hard links to its first.
+func (w *tarWriter) links(n *inode) error {
+	names := w.names[n]
+	for _, other := range names[1:] {
+		h := w.header(other, n)
+		h.Typeflag, h.Linkname = tar.TypeLink, names[0]
+		if err := w.tw.WriteHeader(h); err != nil {
+			return err
+		}
+		w.st.entries++
+	}
+	return nil
+}
+
+// writeTar is pass 2: the merged tree t as one tar stream on out. withRoot
+// writes the root directory as "./" (tar2sqfs takes its attributes from it;
+// mksquashfs is given them as options instead). add receives the bytes of
+// file content written.
+func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, withRoot bool, add func(int64)) (streamStats, error) {
+	w := &tarWriter{tw: tar.NewWriter(out), names: map[*inode][]string{}, add: add}
+	if withRoot {
+		if err := w.tw.WriteHeader(w.header("./", t.root)); err != nil {
+			return w.st, err
+		}
+	}
+	need := map[int]map[int]*inode{} // layer → entry index → file
+	if err := t.walk(func(rel string, n *inode) error {
+		if n.isDir() {
+			return nil
+		}
+		w.names[n] = append(w.names[n], rel)
+		if n.typ == tar.TypeReg && n.layer >= 0 && len(w.names[n]) == 1 {
+			if need[n.layer] == nil {
+				need[n.layer] = map[int]*inode{}
+			}
+			need[n.layer][n.index] = n
+		}
+		return nil
+	}); err != nil {
+		return w.st, err
+	}
+	// Directories, symlinks, devices and the conversion's own files.
+	if err := t.walk(func(rel string, n *inode) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if n.typ == tar.TypeReg && n.layer >= 0 {
+			return nil // written with the layer's bytes below
+		}
+		if !n.isDir() && w.names[n][0] != rel {
+			return nil // a hard link, written after its first name
+		}
+		h := w.header(rel, n)
+		if n.typ == tar.TypeReg {
+			h.Size = int64(len(n.data))
+		}
+		if err := w.tw.WriteHeader(h); err != nil {
+			return err
+		}
+		w.st.entries++
+		if n.typ == tar.TypeReg {
+			if _, err := w.tw.Write(n.data); err != nil {
+				return err
+			}
+			w.st.files++
+		}
+		if n.isDir() {
+			return nil
+		}
+		return w.links(n)
+	}); err != nil {
+		return w.st, err
+	}
+
+	// The files, layer by layer; the next layer decompresses while this one
+	// is written.
+	open := func(i int) io.ReadCloser {
+		if need[i] == nil {
+			return nil
+		}
+		rc, err := openLayer(layers[i])
+		if err != nil {
+			return errReader{err}
+		}
+		return readAhead(rc, readAheadChunk, readAheadDepth)
+	}
+	var next io.ReadCloser
+	if len(layers) > 0 {
+		next = open(0)
+	}
+	defer func() {
+		if next != nil {
+			next.Close()
+		}
+	}()
+	for i := range layers {
+		cur := next
+		next = nil
+		if i+1 < len(layers) {
+			next = open(i + 1)
+		}
+		if cur == nil {
+			continue
+		}
+		err := w.copyFiles(ctx, cur, need[i])
+		cur.Close()
+		if err != nil {
+			return w.st, layerErr(layers, i, err)
+		}
+	}
+	return w.st, w.tw.Close()
+}
+
+// copyFiles writes the surviving files of one layer (by entry index) with
+// their bytes, each followed by its other names, and reads the layer to its end.
+func (w *tarWriter) copyFiles(ctx context.Context, r io.Reader, want map[int]*inode) error {
+	tr := tar.NewReader(r)
+	for k := 0; ; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		n := want[k]
+		if n == nil {
+			continue
+		}
+		if hdr.Size != n.size {
+			return fmt.Errorf("entry %q changed between two reads of the layer", hdr.Name)
+		}
+		h := w.header(w.names[n][0], n)
+		h.Size = n.size
+		if err := w.tw.WriteHeader(h); err != nil {
+			return err
+		}
+		c, err := io.Copy(w.tw, tr)
+		if err != nil {
+			return err
+		}
+		if w.add != nil {
+			w.add(c)
+		}
+		w.st.bytes += c
+		w.st.entries++
+		w.st.files++
+		if err := w.links(n); err != nil {
+			return err
+		}
+	}
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+func (e errReader) Close() error             { return nil }
