@@ -28,14 +28,16 @@ func (a *app) openCache() *cache.Cache {
 
 // fetchFlags are the flags of commands that fetch images (pull, stage).
 type fetchFlags struct {
-	platform    string
-	insecure    []string
-	compression string
+	platform     string
+	insecure     []string
+	compression  string
+	noLayerCache bool
 }
 
 func (f *fetchFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", registry.DefaultPlatform, "image platform os/arch[/variant] to pick from a multi-platform image")
 	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP (loopback registries always are); repeatable")
+	fs.BoolVar(&f.noLayerCache, "no-layer-cache", false, "do not keep the image's layers in the cache's blob store (default: keep them, so models sharing layers download them once; site config layer_cache: false)")
 	fs.StringVar(&f.compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:1, or the site config's compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
 }
 
@@ -62,12 +64,16 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 		o.Registry.Platform = f.platform
 		o.Registry.Insecure = f.insecure
 		o.Compression = f.compression
+		o.NoLayerCache = f.noLayerCache
+		cfg, err := slurm.LoadSiteConfig()
+		if err != nil {
+			return fetch.Options{}, err
+		}
 		if o.Compression == "" {
-			cfg, err := slurm.LoadSiteConfig()
-			if err != nil {
-				return fetch.Options{}, err
-			}
 			o.Compression = cfg.Compression
+		}
+		if cfg.LayerCache != nil && !*cfg.LayerCache {
+			o.NoLayerCache = true
 		}
 		if _, err := convert.ParseCompression(o.Compression); err != nil {
 			return fetch.Options{}, usageError{err}

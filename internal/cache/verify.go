@@ -241,9 +241,10 @@ func (c *Cache) verifyTemps() []VerifyResult {
 }
 
 // parseTempName splits "<hex>.<token>.sif", the name Commit gives its temp SIFs (and
-// "<hex>.<token>.sif.sqfs", the squashfs a conversion makes next to it).
+// "<hex>.<token>.sif.sqfs", the squashfs a conversion makes next to it, and
+// "<hex>.<token>.sif.blob", a layer blob being downloaded).
 func parseTempName(n string) (hex, token string, ok bool) {
-	rest, ok := strings.CutSuffix(strings.TrimSuffix(n, ".sqfs"), ".sif")
+	rest, ok := strings.CutSuffix(strings.TrimSuffix(strings.TrimSuffix(n, ".sqfs"), ".blob"), ".sif")
 	if !ok {
 		return "", "", false
 	}

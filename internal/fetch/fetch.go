@@ -42,6 +42,10 @@ type Options struct {
 	// TmpDir holds the downloaded layers of a conversion and, on the tree path
 	// only, its unpacked root file system (default TMPDIR).
 	TmpDir string
+	// NoLayerCache downloads the layers of each conversion into TmpDir and
+	// drops them after it, instead of keeping them in the cache's blob store
+	// (CACHE/blobs), where other models built on the same layers find them.
+	NoLayerCache bool
 	// Log receives deprecation warnings and what was done.
 	Log zerolog.Logger
 }
@@ -237,13 +241,20 @@ func build(ctx context.Context, t *Target, img v1.Image, src registry.Source, tm
 	fetchPart := &phase{r: bar}
 	start := time.Now()
 	if src.Kind == registry.KindRegistry {
-		// Download the layers in parallel first, so the conversion reads local files.
-		dir, err := convert.MkScratch(tmpDir, "layers")
-		if err != nil {
-			return nil, fmt.Errorf("layers of %s: %w", src.Ref, err)
-		}
-		defer os.RemoveAll(dir)
+		// Download the layers in parallel first, so the conversion reads local
+		// files: into the cache's blob store, shared by every model, or else
+		// into a scratch directory dropped after the conversion.
 		ro := o.Registry
+		dir := ""
+		if o.NoLayerCache {
+			var err error
+			if dir, err = convert.MkScratch(tmpDir, "layers"); err != nil {
+				return nil, fmt.Errorf("layers of %s: %w", src.Ref, err)
+			}
+			defer os.RemoveAll(dir)
+		} else {
+			ro.Blobs = o.Cache
+		}
 		ro.Offline = o.Offline
 		ro.Progress = func(string, string) progress.Reporter { return fetchPart }
 		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {

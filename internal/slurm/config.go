@@ -38,7 +38,12 @@ type SiteConfig struct {
 	// Compression is the squashfs compression of new SIFs, ALGO[:LEVEL]
 	// (pull and stage; --compression wins).
 	Compression string `yaml:"compression"`
-	Slurm       struct {
+	// LayerCache false stops keeping layer blobs in the cache (pull, stage).
+	LayerCache *bool `yaml:"layer_cache"`
+	// BlobMaxAge is how long cache gc keeps a layer blob no conversion used
+	// (a Go duration, "168h" by default).
+	BlobMaxAge string `yaml:"blob_max_age"`
+	Slurm      struct {
 		Partition     string   `yaml:"partition"`
 		Account       string   `yaml:"account"`
 		QOS           string   `yaml:"qos"`
