@@ -308,3 +308,52 @@ func TestConvertArch(t *testing.T) {
 		t.Errorf("arch %q platform %q", info.Arch, info.Provenance.Platform)
 	}
 }
+
+// TestConvertMounts mounts the squashfs of SIFs from each packer the way the
+// runtimes do: the kernel (as root, with a loop device at the partition's
+// offset) and squashfuse (where /dev/fuse works), and reads a file and the
+// runscript back. Skipped, with the reason, where the sandbox cannot mount.
+func TestConvertMounts(t *testing.T) {
+	testenv.Need(t, "mksquashfs", "tar2sqfs")
+	for _, packer := range packers {
+		for _, comp := range []string{"gzip", "zstd"} {
+			p := convertTo(t, demoImage(t), t.TempDir(), "m.sif", Options{Packer: packer, Compression: Compression{Algo: comp}})
+			off, _, err := sif.PrimaryPartition(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mounts := []struct {
+				name  string
+				mount func(dir string) ([]byte, error)
+			}{
+				{"kernel", func(dir string) ([]byte, error) {
+					if !isRoot() {
+						t.Skip("kernel mount needs root")
+					}
+					return exec.Command("mount", "-t", "squashfs", "-o", fmt.Sprintf("loop,ro,offset=%d", off), p, dir).CombinedOutput()
+				}},
+				{"squashfuse", func(dir string) ([]byte, error) {
+					if _, err := exec.LookPath("squashfuse"); err != nil {
+						t.Skip("squashfuse is not installed")
+					}
+					return exec.Command("squashfuse", "-o", fmt.Sprintf("offset=%d", off), p, dir).CombinedOutput()
+				}},
+			}
+			for _, m := range mounts {
+				t.Run(packer+"/"+comp+"/"+m.name, func(t *testing.T) {
+					dir := t.TempDir()
+					if out, err := m.mount(dir); err != nil {
+						t.Skipf("cannot mount here: %v %s", err, out)
+					}
+					t.Cleanup(func() {
+						if err := exec.Command("umount", dir).Run(); err != nil {
+							_ = exec.Command("fusermount", "-u", dir).Run()
+						}
+					})
+					wantFile(t, dir, "etc/os-release", "ID=test\n")
+					wantFile(t, dir, ".singularity.d/runscript", sif.Runscript(demoConfig))
+				})
+			}
+		}
+	}
+}
