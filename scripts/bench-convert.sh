@@ -5,6 +5,8 @@
 #     wall time, peak RSS, SIF size;
 #   - mksquashfs -comp gzip (level 9, what apptainer pull uses) on the image's unpacked tree;
 #   - gzip -dc of the image's largest layer (the floor: one gzip stream cannot be split).
+#   - a second model on the same base layers (one more small layer), pulled after the first:
+#     time and bytes fetched with the layer cache, and with --no-layer-cache (every layer again).
 # Prints a Markdown table. Needs root (debootstrap) the first time the image is built.
 # Environment: BENCH_PORT (default 5077), BENCH_ALGOS (default "default zstd:3 xz lz4 lzo gzip:9").
 set -euo pipefail
@@ -21,6 +23,8 @@ rootfs="$(ls -d "$(dirname "$layout")"/rootfs-* | grep -v '\.done$' | head -n1)"
 "$repo/scripts/registry-up.sh" "$work/registry" "$port"
 ref="127.0.0.1:$port/bench/opencv-faces:latest"
 go run ./scripts/benchpush "$layout" "$ref"
+ref2="127.0.0.1:$port/bench/opencv-faces-2:latest"
+go run ./scripts/benchpush "$layout" "$ref2" "a second model on the same base layers"
 
 # measure LABEL CMD...: one row, wall seconds and peak RSS from GNU time.
 measure() {
@@ -48,3 +52,20 @@ for a in $algos; do
   echo "| \`scv-hpc pull\` --compression $a | $secs | $(mb $((kb*1000))) | $(mb "$(stat -c %s "$sif")") |"
   rm -rf "$cache"
 done
+
+# The second model, after the first, with and without the layer cache.
+echo
+echo "| second model on the same base, after the first | wall s | layer bytes fetched | layer bytes from the cache |"
+echo "|---|---|---|---|"
+for mode in "--no-layer-cache" ""; do
+  cache="$work/cache-second"
+  rm -rf "$cache"
+  "$work/scv-hpc" pull "$ref" --cache "$cache" --tmpdir "$work" $mode >/dev/null 2>&1
+  read -r secs kb < <(measure "second pull" "$work/scv-hpc" pull "$ref2" --cache "$cache" --tmpdir "$work" --log-format json --log-level info $mode)
+  fetched="$(grep -o '"fetched_bytes":[0-9]*' "$work/out" | tail -n1 | cut -d: -f2)"
+  cached="$(grep -o '"cached_bytes":[0-9]*' "$work/out" | tail -n1 | cut -d: -f2)"
+  label="with the layer cache (default)"
+  [ -n "$mode" ] && label="$mode (as before)"
+  echo "| $label | $secs | $(mb "${fetched:-0}") MB | $(mb "${cached:-0}") MB |"
+done
+rm -rf "$work/cache-second"

@@ -3,7 +3,7 @@
 # Runs 'apt-get update' at most once. Needs root (or sudo).
 set -euo pipefail
 
-want=(curl squashfs-tools siftool docker-registry munge slurmctld slurmd slurm-client debootstrap python3 dpkg-dev python3-numpy)
+want=(curl squashfs-tools squashfs-tools-ng squashfuse siftool docker-registry munge slurmctld slurmd slurm-client debootstrap python3 dpkg-dev python3-numpy)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -118,11 +118,10 @@ func layerErr(layers []v1.Layer, i int, err error) error {
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// streamStats says what a conversion wrote and how long its stages took.
+// streamStats says what a conversion wrote.
 type streamStats struct {
 	entries, files int
 	bytes          int64
-	merge, write   time.Duration
 }
 
 // tarWriter writes the merged tree as a tar stream.
