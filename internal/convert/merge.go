@@ -158,6 +158,11 @@ func (m *merger) whiteout(rel, base string) error {
 	if err != nil {
 		return err
 	}
+	// Under a file, the tree path's removal fails (ENOTDIR); a missing parent
+	// is nothing to remove.
+	if _, err := m.t.lookup(res); err == syscall.ENOTDIR {
+		return &fs.PathError{Op: "unlinkat", Path: "/" + res, Err: err}
+	}
 	m.t.remove(res)
 	return nil
 }
