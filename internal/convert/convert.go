@@ -58,6 +58,11 @@ type Options struct {
 	TmpDir string
 	// Processors is the number of compressor threads; 0 uses all cores.
 	Processors int
+	// NoSpool makes the streaming paths decompress each layer twice instead
+	// of keeping it, S2-compressed, in an unlinked file next to dst between
+	// the two passes (about half the image's unpacked size, for the time of
+	// the conversion).
+	NoSpool bool
 	// Progress, when set, reports the bytes of file content packed.
 	Progress progress.Reporter
 	// Log receives warnings about skipped layer entries, the packer that ran
@@ -152,10 +157,15 @@ type stageTimes struct{ flatten, compress, assemble time.Duration }
 func convertStream(ctx context.Context, packer, bin string, layers []v1.Layer, sd singularityD, sqfs string, opts Options) (stageTimes, error) {
 	var times stageTimes
 	start := time.Now()
-	m, err := mergeLayers(ctx, layers, 2, opts.Log)
+	spoolDir := filepath.Dir(sqfs)
+	if opts.NoSpool {
+		spoolDir = ""
+	}
+	m, spools, err := mergeLayers(ctx, layers, 2, spoolDir, opts.Log)
 	if err != nil {
 		return times, fmt.Errorf("read layers: %w", err)
 	}
+	defer closeSpools(spools)
 	if err := m.t.addSingularityD(sd); err != nil {
 		return times, fmt.Errorf("add /.singularity.d: %w", err)
 	}
@@ -175,7 +185,7 @@ func convertStream(ctx context.Context, packer, bin string, layers []v1.Layer, s
 	args := packArgs(packer, sqfs, opts.Compression, opts.Processors, m.t.root)
 	err = packStream(ctx, packer, bin, args, func(w io.Writer) error {
 		var werr error
-		st, werr = writeTar(ctx, w, m.t, layers, packer == PackerTar2sqfs, opts.Progress.Add)
+		st, werr = writeTar(ctx, w, m.t, layers, spools, packer == PackerTar2sqfs, opts.Progress.Add)
 		return werr
 	})
 	opts.Progress.Done()

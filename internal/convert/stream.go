@@ -38,12 +38,21 @@ const (
 )
 
 // mergeLayers is pass 1. Up to jobs layers are decompressed at once; their
-// headers are merged in layer order.
-func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, log zerolog.Logger) (*merger, error) {
+// headers are merged in layer order. With spoolDir, each layer's tar is also
+// spooled there (spool.go) for pass 2; spools[i] is nil where that failed.
+// The caller closes the spools.
+func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, spoolDir string, log zerolog.Logger) (m *merger, spools []*spool, err error) {
 	type scanned struct {
 		hdrs []*tar.Header
 		err  error
 	}
+	spools = make([]*spool, len(layers))
+	defer func() {
+		if err != nil {
+			closeSpools(spools)
+			spools = nil
+		}
+	}()
 	results := make([]chan scanned, len(layers))
 	sem := make(chan struct{}, max(jobs, 1))
 	ctx, cancel := context.WithCancel(ctx)
@@ -62,35 +71,55 @@ func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, log zerolog.L
 				return
 			}
 			defer func() { <-sem }()
-			hdrs, err := scanHeaders(ctx, l)
+			sp := newSpool(spoolDir)
+			hdrs, err := scanHeaders(ctx, l, sp)
+			if sp != nil && sp.finish() {
+				spools[i] = sp
+			}
 			results[i] <- scanned{hdrs, err}
 		}()
 	}
-	m := newMerger(log)
+	m = newMerger(log)
 	for i := range layers {
 		r := <-results[i]
 		if r.err != nil {
-			return nil, layerErr(layers, i, r.err)
+			cancel()
+			wg.Wait()
+			return nil, nil, layerErr(layers, i, r.err)
 		}
 		m.startLayer(i)
 		for k, hdr := range r.hdrs {
 			if err := m.apply(hdr, k); err != nil {
-				return nil, layerErr(layers, i, err)
+				cancel()
+				wg.Wait()
+				return nil, nil, layerErr(layers, i, err)
 			}
 		}
 	}
-	return m, nil
+	wg.Wait()
+	return m, spools, nil
 }
 
-// scanHeaders reads every header of a layer, to the end of the blob.
-func scanHeaders(ctx context.Context, l v1.Layer) ([]*tar.Header, error) {
+func closeSpools(spools []*spool) {
+	for _, s := range spools {
+		s.close()
+	}
+}
+
+// scanHeaders reads every header of a layer, to the end of the blob, copying
+// the decompressed tar into sp when it is not nil.
+func scanHeaders(ctx context.Context, l v1.Layer, sp *spool) ([]*tar.Header, error) {
 	rc, err := openLayer(l)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
+	var r io.Reader = rc
+	if sp != nil {
+		r = io.TeeReader(rc, sp)
+	}
 	var hdrs []*tar.Header
-	tr := tar.NewReader(rc)
+	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -104,7 +133,7 @@ func scanHeaders(ctx context.Context, l v1.Layer) ([]*tar.Header, error) {
 		}
 		hdrs = append(hdrs, hdr)
 	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return nil, fmt.Errorf("read layer: %w", err)
 	}
 	return hdrs, nil
@@ -155,7 +184,7 @@ func (w *tarWriter) links(n *inode) error {
 // writes the root directory as "./" (tar2sqfs takes its attributes from it;
 // mksquashfs is given them as options instead). add receives the bytes of
 // file content written.
-func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, withRoot bool, add func(int64)) (streamStats, error) {
+func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, spools []*spool, withRoot bool, add func(int64)) (streamStats, error) {
 	w := &tarWriter{tw: tar.NewWriter(out), names: map[*inode][]string{}, add: add}
 	if withRoot {
 		if err := w.tw.WriteHeader(w.header("./", t.root)); err != nil {
@@ -216,6 +245,13 @@ func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, wi
 	open := func(i int) io.ReadCloser {
 		if need[i] == nil {
 			return nil
+		}
+		if i < len(spools) && spools[i] != nil {
+			rc, err := spools[i].reader()
+			if err != nil {
+				return errReader{err}
+			}
+			return readAhead(rc, readAheadChunk, readAheadDepth)
 		}
 		rc, err := openLayer(layers[i])
 		if err != nil {

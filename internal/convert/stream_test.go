@@ -87,12 +87,13 @@ func streamListing(t testing.TB, img v1.Image) (map[string]string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := mergeLayers(t.Context(), layers, 2, testLogger(t))
+	m, spools, err := mergeLayers(t.Context(), layers, 2, t.TempDir(), testLogger(t))
 	if err != nil {
 		return nil, err
 	}
+	defer closeSpools(spools)
 	var buf bytes.Buffer
-	if _, err := writeTar(t.Context(), &buf, m.t, layers, true, nil); err != nil {
+	if _, err := writeTar(t.Context(), &buf, m.t, layers, spools, true, nil); err != nil {
 		t.Fatalf("write tar: %v", err)
 	}
 	out := map[string]string{}
