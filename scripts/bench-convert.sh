@@ -12,7 +12,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 port="${BENCH_PORT:-5077}"
-algos="${BENCH_ALGOS:-default zstd:3 xz lz4 lzo gzip:9}"
+algos="${BENCH_ALGOS:-default zstd:3 lz4 lzo gzip:9 xz}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/scv-hpc-bench.XXXXXX")"
 trap '"$repo/scripts/registry-down.sh" "$work/registry" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 

@@ -3,15 +3,11 @@ package convert
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
-	sifv2 "github.com/sylabs/sif/v2/pkg/sif"
 )
 
 func TestInspect(t *testing.T) {
@@ -87,56 +83,4 @@ func TestInspectWithoutUnsquashfs(t *testing.T) {
 	if info.RunscriptFrom != "config" || info.Runscript != sif.Runscript(demoConfig) {
 		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
 	}
-}
-
-func TestInspectInvalid(t *testing.T) {
-	dir := t.TempDir()
-	text := filepath.Join(dir, "text.sif")
-	if err := os.WriteFile(text, []byte("#!/bin/sh\necho not a sif\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// A valid SIF with no partition: not a container image.
-	noPart := filepath.Join(dir, "nopart.sif")
-	di, err := sifv2.NewDescriptorInput(sifv2.DataGenericJSON, strings.NewReader("{}"), sifv2.OptObjectName("x.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := sifv2.CreateContainerAtPath(noPart, sifv2.OptCreateDeterministic(), sifv2.OptCreateWithDescriptors(di))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.UnloadContainer(); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name, path, want string
-		is               error
-	}{
-		{"missing", filepath.Join(dir, "nope.sif"), "nope.sif", os.ErrNotExist},
-		{"not a SIF", text, text + " is not a valid SIF file", nil},
-		{"empty file", mkEmpty(t, dir), "empty.sif is not a valid SIF file", nil},
-		{"no primary partition", noPart, noPart, sif.ErrNoPrimaryPartition},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := sif.Inspect(tt.path)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want it to say %q", err, tt.want)
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("err = %v, want %v", err, tt.is)
-			}
-			if _, _, err := sif.PrimaryPartition(tt.path); err == nil {
-				t.Errorf("sif.PrimaryPartition(%s) succeeded", tt.path)
-			}
-		})
-	}
-}
-
-func mkEmpty(t *testing.T, dir string) string {
-	p := filepath.Join(dir, "empty.sif")
-	if err := os.WriteFile(p, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
