@@ -3,7 +3,6 @@ package convert
 import (
 	"context"
 	"errors"
-	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 

@@ -3,10 +3,10 @@ package convert
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"strings"
 	"testing"
 
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 

@@ -2,12 +2,12 @@ package convert
 
 import (
 	"fmt"
-	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"regexp"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
