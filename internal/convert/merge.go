@@ -21,6 +21,8 @@ type merger struct {
 	log     zerolog.Logger
 	layer   int
 	touched map[string]bool
+	// lastFile is the regular file the last applied entry made, else nil.
+	lastFile *inode
 	entries int
 	skipped int
 }
@@ -37,6 +39,7 @@ func (m *merger) startLayer(i int) {
 
 // apply applies header hdr, the index-th header of the current layer.
 func (m *merger) apply(hdr *tar.Header, index int) error {
+	m.lastFile = nil
 	if err := m.applyEntry(hdr, index); err != nil {
 		return fmt.Errorf("entry %q: %w", hdr.Name, err)
 	}
@@ -77,9 +80,13 @@ func (m *merger) applyEntry(hdr *tar.Header, index int) error {
 		return nil
 	//lint:ignore SA1019 old tar writers still write TypeRegA; taken as a regular file
 	case tar.TypeReg, tar.TypeRegA:
-		_, err := m.t.put(rel, &inode{typ: tar.TypeReg, mode: mode, uid: hdr.Uid, gid: hdr.Gid,
-			size: hdr.Size, layer: m.layer, index: index})
-		return err
+		n := &inode{typ: tar.TypeReg, mode: mode, uid: hdr.Uid, gid: hdr.Gid, size: hdr.Size, layer: m.layer, index: index}
+		res, err := m.t.put(rel, n)
+		if err != nil {
+			return err
+		}
+		n.origin, m.lastFile = res, n
+		return nil
 	case tar.TypeSymlink:
 		_, err := m.t.put(rel, &inode{typ: tar.TypeSymlink, mode: 0o777, uid: hdr.Uid, gid: hdr.Gid,
 			link: hdr.Linkname, layer: -1})

@@ -153,7 +153,12 @@ type streamStats struct {
 	bytes          int64
 }
 
-// tarWriter writes the merged tree as a tar stream.
+// tarWriter writes the merged tree as a tar stream. The order of the stream
+// is fixed, so the same image gives the same squashfs: the layers' surviving
+// files in layer order (each under the name it was made at, while it still
+// holds it), then every other entry in path order (directories, symlinks,
+// devices, FIFOs, /.singularity.d files, and the other names of hard-linked
+// files as links), then the root.
 type tarWriter struct {
 	tw    *tar.Writer
 	names map[*inode][]string // every name of an inode, in path order
@@ -161,38 +166,32 @@ type tarWriter struct {
 	add   func(int64)
 }
 
+func newTarWriter(out io.Writer, add func(int64)) *tarWriter {
+	if add == nil {
+		add = func(int64) {}
+	}
+	return &tarWriter{tw: tar.NewWriter(out), add: add}
+}
+
 func (w *tarWriter) header(name string, n *inode) *tar.Header {
 	return &tar.Header{Name: name, Typeflag: n.typ, Mode: n.mode, Uid: n.uid, Gid: n.gid,
 		Linkname: n.link, Devmajor: n.major, Devminor: n.minor, ModTime: time.Unix(0, 0)}
 }
 
-// links writes the other names of n as hard links to its first.
-func (w *tarWriter) links(n *inode) error {
-	names := w.names[n]
-	for _, other := range names[1:] {
-		h := w.header(other, n)
-		h.Typeflag, h.Linkname = tar.TypeLink, names[0]
-		if err := w.tw.WriteHeader(h); err != nil {
-			return err
-		}
-		w.st.entries++
+// dataName is the name a layer file's bytes are written under.
+func (w *tarWriter) dataName(t *tree, n *inode) string {
+	if got, err := t.lookup(n.origin); err == nil && got == n {
+		return n.origin
 	}
-	return nil
+	return w.names[n][0]
 }
 
-// writeTar is pass 2: the merged tree t as one tar stream on out. withRoot
-// writes the root directory as "./" (tar2sqfs takes its attributes from it;
-// mksquashfs is given them as options instead). add receives the bytes of
-// file content written.
-func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, spools []*spool, withRoot bool, add func(int64)) (streamStats, error) {
-	w := &tarWriter{tw: tar.NewWriter(out), names: map[*inode][]string{}, add: add}
-	if withRoot {
-		if err := w.tw.WriteHeader(w.header("./", t.root)); err != nil {
-			return w.st, err
-		}
-	}
-	need := map[int]map[int]*inode{} // layer → entry index → file
-	if err := t.walk(func(rel string, n *inode) error {
+// index records every name of every inode of t and returns, by layer and
+// entry index, the layer files that survive.
+func (w *tarWriter) index(t *tree) map[int]map[int]*inode {
+	w.names = map[*inode][]string{}
+	need := map[int]map[int]*inode{}
+	_ = t.walk(func(rel string, n *inode) error {
 		if n.isDir() {
 			return nil
 		}
@@ -204,44 +203,84 @@ func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, sp
 			need[n.layer][n.index] = n
 		}
 		return nil
-	}); err != nil {
-		return w.st, err
+	})
+	return need
+}
+
+// file writes a layer file's header and bytes (from r) under name.
+func (w *tarWriter) file(name string, n *inode, r io.Reader) error {
+	h := w.header(name, n)
+	h.Size = n.size
+	if err := w.tw.WriteHeader(h); err != nil {
+		return err
 	}
-	// Directories, symlinks, devices and the conversion's own files.
-	if err := t.walk(func(rel string, n *inode) error {
+	c, err := io.Copy(w.tw, r)
+	if err != nil {
+		return err
+	}
+	w.add(c)
+	w.st.bytes += c
+	w.st.entries++
+	w.st.files++
+	return nil
+}
+
+// rest writes everything but the layer files' bytes (see tarWriter), and
+// ends the stream. withRoot writes the root directory as "./" (tar2sqfs takes
+// its attributes from it; mksquashfs is given them as options instead).
+func (w *tarWriter) rest(ctx context.Context, t *tree, withRoot bool) error {
+	err := t.walk(func(rel string, n *inode) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if n.typ == tar.TypeReg && n.layer >= 0 {
-			return nil // written with the layer's bytes below
-		}
-		if !n.isDir() && w.names[n][0] != rel {
-			return nil // a hard link, written after its first name
-		}
-		h := w.header(rel, n)
-		if n.typ == tar.TypeReg {
-			h.Size = int64(len(n.data))
+		var h *tar.Header
+		switch {
+		case n.typ == tar.TypeReg && n.layer >= 0:
+			first := w.dataName(t, n)
+			if rel == first {
+				return nil // written with its bytes
+			}
+			h = w.header(rel, n)
+			h.Typeflag, h.Linkname = tar.TypeLink, first
+		case !n.isDir() && w.names[n][0] != rel:
+			h = w.header(rel, n)
+			h.Typeflag, h.Linkname = tar.TypeLink, w.names[n][0]
+		default:
+			h = w.header(rel, n)
+			if n.typ == tar.TypeReg {
+				h.Size = int64(len(n.data))
+			}
 		}
 		if err := w.tw.WriteHeader(h); err != nil {
 			return err
 		}
 		w.st.entries++
-		if n.typ == tar.TypeReg {
+		if h.Typeflag == tar.TypeReg {
 			if _, err := w.tw.Write(n.data); err != nil {
 				return err
 			}
 			w.st.files++
 		}
-		if n.isDir() {
-			return nil
-		}
-		return w.links(n)
-	}); err != nil {
-		return w.st, err
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	if withRoot {
+		if err := w.tw.WriteHeader(w.header("./", t.root)); err != nil {
+			return err
+		}
+	}
+	return w.tw.Close()
+}
 
-	// The files, layer by layer; the next layer decompresses while this one
-	// is written.
+// writeTar is pass 2: the merged tree t as one tar stream on out, the layer
+// files' bytes read again from the spools (or the layers). add receives the
+// bytes of file content written.
+func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, spools []*spool, withRoot bool, add func(int64)) (streamStats, error) {
+	w := newTarWriter(out, add)
+	need := w.index(t)
+	// The next layer decompresses while this one is written.
 	open := func(i int) io.ReadCloser {
 		if need[i] == nil {
 			return nil
@@ -277,18 +316,18 @@ func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, sp
 		if cur == nil {
 			continue
 		}
-		err := w.copyFiles(ctx, cur, need[i])
+		err := w.copyFiles(ctx, t, cur, need[i])
 		cur.Close()
 		if err != nil {
 			return w.st, layerErr(layers, i, err)
 		}
 	}
-	return w.st, w.tw.Close()
+	return w.st, w.rest(ctx, t, withRoot)
 }
 
 // copyFiles writes the surviving files of one layer (by entry index) with
-// their bytes, each followed by its other names, and reads the layer to its end.
-func (w *tarWriter) copyFiles(ctx context.Context, r io.Reader, want map[int]*inode) error {
+// their bytes, and reads the layer to its end.
+func (w *tarWriter) copyFiles(ctx context.Context, t *tree, r io.Reader, want map[int]*inode) error {
 	tr := tar.NewReader(r)
 	for k := 0; ; k++ {
 		if err := ctx.Err(); err != nil {
@@ -308,22 +347,7 @@ func (w *tarWriter) copyFiles(ctx context.Context, r io.Reader, want map[int]*in
 		if hdr.Size != n.size {
 			return fmt.Errorf("entry %q changed between two reads of the layer", hdr.Name)
 		}
-		h := w.header(w.names[n][0], n)
-		h.Size = n.size
-		if err := w.tw.WriteHeader(h); err != nil {
-			return err
-		}
-		c, err := io.Copy(w.tw, tr)
-		if err != nil {
-			return err
-		}
-		if w.add != nil {
-			w.add(c)
-		}
-		w.st.bytes += c
-		w.st.entries++
-		w.st.files++
-		if err := w.links(n); err != nil {
+		if err := w.file(w.dataName(t, n), n, tr); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,9 @@ type inode struct {
 	// conversion writes itself: /.singularity.d).
 	layer, index int
 	data         []byte
+	// origin is where a layer's regular file was made (resolved); its bytes
+	// are written under that name while it still holds the file.
+	origin string
 	children     map[string]*inode // directories
 }
 
