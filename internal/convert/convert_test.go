@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
@@ -48,7 +51,9 @@ func convertTo(t testing.TB, img v1.Image, dir, name string, opts Options) strin
 	if opts.TmpDir == "" {
 		opts.TmpDir = t.TempDir()
 	}
-	opts.Log = testLogger(t)
+	if opts.Log.GetLevel() == zerolog.DebugLevel || opts.Log.GetLevel() == zerolog.TraceLevel {
+		opts.Log = testLogger(t) // the zero Logger: no test gives its own at debug level
+	}
 	dst := filepath.Join(dir, name)
 	if err := Convert(t.Context(), img, dst, demoProv, opts); err != nil {
 		t.Fatalf("convert: %v", err)
@@ -355,5 +360,45 @@ func TestConvertMounts(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestConvertOnePass: tar2sqfs is fed while the layers are read, and when a
+// later layer replaces a file already streamed, the stream is written again.
+// Either way the SIF is byte for byte the one of the two-pass stream, and the
+// log says when the second stream ran.
+func TestConvertOnePass(t *testing.T) {
+	testenv.Need(t, "tar2sqfs")
+	tests := []struct {
+		name      string
+		img       v1.Image
+		wantAgain bool
+	}{
+		{"nothing replaced", imageOf(t, demoConfig,
+			[]ent{dir("etc", 0o755), file("etc/os-release", "ID=test\n", 0o644), file("etc/hosts", "127.0.0.1 x\n", 0o644)},
+			[]ent{file("opt/app", "app", 0o755), hardlink("opt/app2", "opt/app")}), false},
+		{"file replaced above", imageOf(t, demoConfig,
+			[]ent{file("etc/os-release", "ID=test\n", 0o644), file("etc/keep", "k", 0o644)},
+			[]ent{file("etc/os-release", "ID=new\n", 0o644)}), true},
+		{"file removed above", imageOf(t, demoConfig,
+			[]ent{file("etc/os-release", "ID=test\n", 0o644), file("etc/gone", "g", 0o644)},
+			[]ent{whiteout("etc/.wh.gone")}), true},
+		{"file replaced in its own layer", imageOf(t, demoConfig,
+			[]ent{file("a", "1", 0o644), file("a", "2", 0o644)}), true},
+		{"the demo image", demoImage(t), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log bytes.Buffer
+			dir := t.TempDir()
+			one := convertTo(t, tt.img, dir, "one.sif", Options{Log: zerolog.New(&log).Level(zerolog.InfoLevel)})
+			two := convertTo(t, tt.img, dir, "two.sif", Options{TwoPass: true})
+			if testenv.FileSHA256(t, one) != testenv.FileSHA256(t, two) {
+				t.Errorf("single pass and two passes give different SIFs")
+			}
+			if again := strings.Contains(log.String(), "streaming the merged image again"); again != tt.wantAgain {
+				t.Errorf("streamed again = %v, want %v; log:\n%s", again, tt.wantAgain, log.String())
+			}
+		})
 	}
 }

@@ -23,8 +23,8 @@ type merger struct {
 	touched map[string]bool
 	// lastFile is the regular file the last applied entry made, else nil.
 	lastFile *inode
-	entries int
-	skipped int
+	entries  int
+	skipped  int
 }
 
 func newMerger(log zerolog.Logger) *merger {

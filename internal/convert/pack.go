@@ -110,14 +110,21 @@ func packStream(ctx context.Context, packer, bin string, args []string, write fu
 		return fmt.Errorf("start %s: %w", packer, err)
 	}
 	werr := write(stdin)
+	if werr != nil && !isPipeErr(werr) {
+		// The stream is not whole: the packer must not finish a squashfs of it.
+		_ = cmd.Process.Kill()
+	}
 	cerr := stdin.Close()
 	waitErr := cmd.Wait()
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
+	if werr != nil && !isPipeErr(werr) {
+		return werr
+	}
 	if waitErr != nil {
-		// The tool's own message first: a write error is only its consequence.
-		return fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), argsText(args), waitErr, tail(stderr.String(), 1000))
+		// The tool's own message: a broken pipe is only its consequence.
+		return fmt.Errorf("%w: %s %s: %w: %s", errPacker, filepath.Base(bin), argsText(args), waitErr, tail(stderr.String(), 1000))
 	}
 	if werr != nil {
 		return werr
@@ -126,6 +133,13 @@ func packStream(ctx context.Context, packer, bin string, args []string, write fu
 		return cerr
 	}
 	return nil
+}
+
+// errPacker marks a failure of the packer process itself.
+var errPacker = errors.New("squashfs packer failed")
+
+func isPipeErr(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
 }
 
 func argsText(args []string) string {

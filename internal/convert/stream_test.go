@@ -96,6 +96,23 @@ func streamListing(t testing.TB, img v1.Image) (map[string]string, error) {
 	if _, err := writeTar(t.Context(), &buf, m.t, layers, spools, true, nil); err != nil {
 		t.Fatalf("write tar: %v", err)
 	}
+	// The single pass, where its guess holds, must write the same stream.
+	var one bytes.Buffer
+	w := newTarWriter(&one, nil)
+	m1, spools1, written, err := onePass(t.Context(), w, layers, "", singularityD{}, testLogger(t))
+	if err != nil {
+		t.Fatalf("single pass fails where the two passes do not: %v", err)
+	}
+	closeSpools(spools1)
+	w.index(m1.t)
+	if guessHolds(m1.t, w, written) {
+		if err := w.rest(t.Context(), m1.t, true); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(one.Bytes(), buf.Bytes()) {
+			t.Errorf("the single pass wrote another stream than the two passes")
+		}
+	}
 	out := map[string]string{}
 	groups := map[string][]string{}
 	tr := tar.NewReader(&buf)

@@ -24,8 +24,8 @@ type inode struct {
 	data         []byte
 	// origin is where a layer's regular file was made (resolved); its bytes
 	// are written under that name while it still holds the file.
-	origin string
-	children     map[string]*inode // directories
+	origin   string
+	children map[string]*inode // directories
 }
 
 func newDir(mode int64, uid, gid int) *inode {
