@@ -36,12 +36,11 @@ func onePass(ctx context.Context, w *tarWriter, layers []v1.Layer, spoolDir stri
 		own[f.name] = true
 	}
 	m = newMerger(log)
-	spools = make([]*spool, len(layers))
+	made := make([]*spool, len(layers)) // closed here on error: the results are nil then
 	written = map[*inode]bool{}
 	defer func() {
 		if err != nil {
-			closeSpools(spools)
-			spools = nil
+			closeSpools(made)
 		}
 	}()
 	for i, l := range layers {
@@ -54,10 +53,10 @@ func onePass(ctx context.Context, w *tarWriter, layers []v1.Layer, spoolDir stri
 			return nil, nil, nil, layerErr(layers, i, err)
 		}
 		if sp != nil && sp.finish() {
-			spools[i] = sp
+			made[i] = sp
 		}
 	}
-	return m, spools, written, nil
+	return m, made, written, nil
 }
 
 func onePassLayer(ctx context.Context, w *tarWriter, m *merger, i int, l v1.Layer, sp *spool, own map[string]bool, written map[*inode]bool) error {

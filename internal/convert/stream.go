@@ -46,11 +46,10 @@ func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, spoolDir stri
 		hdrs []*tar.Header
 		err  error
 	}
-	spools = make([]*spool, len(layers))
+	made := make([]*spool, len(layers)) // closed here on error: the results are nil then
 	defer func() {
 		if err != nil {
-			closeSpools(spools)
-			spools = nil
+			closeSpools(made)
 		}
 	}()
 	results := make([]chan scanned, len(layers))
@@ -74,7 +73,7 @@ func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, spoolDir stri
 			sp := newSpool(spoolDir)
 			hdrs, err := scanHeaders(ctx, l, sp)
 			if sp != nil && sp.finish() {
-				spools[i] = sp
+				made[i] = sp
 			}
 			results[i] <- scanned{hdrs, err}
 		}()
@@ -97,7 +96,7 @@ func mergeLayers(ctx context.Context, layers []v1.Layer, jobs int, spoolDir stri
 		}
 	}
 	wg.Wait()
-	return m, spools, nil
+	return m, made, nil
 }
 
 func closeSpools(spools []*spool) {

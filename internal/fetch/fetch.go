@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -258,6 +259,9 @@ func build(ctx context.Context, t *Target, img v1.Image, src registry.Source, tm
 		ro.Offline = o.Offline
 		ro.Progress = func(string, string) progress.Reporter { return fetchPart }
 		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {
+			if dir != "" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+				return nil, fmt.Errorf("fetch %s: no space left in --tmpdir %s (free space there, point --tmpdir elsewhere, or drop --no-layer-cache): %w", src.Ref, tmpDir, err)
+			}
 			return nil, fmt.Errorf("fetch %s: %w", src.Ref, err)
 		}
 	}
