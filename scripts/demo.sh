@@ -5,6 +5,7 @@
 #   3. pack the model into an OCI image with scv-hpc's own code and push it there
 #   4. scv-hpc predict faces over real sample images (builtin runtime: no Apptainer needed)
 #   5. show the cache entry (cache ls, inspect), collect the results into demo-out/results.jsonl and print faces per image
+#   6. write the HTML report demo-out/report.html
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -59,5 +60,9 @@ awk '{
   if ($0 ~ /"ok":true/) { n=$0; sub(/.*"count":/, "", n); sub(/[^0-9].*/, "", n); printf "  %-16s %s face(s)\n", path, n }
   else { e=$0; sub(/.*"error":"/, "", e); sub(/".*/, "", e); printf "  %-16s FAILED: %s\n", path, e }
 }' "$out/results.jsonl"
+echo "==> the report"
+"$bin/scv-hpc" report "$out" -o "$out/report.html"
+
 echo
 echo "results: $out/results.jsonl (per shard: $out/results/, logs: $out/logs/)"
+echo "report:  $out/report.html (open it in a browser)"

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,35 +13,26 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
-func init() {
-	register("cache", func(a *app) *cobra.Command {
-		cmd := &cobra.Command{
-			Use:   "cache",
-			Short: "Look after the SIF cache: list, locate, verify, remove, collect garbage, export, import",
-			Long: `The cache holds one SIF per image manifest digest, and refs (image tags and catalog
+func newCacheCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Look after the SIF cache: list, locate, verify, remove, collect garbage, export, import",
+		Long: `The cache holds one SIF per image manifest digest, and refs (image tags and catalog
 names) that map to digests so that offline nodes resolve models without a network. Its
 directory is --cache (env SCV_HPC_CACHE); it may be shared by many nodes and mounted
 read-only on compute nodes.`,
-			Example: `  scv-hpc cache ls
+		Example: `  scv-hpc cache ls
   scv-hpc cache path faces
   scv-hpc cache verify --cache /shared/scv
   scv-hpc cache export bundle.tar faces && scv-hpc cache import bundle.tar --cache /shared/scv`,
-			Args: cobra.NoArgs,
-		}
-		cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a))
-		cmd.AddCommand(cacheBundleCmds(a)...)
-		return cmd
-	})
-}
-
-func printJSON(a *app, v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a))
+	cmd.AddCommand(cacheBundleCmds(a)...)
+	return cmd
 }
 
 func cacheLsCmd(a *app) *cobra.Command {
@@ -107,7 +97,7 @@ cache). Fails if the model is not cached.`,
 			}
 			m, err := fetch.Resolve(cmd.Context(), args[0], o)
 			if err != nil {
-				return err
+				return a.notCached(args[0], err)
 			}
 			_, err = fmt.Fprintln(a.stdout, m.SIF)
 			return err
@@ -122,8 +112,10 @@ func cacheVerifyCmd(a *app) *cobra.Command {
 		Short: "Re-hash every cached SIF against its recorded checksum; report debris",
 		Long: `Re-hash every SIF against the checksum recorded when it was committed and open it as
 a SIF; report corrupt and incomplete entries, orphan SIFs, stale locks and temp files of
-interrupted conversions, and refs to missing entries. Writes nothing ('scv-hpc cache gc'
-cleans up). Exit status 1 when anything needs attention.`,
+interrupted conversions, refs to missing entries, and files a shared cache should not
+hold (bad-ref: a refs/ file that is a symlink, FIFO, oversized or not a digest; bad-file:
+a symlink or FIFO among the locks), which are never followed. Writes nothing ('scv-hpc
+cache gc' cleans up). Exit status 1 when anything needs attention.`,
 		Example: `  scv-hpc cache verify --cache /shared/scv
   scv-hpc cache verify --json | jq '.[] | select(.status != "ok")'`,
 		Args: cobra.NoArgs,
@@ -186,7 +178,7 @@ func cacheRmCmd(a *app) *cobra.Command {
 			}
 			var errs []error
 			for _, arg := range args {
-				digest, err := digestOf(o, arg)
+				digest, err := a.digestOf(o, arg)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("cache rm: %w", err))
 					continue
@@ -202,22 +194,8 @@ func cacheRmCmd(a *app) *cobra.Command {
 	}
 }
 
-// siteBlobMaxAge is the site config's blob_max_age (0 when unset).
-func siteBlobMaxAge() (time.Duration, error) {
-	cfg, err := slurm.LoadSiteConfig()
-	if err != nil || cfg.BlobMaxAge == "" {
-		return 0, err
-	}
-	d, err := time.ParseDuration(cfg.BlobMaxAge)
-	if err != nil {
-		return 0, fmt.Errorf("%s: blob_max_age: %w", cfg.Path, err)
-	}
-	return d, nil
-}
-
 func cacheGCCmd(a *app) *cobra.Command {
 	var opts cache.GCOptions
-	var blobMaxAge time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "gc",
@@ -235,12 +213,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 			if err != nil {
 				return err
 			}
-			if blobMaxAge == 0 {
-				if blobMaxAge, err = siteBlobMaxAge(); err != nil {
-					return err
-				}
-			}
-			blobs, err := a.openCache().GCBlobs(blobMaxAge, opts.DryRun)
+			blobs, err := a.openCache().GCBlobs(a.cfg.BlobMaxAge, opts.DryRun)
 			if err != nil {
 				return err
 			}
@@ -284,14 +257,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 	f.BoolVar(&opts.Corrupt, "corrupt", false, "also re-hash every SIF and remove corrupt entries")
 	f.BoolVar(&opts.AllUnreferenced, "all-unreferenced", false, "also remove entries that no ref points at")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "only report what would be removed")
-	f.DurationVar(&blobMaxAge, "blob-max-age", 0, "remove layer blobs no conversion used for this long (default: the site config's blob_max_age, else 168h; negative: all)")
+	f.DurationVar(&a.flags.BlobMaxAge, "blob-max-age", 0, "remove layer blobs no conversion used for this long (default 168h; env SCV_HPC_BLOB_MAX_AGE, site config blob_max_age:; negative: all)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }

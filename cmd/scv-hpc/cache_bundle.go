@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +23,8 @@ func cacheBundleCmds(a *app) []*cobra.Command {
 		Short: "Write cached SIFs (all, or the models named) and their refs to one tar bundle",
 		Long: `Write the named models' cache entries (all entries when none is named), with their
 metadata, the refs that point at them and an index of checksums, to FILE as one tar. Every
-SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomically;
-'-' writes to standard output.`,
+SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomically and
+must lie outside the cache directory; '-' writes to standard output.`,
 		Example: `  scv-hpc cache export models.tar
   scv-hpc cache export faces.tar faces plankton@2.1
   scv-hpc cache export - faces | ssh airgap 'scv-hpc cache import - --cache /shared/scv'`,
@@ -35,7 +36,7 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			}
 			var digests []string
 			for _, m := range args[1:] {
-				d, err := digestOf(o, m)
+				d, err := a.digestOf(o, m)
 				if err != nil {
 					return fmt.Errorf("cache export: %w", err)
 				}
@@ -43,7 +44,16 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			}
 			write := func(w io.Writer) error { return o.Cache.Export(cmd.Context(), w, digests) }
 			if args[0] == "-" {
+				if f, ok := a.stdout.(*os.File); ok {
+					// Redirected to a file: it must not be one of the cache's.
+					if err := o.Cache.CheckOutputFile(f); err != nil {
+						return fmt.Errorf("cache export: standard output: %w", err)
+					}
+				}
 				return write(a.stdout)
+			}
+			if err := o.Cache.CheckOutput(args[0]); err != nil {
+				return fmt.Errorf("cache export: %w", err)
 			}
 			if err := fsutil.WriteAtomic(args[0], 0o644, write); err != nil {
 				return fmt.Errorf("cache export %s: %w", args[0], err)
@@ -60,14 +70,23 @@ SIF is re-hashed first: a corrupt entry stops the export. FILE is written atomic
 			return nil
 		},
 	}
-	var asJSON bool
+	var (
+		asJSON bool
+		force  bool
+	)
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import a bundle made by 'cache export', verifying every SIF",
 		Long: `Import the entries and refs of a bundle written by 'scv-hpc cache export'. Every SIF
 is checked against the bundle's checksums and opened as a SIF before it is committed;
 entries that fail are reported and nothing of them is kept, the others are imported.
-Entries the cache already has are skipped. '-' reads standard input.`,
+Entries the cache already has are skipped. '-' reads standard input.
+
+The bundle's refs (tags, catalog names) are claims, checked against what each SIF
+records about itself: a ref the SIF's provenance or the local catalog disagrees with is
+never set. A ref this cache maps to another digest is not moved unless --force is given
+(each move is then reported with the old and new digest). Refused refs are listed and
+make the command exit 1.`,
 		Example: `  scv-hpc cache import models.tar --cache /shared/scv
   scv-hpc --offline cache path faces --cache /shared/scv   # then use it offline`,
 		Args: cobra.ExactArgs(1),
@@ -81,7 +100,22 @@ Entries the cache already has are skipped. '-' reads standard input.`,
 				defer f.Close()
 				r = f
 			}
-			rep, err := a.openCache().Import(cmd.Context(), r)
+			cat, err := a.loadCatalog()
+			if err != nil {
+				return err
+			}
+			opts := cache.ImportOptions{Force: force, ImageOf: func(id string) (string, bool) {
+				e, err := cat.Lookup(id)
+				if err != nil {
+					return "", false
+				}
+				return e.Image, true
+			}}
+			rep, err := a.openCache().Import(cmd.Context(), r, opts)
+			for _, m := range rep.Moved {
+				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
+					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)
+			}
 			if asJSON {
 				if jerr := printJSON(a, rep); jerr != nil {
 					return jerr
@@ -99,32 +133,29 @@ Entries the cache already has are skipped. '-' reads standard input.`,
 				if len(rep.Refs) > 0 {
 					fmt.Fprintf(a.stdout, "refs     %s\n", strings.Join(rep.Refs, ", "))
 				}
+				for _, m := range rep.Moved {
+					fmt.Fprintf(a.stdout, "moved    %s: %s -> %s\n", m.Ref, m.From, m.To)
+				}
+				for _, f := range rep.Refused {
+					fmt.Fprintf(a.stdout, "REFUSED  %s -> %s: %s\n", f.Ref, f.Digest, f.Reason)
+				}
 			}
 			if err != nil {
+				if errors.Is(err, cache.ErrRefRefused) && !force {
+					err = fmt.Errorf("%w (refs that only moved are set with --force; refs the SIF disagrees with never are)", err)
+				}
 				return fmt.Errorf("cache import %s: %w", args[0], err)
 			}
 			return nil
 		},
 	}
 	imp.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
+	imp.Flags().BoolVar(&force, "force", false, "move refs this cache maps to another digest (each move is reported)")
 	return []*cobra.Command{export, imp}
 }
 
 // digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func digestOf(o fetch.Options, model string) (string, error) {
-	if _, err := cache.ParseDigest(model); err == nil {
-		return model, nil
-	}
-	t, err := fetch.Parse(model, o.Catalog)
-	if err != nil {
-		return "", err
-	}
-	if t.Kind == fetch.KindSIF {
-		return "", fmt.Errorf("%s is a file, not a cache entry", model)
-	}
-	d, _, _, err := fetch.Cached(o.Cache, t)
-	if err != nil {
-		return "", fmt.Errorf("model %s: %w (pull it first)", model, err)
-	}
-	return d, nil
+func (a *app) digestOf(o fetch.Options, model string) (string, error) {
+	d, err := fetch.CachedDigest(o, model)
+	return d, a.notCached(model, err)
 }

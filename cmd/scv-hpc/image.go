@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,16 +28,14 @@ type imageBuildFlags struct {
 	insecure      []string
 }
 
-func init() {
-	register("image", func(a *app) *cobra.Command {
-		img := &cobra.Command{
-			Use:   "image",
-			Short: "Build model images without Docker",
-			Args:  cobra.NoArgs,
-		}
-		img.AddCommand(newImageBuildCmd(a))
-		return img
-	})
+func newImageCmd(a *app) *cobra.Command {
+	img := &cobra.Command{
+		Use:   "image",
+		Short: "Build model images without Docker",
+		Args:  cobra.NoArgs,
+	}
+	img.AddCommand(newImageBuildCmd(a))
+	return img
 }
 
 func newImageBuildCmd(a *app) *cobra.Command {
@@ -111,27 +106,19 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 			return usageError{fmt.Errorf("--oci-layout %s: give DIR[:TAG], not a digest: the digest of the image is known only once it is built", f.ociLayout)}
 		}
 	}
-	cfg := imagebuild.Config{WorkingDir: f.workdir, Platform: f.platform, Env: f.env}
+	cfg := imagebuild.Config{WorkingDir: f.workdir, Platform: f.platform}
 	var err error
-	if cfg.Entrypoint, err = argList("--entrypoint", f.entrypoint); err != nil {
-		return err
-	}
-	if cfg.Cmd, err = argList("--cmd", f.cmd); err != nil {
-		return err
-	}
-	for _, e := range f.env {
-		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
-			return usageError{fmt.Errorf("--env %q: want KEY=VALUE", e)}
-		}
-	}
-	if len(f.labels) > 0 {
-		cfg.Labels = map[string]string{}
-		for _, l := range f.labels {
-			k, v, ok := strings.Cut(l, "=")
-			if !ok || k == "" {
-				return usageError{fmt.Errorf("--label %q: want KEY=VALUE", l)}
-			}
-			cfg.Labels[k] = v
+	for _, p := range []struct {
+		flag  string
+		parse func() error
+	}{
+		{"--entrypoint", func() (err error) { cfg.Entrypoint, err = imagebuild.ParseArgs(f.entrypoint); return }},
+		{"--cmd", func() (err error) { cfg.Cmd, err = imagebuild.ParseArgs(f.cmd); return }},
+		{"--env", func() (err error) { cfg.Env, err = imagebuild.ParseEnv(f.env); return }},
+		{"--label", func() (err error) { cfg.Labels, err = imagebuild.ParseLabels(f.labels); return }},
+	} {
+		if err := p.parse(); err != nil {
+			return usageError{fmt.Errorf("%s %w", p.flag, err)}
 		}
 	}
 	layers, err := buildLayers(a, f)
@@ -169,58 +156,17 @@ func runImageBuild(cmd *cobra.Command, a *app, f imageBuildFlags) error {
 	return err
 }
 
-// buildLayers makes the layers in order: --from-dir, directory --adds, one file layer.
+// buildLayers makes the layers (imagebuild.Layers) from --from-dir and the --adds.
 func buildLayers(a *app, f imageBuildFlags) ([]v1.Layer, error) {
-	skipped := imagebuild.WithSkipped(func(p, why string) {
+	adds := make([]imagebuild.Add, len(f.adds))
+	for i, s := range f.adds {
+		add, err := imagebuild.ParseAdd(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--add %w", err)}
+		}
+		adds[i] = add
+	}
+	return imagebuild.Layers(f.fromDir, adds, func(p, why string) {
 		a.log.Warn().Str("path", p).Str("reason", why).Msg("left out of the image")
 	})
-	var layers []v1.Layer
-	if f.fromDir != "" {
-		l, err := imagebuild.LayerFromDir(f.fromDir, skipped)
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, l)
-	}
-	var files []imagebuild.File
-	for _, add := range f.adds {
-		i := strings.LastIndex(add, ":/")
-		if i <= 0 {
-			return nil, usageError{fmt.Errorf("--add %q: want SRC:DST with an absolute DST, e.g. bin/faces:/usr/local/bin/faces", add)}
-		}
-		src, dst := add[:i], add[i+1:]
-		fi, err := os.Stat(src)
-		if err != nil {
-			return nil, fmt.Errorf("--add %s: %w", add, err)
-		}
-		if fi.IsDir() {
-			l, err := imagebuild.LayerFromDir(src, imagebuild.WithPrefix(dst), imagebuild.WithOwner(0, 0), skipped)
-			if err != nil {
-				return nil, err
-			}
-			layers = append(layers, l)
-			continue
-		}
-		files = append(files, imagebuild.File{Path: dst, Src: src})
-	}
-	if len(files) > 0 {
-		l, err := imagebuild.Layer(files)
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, l)
-	}
-	return layers, nil
-}
-
-// argList reads repeated one-argument flags, or a single JSON array.
-func argList(flag string, vals []string) ([]string, error) {
-	if len(vals) == 1 && strings.HasPrefix(strings.TrimSpace(vals[0]), "[") {
-		var out []string
-		if err := json.Unmarshal([]byte(vals[0]), &out); err != nil {
-			return nil, usageError{fmt.Errorf("%s %s: not a JSON array of strings: %v", flag, vals[0], err)}
-		}
-		return out, nil
-	}
-	return vals, nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,46 +9,49 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
-func init() {
-	register("inspect", func(a *app) *cobra.Command {
-		var asJSON bool
-		cmd := &cobra.Command{
-			Use:   "inspect SIF|MODEL",
-			Short: "Show what a SIF holds: provenance, run configuration, descriptors, runscript",
-			Long: `Show what is inside a SIF file: where it came from (reference, manifest digest, tool),
+func newInspectCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect SIF|MODEL",
+		Short: "Show what a SIF holds: provenance, run configuration, descriptors, runscript",
+		Long: `Show what is inside a SIF file: where it came from (reference, manifest digest, tool),
 the run configuration (Env, Entrypoint, Cmd, labels), the descriptors with the squashfs
 partition's offset and size, and /.singularity.d/runscript. The argument is a .sif file,
 or a MODEL looked up in the cache (it is not fetched: pull it first).`,
-			Example: `  scv-hpc inspect faces
+		Example: `  scv-hpc inspect faces
   scv-hpc inspect ./plankton.sif --json | jq .provenance
   unsquashfs -l -o "$(scv-hpc inspect faces --json | jq .primary_offset)" "$(scv-hpc cache path faces)"`,
-			Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				o, err := a.fetchOptions(nil)
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := a.fetchOptions(nil)
+			if err != nil {
+				return err
+			}
+			// What is a SIF is fetch.Parse's rule (a path ending in .sif), as for
+			// every other command; anything else is looked up in the cache.
+			t, err := fetch.Parse(args[0], o.Catalog)
+			if err != nil {
+				return err
+			}
+			path := t.SIF
+			if t.Kind != fetch.KindSIF {
+				m, err := fetch.Resolve(cmd.Context(), args[0], o)
 				if err != nil {
-					return err
+					return a.notCached(args[0], err)
 				}
-				path := args[0]
-				name, _, _ := strings.Cut(path, "@")
-				if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() || o.Catalog.Has(name) {
-					m, err := fetch.Resolve(cmd.Context(), args[0], o)
-					if err != nil {
-						return err
-					}
-					path = m.SIF
-				}
-				info, err := sif.Inspect(path)
-				if err != nil {
-					return fmt.Errorf("inspect %s: %w", args[0], err)
-				}
-				info.ReadRunscript(cmd.Context())
-				if asJSON {
-					return printJSON(a, info)
-				}
-				return info.WriteText(a.stdout)
-			},
-		}
-		cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-		return cmd
-	})
+				path = m.SIF
+			}
+			info, err := sif.Inspect(path)
+			if err != nil {
+				return fmt.Errorf("inspect %s: %w", args[0], err)
+			}
+			info.ReadRunscript(cmd.Context())
+			if asJSON {
+				return printJSON(a, info)
+			}
+			return info.WriteText(a.stdout)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

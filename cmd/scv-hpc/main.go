@@ -47,6 +47,7 @@ func exitCode(a *app, err error) int {
 	if err == nil {
 		return exitOK
 	}
+	err = withHint(err)
 	if errors.Is(err, errInputsFailed) {
 		return exitInputFailed
 	}

@@ -1,69 +1,57 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/cache"
-	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
-// modelView is one catalog entry with its cache state, as `models --json` prints it.
-type modelView struct {
-	*catalog.Entry
-	ID      string   `json:"id"`
-	Cached  bool     `json:"cached"`
-	Digest  string   `json:"digest,omitempty"`
-	SIF     string   `json:"sif,omitempty"`
-	Command []string `json:"predict_command,omitempty"`
-	From    string   `json:"predict_from,omitempty"`
-}
+// modelView is one catalog entry with its cache state (fetch.Describe).
+type modelView = fetch.CatalogModel
 
-func init() {
-	register("models", func(a *app) *cobra.Command {
-		var asJSON bool
-		cmd := &cobra.Command{
-			Use:   "models",
-			Short: "List the models of the catalog",
-			Long: `List the models of the catalog: the embedded default, the site catalog
+func newModelsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "models",
+		Short: "List the models of the catalog",
+		Long: `List the models of the catalog: the embedded default, the site catalog
 /etc/scv-hpc/catalog.yaml, and the files given with --catalog or SCV_HPC_CATALOG, which add
 models or override them by name. CACHED shows whether the model's SIF is in the cache.`,
-			Example: `  scv-hpc models
+		Example: `  scv-hpc models
   scv-hpc models --json | jq -r '.[].name'
   scv-hpc models --catalog site-models.yaml
   scv-hpc models info faces`,
-			Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				views, err := a.modelViews()
-				if err != nil {
-					return err
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cat, err := a.loadCatalog()
+			if err != nil {
+				return err
+			}
+			views := fetch.DescribeAll(a.openCache(), cat, a.log)
+			if asJSON {
+				return printJSON(a, views)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tGPU\tTASKS\tCACHED\tIMAGE")
+			for _, v := range views {
+				n := v.Name
+				if v.Deprecated != "" {
+					n += " (deprecated)"
 				}
-				if asJSON {
-					return printJSON(a, views)
-				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tVERSION\tGPU\tTASKS\tCACHED\tIMAGE")
-				for _, v := range views {
-					n := v.Name
-					if v.Deprecated != "" {
-						n += " (deprecated)"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, dash(v.Version), yesNo(v.GPU),
-						dash(strings.Join(v.Tasks, ",")), yesNo(v.Cached), v.Image)
-				}
-				return tw.Flush()
-			},
-		}
-		cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-		cmd.AddCommand(modelsInfoCmd(a))
-		return cmd
-	})
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, dash(v.Version), yesNo(v.GPU),
+					dash(strings.Join(v.Tasks, ",")), yesNo(v.Cached), v.Image)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.AddCommand(modelsInfoCmd(a))
+	return cmd
 }
 
 func modelsInfoCmd(a *app) *cobra.Command {
@@ -83,10 +71,7 @@ func modelsInfoCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := a.modelView(e)
-			if err != nil {
-				return err
-			}
+			v := fetch.Describe(a.openCache(), e, a.log)
 			if asJSON {
 				return printJSON(a, v)
 			}
@@ -95,39 +80,6 @@ func modelsInfoCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a card")
 	return cmd
-}
-
-func (a *app) modelViews() ([]modelView, error) {
-	cat, err := a.loadCatalog()
-	if err != nil {
-		return nil, err
-	}
-	views := []modelView{}
-	for _, e := range cat.Entries() {
-		v, err := a.modelView(e)
-		if err != nil {
-			return nil, err
-		}
-		views = append(views, v)
-	}
-	return views, nil
-}
-
-func (a *app) modelView(e *catalog.Entry) (modelView, error) {
-	v := modelView{Entry: e, ID: e.ID()}
-	t := &fetch.Target{Input: e.ID(), Kind: fetch.KindCatalog, Entry: e, Image: e.Image}
-	d, sif, meta, err := fetch.Cached(a.openCache(), t) // reads only: no lock, no write
-	if err != nil && !errors.Is(err, cache.ErrNotCached) {
-		// A damaged cache must not hide the catalog: show the model as not cached.
-		a.log.Warn().Err(err).Str("model", e.ID()).Msg("cache lookup failed")
-	}
-	if err == nil {
-		v.Cached, v.Digest, v.SIF = true, d, sif
-		v.Command, v.From, _ = fetch.PredictCommand(e.ID(), e, meta.Labels, meta.Entrypoint, meta.Cmd)
-	} else if len(e.Predict) > 0 {
-		v.Command, v.From = e.Predict, fetch.PredictFromCatalog
-	}
-	return v, nil
 }
 
 func writeModelCard(a *app, v modelView) error {
@@ -154,13 +106,6 @@ func writeModelCard(a *app, v modelView) error {
 		row("cached", "no (run 'scv-hpc pull "+v.ID+"')")
 	}
 	return tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func yesNo(b bool) string {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -247,9 +248,68 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 	other := t.TempDir()
 	os.WriteFile(filepath.Join(other, "x.png"), []byte("x"), 0o644)
 	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", other, "--out", out, "--runtime", "builtin")
-	if code != 1 || !strings.Contains(stderr, "holds a job over") {
+	if code != 1 || !strings.Contains(stderr, "holds results of data") || !strings.Contains(stderr, "--force") {
 		t.Errorf("mismatched resume: exit %d\n%s", code, stderr)
 	}
+	// The same image served by another predict command (a catalog entry with its own
+	// options) is another identity: refused, never mixed into these results.
+	cat := filepath.Join(t.TempDir(), "catalog.yaml")
+	os.WriteFile(cat, []byte(fmt.Sprintf("models:\n  - {name: faces-other, image: %q, predict: [/usr/local/bin/faces, --threshold, \"0.9\"]}\n", model)), 0o644)
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "--catalog", cat, "predict", "faces-other", "--data", data, "--out", out, "--runtime", "builtin")
+	if code != 1 || !strings.Contains(stderr, "holds results of model") || !strings.Contains(stderr, "--threshold") {
+		t.Errorf("another predict command on the same image: exit %d\n%s", code, stderr)
+	}
+	// Another run holds the job (here: this test process), or one shard of it: a second
+	// predict or run-shard says which run, and does no work.
+	unlock, err := job.Dir(out).LockJob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none")
+	if code != 1 || !strings.Contains(stderr, "in use by another run") || !strings.Contains(stderr, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("predict while the job is locked: exit %d\n%s", code, stderr)
+	}
+	unlock()
+	if unlock, err = job.Dir(out).LockShard(2); err != nil {
+		t.Fatal(err)
+	}
+	before := mustRead(t, job.ResultFile(out, 2))
+	rs := exec.Command(testenv.Binary(t), "--cache", cache, "--offline", "run-shard", out, "--index", "2", "--runtime", "builtin", "--gpus", "none", "--retry-failed")
+	rs.Env = append(os.Environ(), env...)
+	var rsErr bytes.Buffer
+	rs.Stderr = &rsErr
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rsDone := make(chan error, 1)
+	go func() { rsDone <- rs.Wait() }()
+	select {
+	case err := <-rsDone:
+		t.Fatalf("run-shard of a locked shard did not wait: %v\n%s", err, rsErr.String())
+	case <-time.After(2 * time.Second):
+	}
+	if after := mustRead(t, job.ResultFile(out, 2)); string(after) != string(before) {
+		t.Errorf("run-shard of a locked shard wrote results:\n%s", after)
+	}
+	unlock()
+	if err := <-rsDone; err != nil && rs.ProcessState.ExitCode() != 3 {
+		t.Errorf("run-shard after the lock was released: %v\n%s", err, rsErr.String())
+	}
+	if !strings.Contains(rsErr.String(), "another run holds this shard") || !strings.Contains(rsErr.String(), fmt.Sprintf(`"pid":%d`, os.Getpid())) {
+		t.Errorf("run-shard did not say which run it waited for:\n%s", rsErr.String())
+	}
+	// A new file under --data: the resume says so and offers --rescan, which runs
+	// only the new input.
+	os.WriteFile(filepath.Join(data, "zz-new.png"), mustRead(t, filepath.Join(data, "made here", "blank.png")), 0o644)
+	code, _, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none")
+	if code != 1 || !strings.Contains(stderr, "--rescan") || !strings.Contains(stderr, "8 inputs then, 9 inputs") {
+		t.Errorf("resume over changed data: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr = scv(t, env, "--cache", cache, "--offline", "predict", model, "--data", data, "--out", out, "--runtime", "builtin", "--gpus", "none", "--rescan")
+	if code != 3 || !strings.Contains(stdout, "9 inputs") || !strings.Contains(stdout, "this run: 1 ok, 0 failed, 8 already done") {
+		t.Errorf("--rescan: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	os.Remove(filepath.Join(data, "zz-new.png"))
 	// --fast-scan (no stat per file) shards the same inputs, with no sizes, and gives
 	// the same results.
 	fast := filepath.Join(t.TempDir(), "fast")
@@ -269,6 +329,15 @@ func TestPredictFacesBuiltinEndToEnd(t *testing.T) {
 }
 
 // mkdir makes dir/name and returns it.
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func mkdir(t *testing.T, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -293,11 +362,20 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"predict data with a comma", nil, []string{"predict", "faces", "--data", mkdir(t, dir, "a,b"), "--out", dir + "/o"}, "--bind splits paths"},
 		{"predict bad runtime", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--runtime", "docker"}, "unknown runtime"},
 		{"predict bad gpus", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--gpus", ","}, "--gpus"},
+		{"predict zero workers", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--workers", "0"}, "--workers 0: want at least 1"},
+		{"predict zero item timeout", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--item-timeout", "0"}, "--item-timeout 0s: want more than 0"},
+		{"predict zero shard size", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--shard-size", "0"}, "must be at least 1"},
+		{"submit zero shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "0"}, "must be at least 1"},
+		{"run-shard zero workers", nil, []string{"run-shard", statusJob(t, false), "--index", "0", "--workers", "0"}, "--workers 0"},
+		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},
 		{"run-shard bad env index", []string{"SLURM_ARRAY_TASK_ID=x"}, []string{"run-shard", dir}, "not a number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.args[len(tt.args)-1] == "RESULT0" { // the job's own results file
+				tt.args[len(tt.args)-1] = job.ResultFile(tt.args[1], 0)
+			}
 			code, _, stderr := scv(t, tt.env, tt.args...)
 			if code != 2 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.want)

@@ -7,16 +7,15 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
-	"github.com/scivision-hpc/scv-hpc/internal/convert"
+	"github.com/scivision-hpc/scv-hpc/internal/config"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
-	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
 // loadCatalog reads the embedded catalog, the site catalog and the user's --catalog
 // and SCV_HPC_CATALOG files.
 func (a *app) loadCatalog() (*catalog.Catalog, error) {
-	return catalog.Load(a.catalogPaths()...)
+	return catalog.Load(a.cfg.Catalogs...)
 }
 
 // openCache opens the --cache directory (creating nothing), with progress reports.
@@ -27,18 +26,18 @@ func (a *app) openCache() *cache.Cache {
 }
 
 // fetchFlags are the flags of commands that fetch images (pull, stage).
+// --compression and --no-layer-cache go into the app's config.Flags, which
+// config.Resolve weighs against the environment and the site config.
 type fetchFlags struct {
-	platform     string
-	insecure     []string
-	compression  string
-	noLayerCache bool
+	platform string
+	insecure []string
 }
 
-func (f *fetchFlags) register(fs *pflag.FlagSet) {
+func (f *fetchFlags) register(fs *pflag.FlagSet, g *config.Flags) {
 	fs.StringVar(&f.platform, "platform", registry.DefaultPlatform, "image platform os/arch[/variant] to pick from a multi-platform image")
 	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP (loopback registries always are); repeatable")
-	fs.BoolVar(&f.noLayerCache, "no-layer-cache", false, "do not keep the image's layers in the cache's blob store (default: keep them, so models sharing layers download them once; site config layer_cache: false)")
-	fs.StringVar(&f.compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:1, or the site config's compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
+	fs.BoolVar(&g.NoLayerCache, "no-layer-cache", false, "do not keep the image's layers in the cache's blob store (default: keep them, so models sharing layers download them once; env SCV_HPC_LAYER_CACHE=false, site config layer_cache: false)")
+	fs.StringVar(&g.Compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:1; env SCV_HPC_COMPRESSION, site config compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
 }
 
 // fetchOptions builds fetch.Options from the global flags and, when given, the fetch
@@ -61,24 +60,14 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 		},
 	}
 	if f != nil {
+		o.Verify = true // pull and stage re-hash a cached entry: "cached" means sound
 		o.Registry.Platform = f.platform
 		o.Registry.Insecure = f.insecure
-		o.Compression = f.compression
-		o.NoLayerCache = f.noLayerCache
-		cfg, err := slurm.LoadSiteConfig()
-		if err != nil {
-			return fetch.Options{}, err
-		}
-		if o.Compression == "" {
-			o.Compression = cfg.Compression
-		}
-		if cfg.LayerCache != nil && !*cfg.LayerCache {
-			o.NoLayerCache = true
-		}
-		if _, err := convert.ParseCompression(o.Compression); err != nil {
-			return fetch.Options{}, usageError{err}
-		}
 	}
+	// The resolved config (flags of pull/stage > env > site config > default); commands
+	// that run models convert with it too when they must pull.
+	o.Compression = a.cfg.Compression
+	o.NoLayerCache = !a.cfg.LayerCache
 	return o, nil
 }
 
@@ -89,5 +78,7 @@ func (a *app) ensureModel(ctx context.Context, model string) (*fetch.Model, erro
 	if err != nil {
 		return nil, err
 	}
-	return fetch.Ensure(ctx, model, o)
+	o.Verify = true // once per job created, never per array task
+	m, err := fetch.Ensure(ctx, model, o)
+	return m, corruptHint(model, err)
 }

@@ -1,17 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/config"
 	"github.com/scivision-hpc/scv-hpc/internal/logging"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/version"
@@ -24,45 +23,23 @@ type app struct {
 	stdout, stderr io.Writer
 	stderrIsTTY    bool
 
-	cacheDir     string
-	offline      bool
-	logLevel     string
-	logFormat    string
-	catalogFiles []string
-	tmpDir       string
+	// The global flags as given; cfg is what they resolve to, with the environment
+	// and the site config (set before any command runs).
+	flags config.Flags
+	cfg   *config.Config
+
+	// Shorthands of cfg for the commands.
+	cacheDir  string
+	offline   bool
+	logLevel  string
+	logFormat string
+	tmpDir    string
 
 	log zerolog.Logger
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	return &app{stdin: stdin, stdout: stdout, stderr: stderr, stderrIsTTY: logging.IsTerminal(stderr), log: zerolog.Nop()}
-}
-
-// commandRegistry holds the constructors of the sub-commands; each command file
-// registers itself in init, so adding a command never edits this file.
-var commandRegistry = map[string]func(*app) *cobra.Command{}
-
-func register(name string, f func(*app) *cobra.Command) { commandRegistry[name] = f }
-
-func defaultCacheDir() string {
-	if d := os.Getenv("SCV_HPC_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "scv-hpc")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "scv-hpc")
-	}
-	return filepath.Join(os.TempDir(), "scv-hpc-cache")
-}
-
-func envBool(name string) bool {
-	switch strings.ToLower(os.Getenv(name)) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -83,6 +60,17 @@ Slurm job arrays.`,
 		SilenceErrors: true,
 		Version:       version.String(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			a.flags.Set = cmd.Flags().Changed
+			cfg, err := config.Resolve(a.flags, os.LookupEnv)
+			if err != nil {
+				if errors.Is(err, config.ErrSiteConfig) {
+					return fmt.Errorf("%w; fix the file, or point %s at another one", err, config.EnvConfig)
+				}
+				return usageError{err}
+			}
+			a.cfg = cfg
+			a.cacheDir, a.offline, a.tmpDir = cfg.Cache, cfg.Offline, cfg.TmpDir
+			a.logLevel, a.logFormat = cfg.LogLevel, cfg.LogFormat
 			log, err := logging.New(a.stderr, a.logLevel, a.logFormat)
 			if err != nil {
 				return usageError{err}
@@ -101,21 +89,20 @@ Slurm job arrays.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.cacheDir, "cache", defaultCacheDir(), "SIF cache directory (env SCV_HPC_CACHE)")
-	pf.BoolVar(&a.offline, "offline", envBool("SCV_HPC_OFFLINE"), "never touch the network; resolve models from the cache only (env SCV_HPC_OFFLINE=1)")
-	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	pf.StringVar(&a.logFormat, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), console, json")
-	pf.StringSliceVar(&a.catalogFiles, "catalog", nil, "extra catalog YAML file(s) that add or override models (env SCV_HPC_CATALOG, ':'-separated)")
-	pf.StringVar(&a.tmpDir, "tmpdir", os.Getenv("TMPDIR"), "scratch directory for conversions (env TMPDIR)")
+	f := &a.flags
+	pf.StringVar(&f.Cache, "cache", "", "SIF cache directory (env SCV_HPC_CACHE, site config cache:; default ~/.cache/scv-hpc)")
+	pf.BoolVar(&f.Offline, "offline", false, "never touch the network; resolve models from the cache only (env SCV_HPC_OFFLINE=1)")
+	pf.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&f.LogFormat, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), console, json")
+	pf.StringSliceVar(&f.Catalogs, "catalog", nil, "extra catalog YAML file(s) that add or override models (env SCV_HPC_CATALOG, ':'-separated)")
+	pf.StringVar(&f.TmpDir, "tmpdir", "", "scratch directory for conversions (env TMPDIR, site config tmpdir:)")
 
-	names := make([]string, 0, len(commandRegistry))
-	for n := range commandRegistry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		root.AddCommand(commandRegistry[n](a))
-	}
+	// The commands, in the order help lists them.
+	root.AddCommand(
+		newModelsCmd(a), newPullCmd(a), newStageCmd(a), newInspectCmd(a), newCacheCmd(a), newImageCmd(a),
+		newPredictCmd(a), newSubmitCmd(a), newRunShardCmd(a), newStatusCmd(a), newResubmitCmd(a),
+		newCancelCmd(a), newCollectCmd(a), newReportCmd(a), newDoctorCmd(a), newVersionCmd(a),
+	)
 	usageArgs(root)
 	return root
 }
@@ -154,29 +141,14 @@ func (a *app) progressFactory() progress.Factory {
 	return progress.LogFactory(a.log, 10*time.Second)
 }
 
-// catalogPaths returns the extra catalog files from --catalog and SCV_HPC_CATALOG.
-func (a *app) catalogPaths() []string {
-	paths := append([]string{}, a.catalogFiles...)
-	if env := os.Getenv("SCV_HPC_CATALOG"); env != "" {
-		for _, p := range filepath.SplitList(env) {
-			if p != "" {
-				paths = append(paths, p)
-			}
-		}
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the scv-hpc version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(a.stdout, version.String())
+			return err
+		},
 	}
-	return paths
-}
-
-func init() {
-	register("version", func(a *app) *cobra.Command {
-		return &cobra.Command{
-			Use:   "version",
-			Short: "Print the scv-hpc version",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				_, err := fmt.Fprintln(a.stdout, version.String())
-				return err
-			},
-		}
-	})
 }

@@ -5,89 +5,78 @@ import (
 	"io"
 	"os"
 
-	"github.com/alitto/pond/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 )
 
-func init() {
-	register("stage", func(a *app) *cobra.Command {
-		var (
-			ff     fetchFlags
-			file   string
-			jobs   int
-			asJSON bool
-		)
-		cmd := &cobra.Command{
-			Use:   "stage [MODEL...] [-f FILE]",
-			Short: "Pre-build many models into a (shared) cache, for offline compute nodes",
-			Long: `Fetch and convert every MODEL given as an argument or listed in FILE (one per line,
+func newStageCmd(a *app) *cobra.Command {
+	var (
+		ff     fetchFlags
+		file   string
+		jobs   int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stage [MODEL...] [-f FILE]",
+		Short: "Pre-build many models into a (shared) cache, for offline compute nodes",
+		Long: `Fetch and convert every MODEL given as an argument or listed in FILE (one per line,
 '#' starts a comment, '-' reads standard input) into the cache, several at a time. Run it
 on a login node with network access, with --cache on the shared file system that compute
 nodes read offline. A model that fails does not stop the others; the summary table lists
 each model's status, and the exit status is 1 if any failed.`,
-			Example: `  scv-hpc stage -f models.txt --cache /shared/scv --jobs 4
+		Example: `  scv-hpc stage -f models.txt --cache /shared/scv --jobs 4
   scv-hpc stage faces plankton@2.1 --cache /shared/scv
   grep -v deprecated models.txt | scv-hpc stage -f - --cache /shared/scv --json`,
-			RunE: func(cmd *cobra.Command, args []string) error {
-				models := append([]string{}, args...)
-				if file != "" {
-					list, err := readListFile(a, file)
-					if err != nil {
-						return err
-					}
-					models = append(models, list...)
-				}
-				if len(models) == 0 {
-					return usageError{fmt.Errorf("stage: no models: give MODEL arguments or -f FILE")}
-				}
-				if jobs < 1 {
-					return usageError{fmt.Errorf("stage: --jobs %d: want at least 1", jobs)}
-				}
-				o, err := a.fetchOptions(&ff)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			models := append([]string{}, args...)
+			if file != "" {
+				list, err := readListFile(a, file)
 				if err != nil {
 					return err
 				}
-				results := make([]fetchResult, len(models))
-				pool := pond.NewPool(jobs, pond.WithContext(cmd.Context()))
-				for i, m := range models {
-					pool.Submit(func() {
-						results[i] = pullOne(cmd.Context(), m, o, false)
-						if results[i].Status == "failed" {
-							a.log.Error().Str("model", m).Msg(results[i].Error)
-						}
-					})
+				models = append(models, list...)
+			}
+			if len(models) == 0 {
+				return usageError{fmt.Errorf("stage: no models: give MODEL arguments or -f FILE")}
+			}
+			if jobs < 1 {
+				return usageError{fmt.Errorf("stage: --jobs %d: want at least 1", jobs)}
+			}
+			o, err := a.fetchOptions(&ff)
+			if err != nil {
+				return err
+			}
+			rs := fetch.PullAll(cmd.Context(), models, o, jobs, func(i int, r fetch.PullResult) {
+				if r.Err != nil {
+					a.log.Error().Str("model", models[i]).Msg(r.Err.Error())
 				}
-				pool.StopAndWait()
-				failed := 0
-				for i := range results {
-					if results[i].Status == "" { // never ran: the context was cancelled
-						results[i] = fetchResult{Model: models[i], Status: "failed", Error: fmt.Sprint(cmd.Context().Err())}
-					}
-					if results[i].Status == "failed" {
-						failed++
-					}
+			})
+			results := make([]fetchResult, len(models))
+			failed := 0
+			for i, r := range rs {
+				if results[i] = fetchRow(models[i], r); r.Err != nil {
+					failed++
 				}
-				if asJSON {
-					if err := printJSON(a, results); err != nil {
-						return err
-					}
-				} else if err := writeFetchTable(a.stdout, results); err != nil {
+			}
+			if asJSON {
+				if err := printJSON(a, results); err != nil {
 					return err
 				}
-				if failed > 0 {
-					return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cacheDir)
-				}
-				return nil
-			},
-		}
-		ff.register(cmd.Flags())
-		cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
-		cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
-		cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
-		return cmd
-	})
+			} else if err := writeFetchTable(a.stdout, results); err != nil {
+				return err
+			}
+			if failed > 0 {
+				return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cacheDir)
+			}
+			return nil
+		},
+	}
+	ff.register(cmd.Flags(), &a.flags)
+	cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
+	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	return cmd
 }
 
 func readListFile(a *app, file string) ([]string, error) {

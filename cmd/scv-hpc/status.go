@@ -1,128 +1,75 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/logging"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+	"github.com/scivision-hpc/scv-hpc/internal/watch"
 )
 
-// statusShard is one row of status: what the files say, and what Slurm says.
-type statusShard struct {
-	results.ShardStatus
-	Slurm *slurm.ShardState `json:"slurm,omitempty"`
-}
-
-// statusOutput is the --json form of status.
-type statusOutput struct {
-	JobDir  string         `json:"job_dir"`
-	Model   string         `json:"model"`
-	Digest  string         `json:"digest,omitempty"`
-	Shards  []statusShard  `json:"shards"`
-	Totals  results.Totals `json:"totals"`
-	States  map[string]int `json:"states"`
-	Summary string         `json:"summary"`
-	// ScanSkipped counts files under the data root that the scan left out
-	// (broken or outside links, unreadable files): they are not inputs.
-	ScanSkipped int64 `json:"scan_skipped,omitempty"`
-	// SlurmError is set when the scheduler could not be asked (the file view stands).
-	SlurmError string `json:"slurm_error,omitempty"`
-}
+// statusOutput is the --json form of status (slurm.JobStatus).
+type statusOutput = slurm.JobStatus
 
 // statusTableMax is how many shards status lists before it shows only those not done.
 const statusTableMax = 50
 
-func init() {
-	register("status", func(a *app) *cobra.Command {
-		var asJSON, all bool
-		cmd := &cobra.Command{
-			Use:   "status JOBDIR",
-			Short: "Show how far a job is: inputs done, failed and pending per shard",
-			Long: `Status reads the job directory (shards/ and results/) and counts every input of every
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON, all, live bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "status JOBDIR",
+		Short: "Show how far a job is: inputs done, failed and pending per shard",
+		Long: `Status reads the job directory (shards/ and results/) and counts every input of every
 shard as ok, failed or pending. A shard is "done" when all its inputs are ok, "failed" when
 all have a result and some failed, "partial" when some have none yet, "pending" when none
 has. For a job submitted to Slurm, the state of each shard's latest array task is shown too.
-Jobs with more than 50 shards list only the shards that are not done (--all lists all).`,
-			Example: `  scv-hpc status /scratch/run1
+Jobs with more than 50 shards list only the shards that are not done (--all lists all).
+
+--watch follows the job: per-shard progress bars, inputs per second, an ETA and the
+failures so far, refreshed every --interval and redrawn in place on a terminal (one
+line per interval when the output is not a terminal). Slurm is asked once per
+interval for all the job's arrays. It returns when every input has a result or, on
+Slurm, when no task of the job is pending or running.`,
+		Example: `  scv-hpc status /scratch/run1
+  scv-hpc status /scratch/run1 --watch --interval 30s
   scv-hpc status /scratch/run1 --json | jq .totals`,
-			Args: exactArgsUsage(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				ctx := cmd.Context()
-				dir, err := filepath.Abs(args[0])
-				if err != nil {
-					return err
-				}
-				sum, err := results.SummarizeContext(ctx, dir)
-				if err != nil {
-					return fmt.Errorf("status %s: %w", args[0], err)
-				}
-				out := statusOutput{JobDir: dir, Model: sum.Job.Model, Digest: sum.Job.Digest,
-					Totals: sum.Totals, States: sum.States, Summary: statusLine(sum), ScanSkipped: sum.Job.Skipped}
-				out.Shards = make([]statusShard, len(sum.Shards))
-				for i, st := range sum.Shards {
-					out.Shards[i].ShardStatus = st
-				}
-				// The scheduler's view, only for jobs submitted to Slurm: per shard the
-				// state of its latest array task. An unreachable scheduler leaves the
-				// file view intact and says so.
-				if sum.Job.Slurm != nil && len(sum.Job.Slurm.Arrays) > 0 {
-					view, err := (&slurm.Client{}).View(ctx, sum.Job)
-					if err != nil {
-						out.SlurmError = err.Error()
-						a.log.Warn().Err(err).Msg("cannot ask Slurm; showing the results files only")
-					}
-					for i := range out.Shards {
-						if v, ok := view[out.Shards[i].Index]; ok {
-							out.Shards[i].Slurm = &v
-						}
-					}
-				}
-				if asJSON {
-					return printJSON(a, out)
-				}
-				return printStatus(a.stdout, &out, all)
-			},
-		}
-		cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
-		cmd.Flags().BoolVar(&all, "all", false, "list every shard, also when there are many")
-		return cmd
-	})
-}
-
-// exactArgsUsage is cobra.ExactArgs returning a usage error (exit code 2).
-func exactArgsUsage(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{err}
-		}
-		return nil
+		Args: exactArgsUsage(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			if live {
+				return a.watchStatus(cmd.Context(), dir, interval, asJSON)
+			}
+			out, err := (&slurm.Client{}).Status(cmd.Context(), dir)
+			if err != nil {
+				return fmt.Errorf("status %s: %w", args[0], err)
+			}
+			if out.SlurmError != "" {
+				a.log.Warn().Str("error", out.SlurmError).Msg("cannot ask Slurm; showing the results files only")
+			}
+			if asJSON {
+				return printJSON(a, out)
+			}
+			return printStatus(a.stdout, out, all)
+		},
 	}
-}
-
-// statusLine is the one-line summary, for example
-// "12 shards: 10 done, 1 partial, 1 pending; 11873/12000 inputs ok, 27 failed, 100 pending".
-func statusLine(s *results.Summary) string {
-	var parts []string
-	for _, st := range []string{results.StateDone, results.StatePartial, results.StateFailed, results.StatePending} {
-		if n := s.States[st]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, st))
-		}
-	}
-	shards := fmt.Sprintf("%d shards", len(s.Shards))
-	if len(s.Shards) == 1 {
-		shards = "1 shard"
-	}
-	if len(parts) > 0 {
-		shards += ": " + strings.Join(parts, ", ")
-	}
-	t := s.Totals
-	return fmt.Sprintf("%s; %d/%d inputs ok, %d failed, %d pending", shards, t.OK, t.Inputs, t.Failed, t.Pending)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	cmd.Flags().BoolVar(&all, "all", false, "list every shard, also when there are many")
+	cmd.Flags().BoolVar(&live, "watch", false, "follow the job until it ends: redrawn in place on a terminal, one line per interval elsewhere")
+	cmd.Flags().DurationVar(&interval, "interval", watch.DefaultInterval, "refresh interval of --watch (one squeue per interval)")
+	return cmd
 }
 
 func printStatus(w io.Writer, out *statusOutput, all bool) error {
@@ -172,4 +119,23 @@ func printStatus(w io.Writer, out *statusOutput, all bool) error {
 	}
 	_, err := fmt.Fprintln(w, out.Summary)
 	return err
+}
+
+// watchStatus follows the job until it ends (status --watch).
+func (a *app) watchStatus(ctx context.Context, dir string, interval time.Duration, asJSON bool) error {
+	if asJSON {
+		return usageError{errors.New("status: --watch draws a live view; --json gives one snapshot (leave out --watch)")}
+	}
+	o := watch.Options{Interval: interval, Terminal: logging.IsTerminal(a.stdout), Query: (&slurm.Client{}).QueryAll}
+	o.Width, o.Height = watch.TerminalSize(a.stdout)
+	_, err := watch.Run(ctx, dir, a.stdout, o)
+	switch {
+	case errors.Is(err, watch.ErrBadInterval):
+		return usageError{err}
+	case err != nil && ctx.Err() != nil:
+		return nil // stopped by the user: nothing to clean up
+	case err != nil:
+		return fmt.Errorf("status %s: %w", dir, err)
+	}
+	return nil
 }

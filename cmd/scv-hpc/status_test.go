@@ -112,27 +112,6 @@ func TestStatusCommand(t *testing.T) {
 	}
 }
 
-func TestStatusLine(t *testing.T) {
-	tests := []struct {
-		states map[string]int
-		shards int
-		tot    results.Totals
-		want   string
-	}{
-		{map[string]int{"done": 10, "partial": 1, "pending": 1}, 12, results.Totals{Inputs: 12000, OK: 11873, Failed: 27, Pending: 100},
-			"12 shards: 10 done, 1 partial, 1 pending; 11873/12000 inputs ok, 27 failed, 100 pending"},
-		{map[string]int{"done": 1}, 1, results.Totals{Inputs: 5, OK: 5}, "1 shard: 1 done; 5/5 inputs ok, 0 failed, 0 pending"},
-		{map[string]int{"failed": 2, "pending": 1}, 3, results.Totals{Inputs: 3, OK: 0, Failed: 2, Pending: 1},
-			"3 shards: 2 failed, 1 pending; 0/3 inputs ok, 2 failed, 1 pending"},
-	}
-	for _, tc := range tests {
-		s := &results.Summary{States: tc.states, Shards: make([]results.ShardStatus, tc.shards), Totals: tc.tot}
-		if got := statusLine(s); got != tc.want {
-			t.Errorf("got  %q\nwant %q", got, tc.want)
-		}
-	}
-}
-
 func TestCollectCommand(t *testing.T) {
 	partial := statusJob(t, false)
 	complete := statusJob(t, true)

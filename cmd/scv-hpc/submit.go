@@ -1,22 +1,18 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
-
-func init() {
-	register("submit", newSubmitCmd)
-}
 
 func newSubmitCmd(a *app) *cobra.Command {
 	var (
@@ -47,40 +43,55 @@ docs/slurm.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			dataAbs, outAbs, err := df.paths("submit")
+			dataAbs, outAbs, err := df.paths(cmd, "submit")
 			if err != nil {
 				return err
 			}
-			if err := sf.load(cmd, a); err != nil {
+			o, tmpl, err := sf.options(cmd, a, a.cfg.Site.SlurmDefaults())
+			if err != nil {
 				return err
 			}
 			if rf.scratch != "" && !filepath.IsAbs(rf.scratch) {
 				return usageError{fmt.Errorf("--scratch %s: give an absolute path, as the compute nodes see it", rf.scratch)}
 			}
-			if _, err := os.Stat(job.File(outAbs)); err == nil {
+			run, err := rf.options(cmd, defaultRun)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(job.Dir(outAbs).JobFile()); err == nil {
 				return usageError{fmt.Errorf("--out %s already holds a job; use 'scv-hpc resubmit %s' or a new --out", df.out, df.out)}
 			}
 			model, err := a.ensureModel(ctx, args[0])
 			if err != nil {
 				return fmt.Errorf("submit: %w", err)
 			}
-			j, err := a.newJob(ctx, "submit", args[0], model, &df, dataAbs, outAbs, rf.options(), &job.Slurm{})
+			s, err := df.spec(cmd, a, args[0], model, dataAbs, outAbs, run)
 			if err != nil {
 				return err
 			}
-			if model.GPU && sf.opts.GPUsPerTask == 0 && sf.opts.Gres == "" {
-				sf.opts.GPUsPerTask = 1
+			defer s.List.Close()
+			s.Job.Slurm = &job.Slurm{}
+			unlock, err := lockJob(outAbs)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			j, err := jobsetup.Create(ctx, s)
+			if err != nil {
+				return setupError("submit", err)
+			}
+			if o.WantGPU(model.GPU) {
 				a.log.Info().Str("model", args[0]).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
 			}
-			sf.opts.CacheDir = j.Run.CacheDir
-			if err := slurm.SaveOptions(outAbs, &sf.opts); err != nil {
+			o.CacheDir, o.LogLevel = j.Run.CacheDir, a.logLevel
+			if err := slurm.SaveOptions(outAbs, o); err != nil {
 				return err
 			}
 			all := make([]int, j.Shards)
 			for i := range all {
 				all[i] = i
 			}
-			if err := a.submitShards(cmd, outAbs, j, &sf.opts, sf.tmpl, all, nil, dryRun, asJSON); err != nil {
+			if err := a.submitShards(cmd, outAbs, j, o, tmpl, all, nil, dryRun, asJSON); err != nil {
 				if len(j.Slurm.Arrays) == 0 {
 					return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",
 						err, df.out, slurm.Quote(df.out))
@@ -103,34 +114,14 @@ docs/slurm.md.`,
 // submitShards renders and submits arrays over shards of the job directory with
 // tmpl (nil: the embedded template) and prints what was done.
 func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slurm.Options, tmpl *slurm.Template, shards []int, runArgs []string, dryRun, asJSON bool) error {
-	ctx := cmd.Context()
-	client := &slurm.Client{}
-	qctx := ctx
-	if dryRun {
-		// A dry run may be made where Slurm is absent or misconfigured (scontrol then
-		// takes a minute to give up): do not wait for it.
-		var cancel context.CancelFunc
-		qctx, cancel = context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-	}
-	maxArray, err := client.MaxArraySize(qctx)
-	if err != nil {
-		if !dryRun {
-			return fmt.Errorf("submit: %w", err)
-		}
-		maxArray = slurm.DefaultMaxArraySize
-		a.log.Warn().Err(err).Int("max_array_size", maxArray).Msg("dry run: using Slurm's default MaxArraySize")
-	}
-	p, err := o.Params(j, jobDir, runArgs)
+	res, err := (&slurm.Client{}).SubmitJob(cmd.Context(), slurm.JobRequest{
+		JobDir: jobDir, Job: j, Options: o, Template: tmpl, Shards: shards, RunArgs: runArgs, DryRun: dryRun})
 	if err != nil {
 		return err
 	}
-	subs, err := client.Submit(ctx, slurm.SubmitRequest{
-		JobDir: jobDir, Job: j, Template: tmpl, Params: p, Shards: shards,
-		MaxArraySize: maxArray, MaxParallel: o.MaxParallel, SbatchArgs: o.SbatchArgs, DryRun: dryRun,
-	})
-	if err != nil {
-		return fmt.Errorf("submit %s: %w", jobDir, err)
+	subs, maxArray := res.Arrays, res.MaxArraySize
+	if res.MaxArrayErr != nil {
+		a.log.Warn().Err(res.MaxArrayErr).Int("max_array_size", maxArray).Msg("dry run: using Slurm's default MaxArraySize")
 	}
 	if dryRun && !asJSON {
 		// The first script in full, then every command.
@@ -171,76 +162,27 @@ func (a *app) submitShards(cmd *cobra.Command, jobDir string, j *job.Job, o *slu
 	return nil
 }
 
-// slurmFlags are the Slurm resource flags of submit and resubmit.
-type slurmFlags struct {
-	opts slurm.Options
-	tmpl *slurm.Template // the parsed --template (or the site's); nil: the embedded one
-}
+// slurmFlags are the Slurm resource flags of submit and resubmit (slurm.RegisterFlags).
+type slurmFlags struct{ given slurm.Options }
 
-func (sf *slurmFlags) register(cmd *cobra.Command) {
-	f, o := cmd.Flags(), &sf.opts
-	f.StringVar(&o.Partition, "partition", "", "Slurm partition (sbatch --partition)")
-	f.StringVar(&o.Account, "account", "", "Slurm account to charge (sbatch --account)")
-	f.StringVar(&o.QOS, "qos", "", "Slurm quality of service (sbatch --qos)")
-	f.StringVar(&o.Time, "time", "", "time limit of each task, e.g. 2:00:00 (sbatch --time)")
-	f.IntVar(&o.CPUsPerTask, "cpus-per-task", 0, "CPUs per task (sbatch --cpus-per-task)")
-	f.StringVar(&o.Mem, "mem", "", "memory per task, e.g. 16G (sbatch --mem)")
-	f.IntVar(&o.GPUsPerTask, "gpus-per-task", 0, "GPUs per task (sbatch --gpus-per-task; default 1 for models that want a GPU)")
-	f.StringVar(&o.Gres, "gres", "", "generic resources per task, e.g. gpu:a100:1 (sbatch --gres), instead of --gpus-per-task")
-	f.IntVar(&o.MaxParallel, "max-parallel", 0, "at most this many tasks at once (--array=0-N%M); 0: no limit")
-	f.IntVar(&o.SignalSeconds, "signal-seconds", slurm.DefaultSignalSeconds, "send SIGTERM this many seconds before the time limit so results flush (sbatch --signal=B:TERM@N)")
-	f.BoolVar(&o.NoRequeue, "no-requeue", false, "do not let Slurm requeue preempted tasks (default: --requeue)")
-	f.StringArrayVar(&o.SbatchArgs, "sbatch-arg", nil, "extra sbatch argument, passed as is (repeatable), e.g. --sbatch-arg=--constraint=a100")
-	f.StringVar(&o.Template, "template", "", "batch script template (text/template) instead of the embedded one")
-	f.StringVar(&o.Binary, "scv-hpc", "", "path of scv-hpc on the compute nodes (default: this executable)")
-}
+func (sf *slurmFlags) register(cmd *cobra.Command) { slurm.RegisterFlags(cmd.Flags(), &sf.given) }
 
-// load applies the site config to the flags not given, fills the binary path
-// and the cache the nodes read, and makes paths absolute.
-func (sf *slurmFlags) load(cmd *cobra.Command, a *app) error {
-	cfg, err := slurm.LoadSiteConfig()
+// options merges the flags given over base (the site's defaults for submit, slurm.json
+// for resubmit), fills the binary and parses the template.
+func (sf *slurmFlags) options(cmd *cobra.Command, a *app, base slurm.Options) (*slurm.Options, *slurm.Template, error) {
+	o := base
+	if err := o.Merge(&sf.given, cmd.Flags().Changed); err != nil {
+		return nil, nil, usageError{err}
+	}
+	if cmd.Flags().Changed("log-level") {
+		o.LogLevel = a.logLevel
+	}
+	tmpl, err := o.Prepare()
+	if errors.Is(err, slurm.ErrTemplate) {
+		return nil, nil, usageError{err}
+	}
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("%w (give --scv-hpc PATH)", err)
 	}
-	set := cmd.Flags().Changed
-	sf.opts.ApplySite(cfg, set)
-	if cfg.Cache != "" && !set("cache") && os.Getenv("SCV_HPC_CACHE") == "" {
-		a.cacheDir = cfg.Cache
-	}
-	if sf.opts.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("find the scv-hpc executable (give --scv-hpc PATH): %w", err)
-		}
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		sf.opts.Binary = exe
-	}
-	if err := sf.resolve(&sf.opts); err != nil {
-		return err
-	}
-	sf.opts.LogLevel = a.logLevel
-	return nil
-}
-
-// resolve makes o's binary and template paths absolute and parses the
-// template, once, into sf.tmpl: a template that cannot be read or parsed is a
-// usage error, before anything is submitted.
-func (sf *slurmFlags) resolve(o *slurm.Options) error {
-	var err error
-	for _, p := range []*string{&o.Binary, &o.Template} {
-		if *p != "" {
-			if *p, err = filepath.Abs(*p); err != nil {
-				return err
-			}
-		}
-	}
-	sf.tmpl = nil
-	if o.Template != "" {
-		if sf.tmpl, err = slurm.LoadTemplate(o.Template); err != nil {
-			return usageError{err}
-		}
-	}
-	return nil
+	return &o, tmpl, nil
 }

@@ -120,3 +120,16 @@ func BenchmarkList(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckEntry measures the check run once per job (predict, submit) and by pull
+// on a cache hit (MB/s on a 64 MiB SIF): a 5 GB SIF takes size / this rate.
+func BenchmarkCheckEntry(b *testing.B) {
+	c := bigCache(b)
+	d := testDigest("big")
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.CheckEntry(context.Background(), d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -30,6 +30,9 @@ const (
 // ErrBadBundle reports a bundle (or some of its entries) that failed verification.
 var ErrBadBundle = errors.New("bad bundle")
 
+// ErrRefRefused reports refs of a bundle that Import did not set (ImportReport.Refused).
+var ErrRefRefused = errors.New("bundle refs refused")
+
 // BundleIndex is the first member of a bundle.
 type BundleIndex struct {
 	Format  string            `json:"format"`
@@ -120,12 +123,51 @@ type ImportReport struct {
 	Present []string `json:"present"`
 	// Failed are the entries that failed verification; nothing of them was kept.
 	Failed []ImportFailure `json:"failed,omitempty"`
-	// Refs are the refs set from the bundle.
+	// Refs are the refs of the bundle that now point at its entries.
 	Refs []string `json:"refs,omitempty"`
+	// Refused are the refs of the bundle that were not set, and why.
+	Refused []RefusedRef `json:"refused,omitempty"`
+	// Moved are the refs that pointed at another digest and were moved (Force only).
+	Moved []MovedRef `json:"moved,omitempty"`
 }
 
-// err summarises the failures, naming each bad entry.
+// RefusedRef is a ref of a bundle that Import did not set.
+type RefusedRef struct {
+	Ref string `json:"ref"`
+	// Digest is what the bundle maps it to.
+	Digest string `json:"digest"`
+	// Current is what this cache maps it to, when that is why it was refused.
+	Current string `json:"current,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// MovedRef is a ref Import moved from one digest to another (ImportOptions.Force).
+type MovedRef struct {
+	Ref  string `json:"ref"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// err summarises the failures, naming each bad entry and each refused ref.
 func (r *ImportReport) err() error {
+	return errors.Join(r.failedErr(), r.refusedErr())
+}
+
+func (r *ImportReport) refusedErr() error {
+	if len(r.Refused) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for i, f := range r.Refused {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s -> %s: %s", f.Ref, f.Digest, f.Reason)
+	}
+	return fmt.Errorf("%w: %d not set: %s", ErrRefRefused, len(r.Refused), b.String())
+}
+
+func (r *ImportReport) failedErr() error {
 	if len(r.Failed) == 0 {
 		return nil
 	}
@@ -148,6 +190,8 @@ func (r *ImportReport) sort() {
 	sort.Strings(r.Present)
 	sort.Strings(r.Refs)
 	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Digest < r.Failed[j].Digest })
+	sort.Slice(r.Refused, func(i, j int) bool { return r.Refused[i].Ref < r.Refused[j].Ref })
+	sort.Slice(r.Moved, func(i, j int) bool { return r.Moved[i].Ref < r.Moved[j].Ref })
 }
 
 // parseBundleMeta checks an entry's metadata file against the index.

@@ -24,7 +24,7 @@ func populated(t *testing.T) (*Cache, []string) {
 		d, _ := commitTest(t, c, n)
 		ds = append(ds, d)
 	}
-	for ref, d := range map[string]string{"faces": ds[0], "ghcr.io/x/faces:1": ds[0], "plankton@2": ds[1]} {
+	for ref, d := range map[string]string{"faces": ds[0], testSource("faces"): ds[0], "plankton@2": ds[1]} {
 		if err := c.SetRef(ref, d); err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	src, ds := populated(t)
 	bundle := exportBytes(t, src, nil)
 	dst := Open(filepath.Join(t.TempDir(), "air-gapped"))
-	rep, err := dst.Import(context.Background(), bytes.NewReader(bundle))
+	rep, err := dst.Import(context.Background(), bytes.NewReader(bundle), ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 	}
 	// Importing again changes nothing and skips the data.
-	rep, err = dst.Import(context.Background(), bytes.NewReader(bundle))
+	rep, err = dst.Import(context.Background(), bytes.NewReader(bundle), ImportOptions{})
 	if err != nil || len(rep.Imported) != 0 || len(rep.Present) != 3 {
 		t.Fatalf("second import = %+v, %v", rep, err)
 	}
@@ -276,7 +276,7 @@ func TestImportRejectsBadBundles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dst := Open(t.TempDir())
-			rep, err := dst.Import(context.Background(), bytes.NewReader(tt.bundle(t)))
+			rep, err := dst.Import(context.Background(), bytes.NewReader(tt.bundle(t)), ImportOptions{})
 			if tt.message == "" {
 				if err != nil {
 					t.Fatalf("import: %v", err)

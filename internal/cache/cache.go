@@ -185,7 +185,10 @@ func (c *Cache) Lookup(digest string) (sifPath string, meta *Meta, err error) {
 		return "", nil, err
 	}
 	p := c.sifPath(hex)
-	st, err := os.Stat(p)
+	st, err := os.Lstat(p)
+	if err == nil && !st.Mode().IsRegular() {
+		return "", nil, fmt.Errorf("cache %s: %w: the SIF of %s is %s, not a regular file", c.Dir, ErrCorrupt, digest, kindOf(st.Mode()))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil, fmt.Errorf("cache %s: %w: %s has metadata but no SIF (run 'scv-hpc cache gc')", c.Dir, ErrCorrupt, digest)
 	}
@@ -202,9 +205,15 @@ func (c *Cache) Lookup(digest string) (sifPath string, meta *Meta, err error) {
 // readMeta reads and checks the .json of an entry.
 func (c *Cache) readMeta(hex string) (*Meta, error) {
 	digest := sha256Prefix + hex
-	b, err := os.ReadFile(c.metaPath(hex))
+	if err := c.ownDir(c.sifDir()); err != nil {
+		return nil, err
+	}
+	b, err := readSmall(c.metaPath(hex), maxMetaSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("cache %s: %s: %w", c.Dir, digest, ErrNotCached)
+	}
+	if errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("cache %s: %w: metadata of %s: %w", c.Dir, ErrCorrupt, digest, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: read metadata of %s: %w", c.Dir, digest, err)
@@ -223,7 +232,7 @@ func (c *Cache) readMeta(hex string) (*Meta, error) {
 // at it now (sorted) in Refs. Entries whose metadata is unreadable are left out; Verify
 // reports them.
 func (c *Cache) List() ([]Entry, error) {
-	names, err := readDirNames(c.sifDir())
+	names, err := c.listDir(c.sifDir())
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: list: %w", c.Dir, err)
 	}
@@ -250,6 +259,20 @@ func (c *Cache) List() ([]Entry, error) {
 		out = append(out, Entry{Meta: *m, Path: p})
 	}
 	return out, nil
+}
+
+// listDir lists one of the cache's own directories (see ownDir), sorted; an absent
+// directory is empty, a symlink or non-directory an error.
+func (c *Cache) listDir(dir string) ([]string, error) {
+	if dir == c.sifDir() {
+		if err := c.ownDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.ownDir(dir); err != nil {
+		return nil, err
+	}
+	return readDirNames(dir)
 }
 
 // readDirNames lists a directory's names, sorted; an absent directory is empty.

@@ -30,7 +30,7 @@ func TestCommitThenLookup(t *testing.T) {
 	if m.SIFSHA256 != hex.EncodeToString(sum[:]) || m.Size != int64(len(b)) {
 		t.Errorf("meta sha256/size = %s/%d, file has %x/%d", m.SIFSHA256, m.Size, sum, len(b))
 	}
-	if m.Digest != d || m.Created.IsZero() || !strings.HasPrefix(m.Tool, "scv-hpc ") || m.Source != "test/model-a" {
+	if m.Digest != d || m.Created.IsZero() || !strings.HasPrefix(m.Tool, "scv-hpc ") || m.Source != testSource("model-a") {
 		t.Errorf("meta not filled: %+v", m)
 	}
 	if err := checkSIF(p, m.Size); err != nil {

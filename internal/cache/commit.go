@@ -89,7 +89,7 @@ func (c *Cache) finish(tmp, digest string, m *Meta) (*Meta, error) {
 	if m.Digest != digest {
 		return nil, fmt.Errorf("cache %s: commit %s: the build returned metadata of %s", c.Dir, digest, m.Digest)
 	}
-	f, err := os.Open(tmp)
+	f, _, err := openRegular(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: commit %s: the build wrote no SIF: %w", c.Dir, digest, err)
 	}

@@ -59,7 +59,7 @@ func TestProgressOfLongOperations(t *testing.T) {
 	}
 	dst := Open(t.TempDir())
 	dst.Progress = rec.factory
-	if _, err := dst.Import(context.Background(), &buf); err != nil {
+	if _, err := dst.Import(context.Background(), &buf, ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int64{"verify cache": sum, "export cache": 2 * sum, "import bundle": sum}

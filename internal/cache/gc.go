@@ -139,21 +139,55 @@ func (c *Cache) gcOne(r VerifyResult) (removed bool, err error) {
 			return removeIfSame(r.Path, raw), nil
 		}
 		return c.breakLock(r.Path, raw), nil
-	case StatusDanglingRef:
-		raw, err := os.ReadFile(r.Path)
-		if err != nil {
-			return false, nil
-		}
-		if d, err := parseRefFile(raw); err == nil {
-			if _, err := os.Stat(c.metaPath(strings.TrimPrefix(d, sha256Prefix))); err == nil {
-				return false, nil // re-pointed or re-committed meanwhile
-			}
-		}
-		return removeIfSame(r.Path, raw), nil
+	case StatusDanglingRef, StatusBadRef:
+		return c.removeRef(r.Path)
+	case StatusBadFile:
+		return removeNonRegular(r.Path)
 	case StatusOrphan, StatusIncomplete, StatusCorrupt, StatusUnreferenced:
 		return c.removeEntry(r.Digest, r.Status)
 	}
 	return false, nil
+}
+
+// removeRef removes a dangling or bad refs/ file. It is first renamed aside (so the
+// check and the removal concern one file) and read through readRefFile (so a FIFO or
+// a symlink is never opened); a ref that is sound meanwhile (re-pointed, or its entry
+// committed again) is put back.
+func (c *Cache) removeRef(path string) (bool, error) {
+	if filepath.Dir(path) != c.refsDir() {
+		return false, fmt.Errorf("cache %s: gc: %s is not in refs/", c.Dir, path)
+	}
+	if err := c.ownDir(c.refsDir()); err != nil {
+		return false, err
+	}
+	aside := filepath.Join(c.refsDir(), ".gc-"+newToken())
+	if err := os.Rename(path, aside); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, c.writeErr("remove ref "+filepath.Base(path), err)
+	}
+	if d, err := readRefFile(aside); err == nil {
+		if _, err := os.Lstat(c.metaPath(strings.TrimPrefix(d, sha256Prefix))); err == nil {
+			_ = os.Link(aside, path) // sound again: restore it unless a newer one appeared
+			os.Remove(aside)
+			return false, nil
+		}
+	}
+	if err := os.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, c.writeErr("remove ref "+filepath.Base(path), err)
+	}
+	return true, nil
+}
+
+// removeNonRegular removes a symlink, FIFO, device or socket found where the cache
+// keeps regular files; it is never opened or followed. A directory is left alone.
+func removeNonRegular(path string) (bool, error) {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() || st.IsDir() {
+		return false, nil
+	}
+	return true, removeFile(path)
 }
 
 // removeEntry removes an entry's files under its lock, if it is still in the state
@@ -208,6 +242,9 @@ func (c *Cache) tryLock(hex string) (*heldLock, error) {
 			return nil, c.writeErr("lock "+sha256Prefix+hex, err)
 		}
 		raw, _, stale, err := c.lockState(path, c.staleAfter())
+		if errors.Is(err, ErrNotRegular) {
+			return nil, nil // a FIFO or symlink: not a lock anyone holds; GC removes it as bad-file
+		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("cache %s: lock %s: %w", c.Dir, sha256Prefix+hex, err)
 		}

@@ -27,26 +27,42 @@ func testDigest(name string) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-// writeSIF creates a small real SIF at path: one generic data object holding payload.
-func writeSIF(path string, payload []byte) error {
+// writeSIF creates a small real SIF at path: one generic data object holding payload,
+// and the provenance descriptors given (as the conversion writes them).
+func writeSIF(path string, payload []byte, provs ...Provenance) error {
 	di, err := sif.NewDescriptorInput(sif.DataGeneric, bytes.NewReader(payload), sif.OptObjectName("payload.bin"))
 	if err != nil {
 		return err
 	}
-	f, err := sif.CreateContainerAtPath(path, sif.OptCreateDeterministic(), sif.OptCreateWithDescriptors(di))
+	dis := []sif.DescriptorInput{di}
+	for _, p := range provs {
+		b, _ := json.Marshal(p)
+		pi, err := sif.NewDescriptorInput(sif.DataGenericJSON, bytes.NewReader(b), sif.OptObjectName(provenanceName))
+		if err != nil {
+			return err
+		}
+		dis = append(dis, pi)
+	}
+	f, err := sif.CreateContainerAtPath(path, sif.OptCreateDeterministic(), sif.OptCreateWithDescriptors(dis...))
 	if err != nil {
 		return err
 	}
 	return f.UnloadContainer()
 }
 
-// sifBuilder returns a BuildFunc writing a SIF with payload and meta fields filled.
+// testSource is the image reference the test entry of name was "converted" from.
+func testSource(name string) string { return "ghcr.io/x/" + name + ":1" }
+
+// sifBuilder returns a BuildFunc writing a SIF with payload and meta fields filled, as
+// fetch does: the SIF records that it is image testDigest(payload) converted from
+// testSource(payload), and the metadata the refs it was committed for.
 func sifBuilder(payload string) BuildFunc {
 	return func(ctx context.Context, tmp string) (*Meta, error) {
-		if err := writeSIF(tmp, []byte(payload)); err != nil {
+		prov := Provenance{Ref: testSource(payload), Digest: testDigest(payload)}
+		if err := writeSIF(tmp, []byte(payload), prov); err != nil {
 			return nil, err
 		}
-		return &Meta{Source: "test/" + payload, Platform: "linux/amd64", Env: []string{"A=1"},
+		return &Meta{Source: prov.Ref, Refs: []string{prov.Ref, payload + "@2", payload}, Platform: "linux/amd64", Env: []string{"A=1"},
 			Labels: map[string]string{"org.scivision.predict": "predict"}, Config: json.RawMessage(`{"architecture":"amd64"}`)}, nil
 	}
 }
@@ -168,7 +184,7 @@ func helperReadOnly(ctx context.Context, c *Cache) error {
 	if _, _, err := c.Lookup(os.Getenv("DIGEST")); err != nil {
 		return fmt.Errorf("lookup: %w", err)
 	}
-	if d, err := c.ResolveRef("demo:latest"); err != nil || d != os.Getenv("DIGEST") {
+	if d, err := c.ResolveRef("mounted"); err != nil || d != os.Getenv("DIGEST") {
 		return fmt.Errorf("resolve: %q %v", d, err)
 	}
 	if ents, err := c.List(); err != nil || len(ents) != 1 {
@@ -191,7 +207,7 @@ func helperReadOnly(ctx context.Context, c *Cache) error {
 	if err := c.Export(ctx, &bundle, nil); err != nil {
 		return fmt.Errorf("export from a read-only cache: %w", err)
 	}
-	if rep, err := c.Import(ctx, &bundle); err != nil || len(rep.Present) != 1 {
+	if rep, err := c.Import(ctx, &bundle, ImportOptions{}); err != nil || len(rep.Present) != 1 {
 		return fmt.Errorf("re-import into a read-only cache: %+v %w", rep, err)
 	}
 	// A new entry cannot be imported, and the error blames the cache, not the bundle.
@@ -200,7 +216,7 @@ func helperReadOnly(ctx context.Context, c *Cache) error {
 		return err
 	}
 	defer other.Close()
-	if _, err := c.Import(ctx, other); err == nil || errors.Is(err, ErrBadBundle) || !strings.Contains(err.Error(), "read-only") {
+	if _, err := c.Import(ctx, other, ImportOptions{}); err == nil || errors.Is(err, ErrBadBundle) || !strings.Contains(err.Error(), "read-only") {
 		return fmt.Errorf("import of a new entry into a read-only cache: %v", err)
 	}
 	_, _, _, err = c.Commit(ctx, testDigest("new"), sifBuilder("new"))

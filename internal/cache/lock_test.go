@@ -329,8 +329,7 @@ func TestLockMutualExclusion(t *testing.T) {
 				time.Sleep(time.Millisecond)
 				inside.Add(-1)
 				rounds.Add(1)
-				close(l.stop)
-				<-l.done
+				l.lock.StopRefresh()
 				// Die holding it: the lock now names a dead process.
 				os.WriteFile(path, lockJSON(thisHost(), dead, time.Now()), 0o644)
 			}

@@ -65,7 +65,7 @@ func TestReadOnlyMount(t *testing.T) {
 	needRootNamespaces(t)
 	c := Open(t.TempDir())
 	d, _ := commitTest(t, c, "mounted")
-	if err := c.SetRef("demo:latest", d); err != nil {
+	if err := c.SetRef("mounted", d); err != nil {
 		t.Fatal(err)
 	}
 	other := Open(t.TempDir())

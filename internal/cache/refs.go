@@ -52,13 +52,36 @@ func unescapeRef(name string) (string, bool) {
 	return ref, true
 }
 
-// parseRefFile reads the content of a refs/ file: one digest and a newline.
+// ErrBadRef reports a refs/ file that is not what SetRef writes: a symlink, FIFO,
+// device or directory, a file larger than a digest line, or content that is not one
+// digest. Its content is never echoed (it may be anything, e.g. a copy of /etc/passwd).
+var ErrBadRef = errors.New("bad ref file")
+
+// parseRefFile reads the content of a refs/ file: one digest and a newline. The error
+// does not quote the content.
 func parseRefFile(b []byte) (string, error) {
 	d := strings.TrimSpace(string(b))
 	if _, err := ParseDigest(d); err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %d bytes that are not one sha256 digest line", ErrBadRef, len(b))
 	}
 	return d, nil
+}
+
+// readRefFile reads and parses one refs/ file through openRegular: a symlink, FIFO or
+// device is refused without being followed, opened for long or read, and so is a file
+// over maxRefFile bytes. Every failure but absence is ErrBadRef.
+func readRefFile(path string) (string, error) {
+	b, err := readSmall(path, maxRefFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err != nil {
+		if errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge) {
+			return "", fmt.Errorf("%w: %v", ErrBadRef, err)
+		}
+		return "", err
+	}
+	return parseRefFile(b)
 }
 
 // ResolveRef returns the digest a ref (tag, image reference or catalog name) was last
@@ -69,16 +92,18 @@ func (c *Cache) ResolveRef(ref string) (digest string, err error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile(filepath.Join(c.refsDir(), name))
+	if err := c.ownDir(c.refsDir()); err != nil {
+		return "", err
+	}
+	d, err := readRefFile(filepath.Join(c.refsDir(), name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("cache %s: ref %s: %w", c.Dir, ref, ErrNotCached)
 	}
+	if errors.Is(err, ErrBadRef) {
+		return "", fmt.Errorf("cache %s: ref %s: %w: %w", c.Dir, ref, ErrCorrupt, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("cache %s: ref %s: %w", c.Dir, ref, err)
-	}
-	d, err := parseRefFile(b)
-	if err != nil {
-		return "", fmt.Errorf("cache %s: ref %s: %w: %v", c.Dir, ref, ErrCorrupt, err)
 	}
 	return d, nil
 }
@@ -102,10 +127,10 @@ func (c *Cache) SetRef(ref, digest string) error {
 	return nil
 }
 
-// Refs returns every ref and the digest it resolves to. Unreadable refs/ files are
-// left out (GC removes them).
+// Refs returns every ref and the digest it resolves to. Unreadable and bad refs/ files
+// are left out (Verify reports them, GC removes them).
 func (c *Cache) Refs() (map[string]string, error) {
-	names, err := readDirNames(c.refsDir())
+	names, err := c.listDir(c.refsDir())
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: refs: %w", c.Dir, err)
 	}
@@ -115,11 +140,7 @@ func (c *Cache) Refs() (map[string]string, error) {
 		if !ok {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(c.refsDir(), n))
-		if err != nil {
-			continue
-		}
-		if d, err := parseRefFile(b); err == nil {
+		if d, err := readRefFile(filepath.Join(c.refsDir(), n)); err == nil {
 			out[ref] = d
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -91,11 +90,11 @@ func (c *Cache) exportEntry(ctx context.Context, digest string, rep progress.Rep
 		return BundleEntry{}, nil, fmt.Errorf("cache export: %w", err)
 	}
 	hex, _ := ParseDigest(digest)
-	mb, err := os.ReadFile(c.metaPath(hex))
+	mb, err := readSmall(c.metaPath(hex), maxMetaSize)
 	if err != nil {
 		return BundleEntry{}, nil, fmt.Errorf("cache export %s: %w", digest, err)
 	}
-	f, err := os.Open(p)
+	f, _, err := openRegular(p)
 	if err != nil {
 		return BundleEntry{}, nil, fmt.Errorf("cache export %s: %w", digest, err)
 	}
@@ -119,7 +118,7 @@ func (c *Cache) exportEntry(ctx context.Context, digest string, rep progress.Rep
 // exportSIF copies one SIF into the tar, checking it did not change since indexed.
 func (c *Cache) exportSIF(ctx context.Context, tw *tar.Writer, e BundleEntry, mtime time.Time, rep progress.Reporter) error {
 	hex, _ := ParseDigest(e.Digest)
-	f, err := os.Open(c.sifPath(hex))
+	f, _, err := openRegular(c.sifPath(hex))
 	if err != nil {
 		return fmt.Errorf("cache export %s: %w", e.Digest, err)
 	}
@@ -148,12 +147,18 @@ func writeMember(tw *tar.Writer, name string, mtime time.Time, size int64, r io.
 }
 
 // Import reads a bundle made by Export. Every SIF is checked against the index's
-// checksum and opened as a SIF before it is committed through the normal atomic path,
-// so a corrupt bundle leaves nothing broken: good entries are imported, bad ones are
-// listed in the report and in the error (ErrBadBundle), which names each of them.
-// Entries the cache already has are kept and their data skipped. Refs of the bundle
-// are set for the entries present at the end.
-func (c *Cache) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
+// checksum, opened as a SIF and its own provenance compared with the digest it is filed
+// under before it is committed through the normal atomic path, so a corrupt bundle
+// leaves nothing broken: good entries are imported, bad ones are listed in the report
+// and in the error (ErrBadBundle), which names each of them. Entries the cache already
+// has are kept and their data skipped.
+//
+// Refs of the bundle are taken as claims, checked against what the SIF itself records
+// (its scv-provenance.json, read from the cached SIF, and the entry's metadata): a ref
+// that disagrees, or that would move a ref of this cache to another digest without
+// opts.Force, is not set and is listed in ImportReport.Refused; the error then matches
+// ErrRefRefused.
+func (c *Cache) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	var rep ImportReport
 	tr := tar.NewReader(r)
 	hdr, err := tr.Next()
@@ -199,7 +204,7 @@ func (c *Cache) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		if err != nil {
 			rep.sort()
 			msg := fmt.Sprintf("%d imported before that", len(rep.Imported))
-			if ferr := rep.err(); ferr != nil {
+			if ferr := rep.failedErr(); ferr != nil {
 				msg += "; " + strings.TrimPrefix(ferr.Error(), ErrBadBundle.Error()+": ")
 			}
 			return rep, fmt.Errorf("%w: %v (truncated?); %s", ErrBadBundle, err, msg)
@@ -250,7 +255,7 @@ func (c *Cache) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 			fail(e.Digest, errors.New("its files are missing from the bundle"))
 		}
 	}
-	if err := c.importRefs(ix, &rep); err != nil {
+	if err := c.importRefs(ix, &rep, opts); err != nil {
 		return rep, err
 	}
 	rep.sort()
@@ -285,6 +290,14 @@ func (c *Cache) importSIF(ctx context.Context, e BundleEntry, m *Meta, r io.Read
 			checkErr = err
 			return nil, err
 		}
+		p, err := readProvenance(tmp)
+		if err == nil {
+			err = checkProvenance(p, e.Digest, m)
+		}
+		if err != nil {
+			checkErr = err
+			return nil, err
+		}
 		mc := *m
 		return &mc, nil
 	})
@@ -292,30 +305,6 @@ func (c *Cache) importSIF(ctx context.Context, e BundleEntry, m *Meta, r io.Read
 		return false, checkErr
 	}
 	return built, err
-}
-
-// importRefs sets the bundle's refs whose entries are now cached.
-func (c *Cache) importRefs(ix *BundleIndex, rep *ImportReport) error {
-	refs := make([]string, 0, len(ix.Refs))
-	for ref := range ix.Refs {
-		refs = append(refs, ref)
-	}
-	sort.Strings(refs)
-	for _, ref := range refs {
-		d := ix.Refs[ref]
-		if _, _, err := c.Lookup(d); err != nil {
-			continue
-		}
-		if cur, err := c.ResolveRef(ref); err == nil && cur == d {
-			rep.Refs = append(rep.Refs, ref)
-			continue // already there: no write, so a read-only cache imports what it has
-		}
-		if err := c.SetRef(ref, d); err != nil {
-			return err
-		}
-		rep.Refs = append(rep.Refs, ref)
-	}
-	return nil
 }
 
 func hex64(h interface{ Sum([]byte) []byte }) string { return hex.EncodeToString(h.Sum(nil)) }

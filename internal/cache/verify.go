@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
-	"github.com/sylabs/sif/v2/pkg/sif"
 )
 
 // Status is the verdict of Verify on one file of the cache.
@@ -28,7 +27,9 @@ const (
 	StatusInProgress  Status = "in-progress"  // a live conversion holds the lock
 	StatusStaleLock   Status = "stale-lock"   // lock of a dead or silent owner
 	StatusStaleTemp   Status = "stale-tmp"    // temp file no live conversion owns
-	StatusDanglingRef Status = "dangling-ref" // ref to a missing entry, or unreadable
+	StatusDanglingRef Status = "dangling-ref" // ref to a missing entry
+	StatusBadRef      Status = "bad-ref"      // refs/ file that is a symlink, FIFO, too large or not a digest
+	StatusBadFile     Status = "bad-file"     // symlink, FIFO or device where the cache keeps regular files
 )
 
 // VerifyResult is one finding of Verify.
@@ -47,33 +48,6 @@ type VerifyResult struct {
 // Problem reports whether the result needs attention (GC or Remove).
 func (r VerifyResult) Problem() bool { return r.Status != StatusOK && r.Status != StatusInProgress }
 
-// checkSIF opens path as a SIF, read-only, and checks that every data object lies
-// within the file's size (a truncated copy loads but is not usable).
-func checkSIF(path string, size int64) error {
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
-	if err != nil {
-		return fmt.Errorf("not a SIF: %w", err)
-	}
-	defer f.UnloadContainer()
-	var bad error
-	n := 0
-	f.WithDescriptors(func(d sif.Descriptor) bool {
-		n++
-		if d.Offset() < 0 || d.Size() < 0 || d.Offset()+d.Size() > size {
-			bad = fmt.Errorf("SIF object %d (%s) runs past the end of the file (%d bytes): truncated", d.ID(), d.Name(), size)
-			return true
-		}
-		return false
-	})
-	if bad != nil {
-		return bad
-	}
-	if n == 0 {
-		return errors.New("SIF has no data objects")
-	}
-	return nil
-}
-
 // Verify re-hashes every entry's SIF against its metadata and opens it as a SIF, and
 // reports orphan SIFs, incomplete entries, stale locks, stale temp files and dangling
 // refs. It writes nothing (a read-only cache can be verified); GC repairs.
@@ -84,7 +58,7 @@ func (c *Cache) Verify(ctx context.Context) ([]VerifyResult, error) {
 // scan is Verify; with deep false it does not read the SIFs (only their size).
 func (c *Cache) scan(ctx context.Context, deep bool) ([]VerifyResult, error) {
 	var out []VerifyResult
-	names, err := readDirNames(c.sifDir())
+	names, err := c.listDir(c.sifDir())
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: verify: %w", c.Dir, err)
 	}
@@ -159,26 +133,14 @@ func (c *Cache) verifyEntry(ctx context.Context, hex string, hasSIF, deep bool, 
 		}
 		return r
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		r.Detail = err.Error()
-		return r
-	}
-	defer f.Close()
-	sum, size, err := hashReader(countingReader{ctxReader{ctx, f}, rep})
+	detail, err := c.sifProblem(ctx, hex, m, rep)
 	switch {
 	case err != nil:
 		r.Detail = "read: " + err.Error()
-	case size != m.Size:
-		r.Detail = fmt.Sprintf("SIF is %d bytes, metadata says %d", size, m.Size)
-	case sum != m.SIFSHA256:
-		r.Detail = fmt.Sprintf("SIF sha256 is %s, metadata says %s", sum, m.SIFSHA256)
+	case detail != "":
+		r.Detail = detail
 	default:
-		if err := checkSIF(p, size); err != nil {
-			r.Detail = err.Error()
-		} else {
-			r.Status = StatusOK
-		}
+		r.Status = StatusOK
 	}
 	return r
 }
@@ -186,9 +148,16 @@ func (c *Cache) verifyEntry(ctx context.Context, hex string, hasSIF, deep bool, 
 // verifyLocks reports held and stale locks and leftover lock temp files.
 func (c *Cache) verifyLocks() []VerifyResult {
 	var out []VerifyResult
-	names, _ := readDirNames(c.locksDir())
+	names, err := c.listDir(c.locksDir())
+	if err != nil {
+		return []VerifyResult{{Status: StatusBadFile, Path: c.locksDir(), Detail: err.Error()}}
+	}
 	for _, n := range names {
 		p := filepath.Join(c.locksDir(), n)
+		if r, bad := badFile(p); bad {
+			out = append(out, r)
+			continue
+		}
 		if strings.HasPrefix(n, lockTempPrefix) {
 			if old(p, guardStaleAge) {
 				out = append(out, VerifyResult{Status: StatusStaleTemp, Path: p, Detail: "temp file of an interrupted lock"})
@@ -222,7 +191,10 @@ func (c *Cache) verifyLocks() []VerifyResult {
 // verifyTemps reports temp SIFs that no live conversion owns.
 func (c *Cache) verifyTemps() []VerifyResult {
 	var out []VerifyResult
-	names, _ := readDirNames(c.tmpDir())
+	names, err := c.listDir(c.tmpDir())
+	if err != nil {
+		return []VerifyResult{{Status: StatusBadFile, Path: c.tmpDir(), Detail: err.Error()}}
+	}
 	for _, n := range names {
 		p := filepath.Join(c.tmpDir(), n)
 		if tempLive(c, n) {
@@ -265,9 +237,22 @@ func tempLive(c *Cache, name string) bool {
 	return live && held == token
 }
 
+// badFile reports a file that should be regular (a lock, a lock temp) but is a
+// symlink, FIFO, device, socket or directory. It is never opened.
+func badFile(path string) (VerifyResult, bool) {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().IsRegular() {
+		return VerifyResult{}, false
+	}
+	return VerifyResult{Status: StatusBadFile, Path: path, Detail: kindOf(st.Mode()) + " where a regular file belongs"}, true
+}
+
 // verifyRefs reports refs whose entry is missing and refs/ files that cannot be read.
 func (c *Cache) verifyRefs() ([]VerifyResult, error) {
 	var out []VerifyResult
+	if err := c.ownDir(c.refsDir()); err != nil {
+		return []VerifyResult{{Status: StatusBadFile, Path: c.refsDir(), Detail: err.Error()}}, nil
+	}
 	names, err := readDirNames(c.refsDir())
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: verify refs: %w", c.Dir, err)
@@ -281,13 +266,12 @@ func (c *Cache) verifyRefs() ([]VerifyResult, error) {
 			}
 			continue
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
+		d, err := readRefFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
 		}
-		d, err := parseRefFile(b)
 		if err != nil {
-			out = append(out, VerifyResult{Status: StatusDanglingRef, Ref: ref, Path: p, Detail: "unreadable: " + err.Error()})
+			out = append(out, VerifyResult{Status: StatusBadRef, Ref: ref, Path: p, Detail: badRefDetail(p, err)})
 			continue
 		}
 		hex, _ := ParseDigest(d)
@@ -316,4 +300,16 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, context.Cause(r.ctx)
 	}
 	return r.r.Read(p)
+}
+
+// badRefDetail says what is wrong with a refs/ file without quoting its content.
+func badRefDetail(path string, err error) string {
+	if st, lerr := os.Lstat(path); lerr == nil && !st.Mode().IsRegular() {
+		return kindOf(st.Mode()) + ", not a ref file (never followed or read)"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && !errors.Is(err, ErrBadRef) {
+		return "unreadable: " + pe.Err.Error()
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), ErrBadRef.Error()+": "), path+": ")
 }

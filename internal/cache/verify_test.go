@@ -46,9 +46,9 @@ var damages = []damage{
 	{"ref to a missing entry", func(t *testing.T, c *Cache, d, hex string) {
 		c.SetRef("gone:1", testDigest("never committed"))
 	}, StatusDanglingRef, "not cached", GCOptions{}},
-	{"unreadable ref", func(t *testing.T, c *Cache, d, hex string) {
+	{"ref file that is not a digest", func(t *testing.T, c *Cache, d, hex string) {
 		os.WriteFile(filepath.Join(c.refsDir(), "junk"), []byte("latest\n"), 0o644)
-	}, StatusDanglingRef, "unreadable", GCOptions{}},
+	}, StatusBadRef, "not one sha256 digest", GCOptions{}},
 	{"temp SIF of a dead conversion", func(t *testing.T, c *Cache, d, hex string) {
 		os.MkdirAll(c.tmpDir(), 0o755)
 		os.WriteFile(filepath.Join(c.tmpDir(), hex+".deadbeef.sif"), []byte("half"), 0o644)

@@ -31,6 +31,9 @@ var SiteFile = "/etc/scv-hpc/catalog.yaml"
 // ErrUnknown is returned (wrapped) by Lookup for a name the catalog does not hold.
 var ErrUnknown = errors.New("not in the catalog")
 
+// ErrUnreadable is returned by Load for a catalog file it cannot read.
+var ErrUnreadable = errors.New("cannot read the catalog file")
+
 // Entry is one model of the catalog.
 type Entry struct {
 	Name        string   `yaml:"name" json:"name"`
@@ -190,7 +193,7 @@ func Load(extra ...string) (*Catalog, error) {
 	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("catalog %s: %w (check --catalog and SCV_HPC_CATALOG)", path, err)
+			return nil, fmt.Errorf("catalog %s: %w: %w", path, ErrUnreadable, err)
 		}
 		entries, err := Parse(data, path)
 		if err != nil {
@@ -227,7 +230,7 @@ func (c *Catalog) Lookup(model string) (*Entry, error) {
 		if s := c.suggest(n); s != "" {
 			msg += "; did you mean " + s + "?"
 		}
-		return nil, fmt.Errorf("%s (list the models with 'scv-hpc models')%w", msg, hidden{ErrUnknown})
+		return nil, fmt.Errorf("%s%w", msg, hidden{ErrUnknown})
 	}
 	if !hasVer {
 		return newest(versions), nil

@@ -174,7 +174,7 @@ func TestLookupSuggests(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Lookup("facse")
-	if err == nil || !strings.Contains(err.Error(), "did you mean faces?") || !strings.Contains(err.Error(), "scv-hpc models") {
+	if err == nil || !strings.Contains(err.Error(), "did you mean faces?") || !errors.Is(err, ErrUnknown) {
 		t.Fatalf("err = %v", err)
 	}
 	if _, err := c.Lookup("faces@9.9"); err == nil || !strings.Contains(err.Error(), "it has faces@1.0") {

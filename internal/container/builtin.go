@@ -31,11 +31,12 @@ type BuiltinOptions struct {
 }
 
 // builtinRuntime runs a SIF without Apptainer: its squashfs partition is unpacked once
-// per digest, and the command runs chrooted in it in a new mount namespace with the
-// same binds as apptainer (data read-only at /data, scratch at /scratch, the output
-// directory at /out), the root file system read-only, a private /tmp, and the host's
-// /proc and /dev. It binds NO GPU driver libraries: it is a fallback for laptops and
-// CI, not a replacement for Apptainer.
+// per digest, and the command runs in it, confined even when scv-hpc runs as root:
+// its own mount, PID, UTS, IPC and network namespaces, pivot_root into the tree
+// bound read-only, the same binds as apptainer (data read-only at /data, scratch at
+// /scratch, the output directory at /out), a private /tmp, a minimal /dev, a fresh
+// /proc, no capability and no_new_privs (docs/security.md). It binds NO GPU driver
+// libraries: it is a fallback for laptops and CI, not a replacement for Apptainer.
 type builtinRuntime struct {
 	o BuiltinOptions
 	// self is this executable, re-run as the container's first process (it calls
@@ -177,16 +178,50 @@ type childSpec struct {
 	Data    string   `json:"data"`
 	Scratch string   `json:"scratch"`
 	Output  string   `json:"output,omitempty"` // "" = nothing bound at /out
+	GPU     bool     `json:"gpu,omitempty"`    // bind the host's /dev/nvidia* nodes
+	UserNS  bool     `json:"userns,omitempty"` // unprivileged: in a user namespace
 	Env     []string `json:"env"`
 	Argv    []string `json:"argv"`
 }
 
+// ErrOverlap is returned by the builtin runtime's Command for a data directory that
+// contains, or lies in, the scratch or output directory.
+var ErrOverlap = errors.New("directories overlap")
+
+// checkApart refuses data, scratch and output directories inside one another (after
+// symlinks): /data must not be reachable writable, nor /scratch or /out inside /data.
+func checkApart(s Spec) error {
+	resolve := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return filepath.Clean(p)
+	}
+	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
+	data := resolve(s.DataRoot)
+	for _, o := range []struct{ what, path string }{{"scratch", s.Scratch}, {"output", s.Output}} {
+		if o.path == "" {
+			continue
+		}
+		p := resolve(o.path)
+		if within(data, p) || within(p, data) {
+			return fmt.Errorf("data directory %s and %s directory %s: %w: the model could write into the data; choose a %s directory outside the data (and the data outside it)",
+				s.DataRoot, o.what, o.path, ErrOverlap, o.what)
+		}
+	}
+	return nil
+}
+
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Command returns the re-executed child that sets the container up and execs the
-// command. The child runs in a new mount namespace (and a user namespace when not
-// root). Environment inside: the image's Env, then s.Env (cleanenv, as apptainer).
-// s.GPU only sets CUDA_VISIBLE_DEVICES: builtin binds no GPU driver.
+// Command returns the re-executed child that sets the container up and starts the
+// command (see runChild and setupRoot): new mount, PID, UTS, IPC and network
+// namespaces (and a user namespace when not root), pivot_root into the read-only
+// tree, no capability, no_new_privs. Environment inside: the image's Env, then s.Env
+// (cleanenv, as apptainer). s.GPU sets CUDA_VISIBLE_DEVICES and binds the host's
+// /dev/nvidia* nodes, but no driver library: the image must bring its own.
+// Data, scratch and output directories that contain one another are refused
+// (ErrOverlap): /data would be writable through /scratch or /out.
 func (r *builtinRuntime) Command(ctx context.Context, s Spec) (*exec.Cmd, error) {
 	if err := checkSpec(s); err != nil {
 		return nil, fmt.Errorf("builtin runtime: %w", err)
@@ -198,7 +233,11 @@ func (r *builtinRuntime) Command(ctx context.Context, s Spec) (*exec.Cmd, error)
 	if r.selfErr != nil {
 		return nil, r.selfErr
 	}
-	cs := childSpec{Root: u.root, Data: s.DataRoot, Scratch: s.Scratch, Output: s.Output, Argv: s.Command}
+	if err := checkApart(s); err != nil {
+		return nil, fmt.Errorf("builtin runtime: %w", err)
+	}
+	cs := childSpec{Root: u.root, Data: s.DataRoot, Scratch: s.Scratch, Output: s.Output, Argv: s.Command,
+		GPU: s.GPU != "", UserNS: os.Getuid() != 0}
 	cs.Env = mergeEnv(u.env, s.Env, s.GPU)
 	b, err := json.Marshal(cs)
 	if err != nil {

@@ -29,16 +29,26 @@ func buildSIF(t *testing.T, env []string) string {
 	if p := os.Getenv("SCV_TEST_PROBE_SIF"); p != "" {
 		return p // made by the parent test, which runs this one unprivileged
 	}
+	return buildImage(t, env, "probe", nil)
+}
+
+// buildImage makes a SIF holding the static program ./testdata/<prog> at /bin/<prog>;
+// extra, when given, adds to the root file system before it is squashed.
+func buildImage(t testing.TB, env []string, prog string, extra func(rootfs string)) string {
+	t.Helper()
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	dir := t.TempDir()
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", "probe"), "./testdata/probe")
+	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", prog), "./testdata/"+prog)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build probe: %v\n%s", err, out)
+	}
+	if extra != nil {
+		extra(rootfs)
 	}
 	sq := filepath.Join(dir, "root.squashfs")
 	if out, err := exec.Command("mksquashfs", rootfs, sq, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
@@ -227,7 +237,7 @@ func TestBuiltinErrors(t *testing.T) {
 	img := buildSIF(t, nil)
 	rt := NewBuiltin(BuiltinOptions{Dir: t.TempDir(), Log: nopLog})
 	dir := t.TempDir()
-	cmd, err := rt.Command(context.Background(), Spec{SIF: img, Command: []string{"no-such-model"}, DataRoot: dir, Scratch: dir})
+	cmd, err := rt.Command(context.Background(), Spec{SIF: img, Command: []string{"no-such-model"}, DataRoot: dir, Scratch: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +252,9 @@ func TestBuiltinErrors(t *testing.T) {
 	}
 }
 
-// TestBuiltinUnprivileged runs TestBuiltinRunsChrootedWithBinds again as an
-// unprivileged user (nobody): the builtin runtime then needs a user namespace.
+// TestBuiltinUnprivileged runs TestBuiltinRunsChrootedWithBinds and
+// TestBuiltinHostileModel again as an unprivileged user (nobody): the builtin runtime
+// then needs a user namespace.
 func TestBuiltinUnprivileged(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("already unprivileged: TestBuiltinRunsChrootedWithBinds covered it")
@@ -263,7 +274,9 @@ func TestBuiltinUnprivileged(t *testing.T) {
 	}
 	sifCopy := filepath.Join(dir, "probe.sif")
 	s, _ := os.ReadFile(img)
-	if os.WriteFile(bin, b, 0o755) != nil || os.WriteFile(sifCopy, s, 0o644) != nil {
+	escCopy := filepath.Join(dir, "escape.sif")
+	e, _ := os.ReadFile(buildEscapeImage(t, false))
+	if os.WriteFile(bin, b, 0o755) != nil || os.WriteFile(sifCopy, s, 0o644) != nil || os.WriteFile(escCopy, e, 0o644) != nil {
 		t.Fatal("copy test binary")
 	}
 	tmp := filepath.Join(dir, "tmp")
@@ -271,13 +284,36 @@ func TestBuiltinUnprivileged(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	os.Chmod(tmp, 0o1777)
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,
-		"-test.run=^TestBuiltinRunsChrootedWithBinds$", "-test.v")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "HOME=" + tmp, "SCV_TEST_PROBE_SIF=" + sifCopy}
+		"-test.run=^(TestBuiltinRunsChrootedWithBinds|TestBuiltinHostileModel)$", "-test.v")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "HOME=" + tmp,
+		"SCV_TEST_PROBE_SIF=" + sifCopy, "SCV_TEST_ESCAPE_SIF=" + escCopy}
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestBuiltinRunsChrootedWithBinds") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestBuiltinRunsChrootedWithBinds") ||
+		!strings.Contains(string(out), "--- PASS: TestBuiltinHostileModel") {
 		t.Fatalf("unprivileged run: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "user namespace") {
 		t.Errorf("the unprivileged run did not take the user-namespace path:\n%s", out)
+	}
+}
+
+// BenchmarkBuiltinStart: one model process started and ended (namespaces, mounts,
+// pivot, init, exec of a static program), the tree already unpacked.
+func BenchmarkBuiltinStart(b *testing.B) {
+	img := buildImage(b, []string{"PATH=/bin"}, "probe", nil)
+	rt := NewBuiltin(BuiltinOptions{Dir: b.TempDir(), Log: nopLog})
+	data, scratch := b.TempDir(), b.TempDir()
+	if err := rt.Prepare(context.Background(), img); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		cmd, err := rt.Command(context.Background(), Spec{SIF: img, Command: []string{"probe"}, DataRoot: data, Scratch: scratch})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
 	}
 }

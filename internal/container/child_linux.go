@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaybeRunChild runs the builtin runtime's container set-up when this process was
@@ -25,10 +28,16 @@ func MaybeRunChild() {
 	os.Exit(127)
 }
 
+// childCloneflags are the namespaces of a container: mounts, PIDs (its own /proc,
+// no host process to see, signal or trace), hostname, System V IPC and POSIX message
+// queues, and network (loopback only: no host abstract socket, no network at all).
+const childCloneflags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS |
+	syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET
+
 func childSysProcAttr() *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	a := &syscall.SysProcAttr{Cloneflags: childCloneflags, Pdeathsig: syscall.SIGKILL}
 	if uid := os.Getuid(); uid != 0 {
-		// Unprivileged: a user namespace where we are root, so we may mount and chroot.
+		// Unprivileged: a user namespace where we are root, so we may mount and pivot.
 		a.Cloneflags |= syscall.CLONE_NEWUSER
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
 		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
@@ -37,10 +46,18 @@ func childSysProcAttr() *syscall.SysProcAttr {
 	return a
 }
 
-// runChild is the container's first process: already in its own mount namespace,
-// it makes the mounts private, binds the root file system read-only with data
-// (read-only), scratch, the output directory (when given), /proc, /dev and a fresh
-// /tmp inside, chroots and execs.
+// forwarded are the signals the container's first process passes on to the model's
+// process group (the kernel drops, for a PID namespace's first process, the signals
+// it does not handle: SIGTERM would otherwise never reach the model).
+var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2}
+
+// runChild is the container's first process (PID 1 of its PID namespace): it builds
+// the container's file system and pivots into it (setupRoot), brings up loopback,
+// makes itself non-dumpable (the model may not read or trace it), starts the model
+// with no capability and no_new_privs, then forwards signals to it and reaps
+// orphans until the model exits, and exits with its status. Its own exit ends every
+// process left in the namespace; the runner's SIGKILL of it does the same.
 func runChild() error {
 	var cs childSpec
 	if err := json.Unmarshal([]byte(os.Getenv(childSpecEnv)), &cs); err != nil {
@@ -49,89 +66,70 @@ func runChild() error {
 	if len(cs.Argv) == 0 {
 		return errors.New("no command")
 	}
-	mount := func(src, dst, fstype string, flags uintptr, data string) error {
-		if err := syscall.Mount(src, dst, fstype, flags, data); err != nil {
-			return fmt.Errorf("mount %s on %s: %w", src, dst, err)
-		}
-		return nil
-	}
-	if err := mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+	if err := setupRoot(cs); err != nil {
 		return err
 	}
-	root := cs.Root
-	if err := mount(root, root, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+	if err := loopbackUp(); err != nil {
 		return err
 	}
-	if err := bindReadOnly(cs.Data, filepath.Join(root, "data")); err != nil {
-		return err
-	}
-	if err := mount(cs.Scratch, filepath.Join(root, "scratch"), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-		return err
-	}
-	if cs.Output != "" {
-		if err := mount(cs.Output, filepath.Join(root, "out"), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{"/proc", "/dev"} {
-		if err := mount(d, filepath.Join(root, d), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-			return err
-		}
-	}
-	if err := mount("tmpfs", filepath.Join(root, "tmp"), "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777"); err != nil {
-		return err
-	}
-	// The image itself stays untouched by the model: remount its root read-only.
-	if err := remountReadOnly(root); err != nil {
-		return err
-	}
-	if err := syscall.Chroot(root); err != nil {
-		return fmt.Errorf("chroot %s: %w", root, err)
-	}
-	if err := syscall.Chdir("/scratch"); err != nil {
-		return fmt.Errorf("chdir /scratch: %w", err)
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("set non-dumpable: %w", err)
 	}
 	path, err := lookPath(cs.Argv[0], cs.Env)
 	if err != nil {
 		return err
 	}
-	if err := syscall.Exec(path, cs.Argv, cs.Env); err != nil {
+	if err := closeOnExecAll(); err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
+	pid, err := startUnprivileged(path, cs.Argv, cs.Env, ScratchMount)
+	if err != nil {
 		return fmt.Errorf("exec %s: %w", cs.Argv[0], err)
 	}
-	return nil
-}
-
-// bindReadOnly bind-mounts src on dst and makes that mount read-only.
-func bindReadOnly(src, dst string) error {
-	if err := syscall.Mount(src, dst, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", src, dst, err)
-	}
-	return remountReadOnly(dst)
-}
-
-// remountReadOnly makes the bind mount at dst read-only, keeping the flags the kernel
-// locks in a user namespace (nosuid, nodev, noexec, atime).
-func remountReadOnly(dst string) error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dst, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", dst, err)
-	}
-	flags := uintptr(syscall.MS_BIND | syscall.MS_REMOUNT | syscall.MS_RDONLY)
-	for _, f := range []struct{ st, ms uintptr }{
-		{0x2, syscall.MS_NOSUID}, {0x4, syscall.MS_NODEV}, {0x8, syscall.MS_NOEXEC},
-		{0x400, syscall.MS_NOATIME}, {0x800, syscall.MS_NODIRATIME}, {0x1000, syscall.MS_RELATIME},
-	} {
-		if uintptr(st.Flags)&f.st != 0 {
-			flags |= f.ms
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			if syscall.Kill(-pid, sig.(syscall.Signal)) != nil {
+				syscall.Kill(pid, sig.(syscall.Signal)) // the model left its group
+			}
+			continue
+		}
+		if ws, done := reap(pid); done {
+			os.Exit(exitCode(ws))
 		}
 	}
-	if err := syscall.Mount("", dst, "", flags, ""); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", dst, err)
-	}
 	return nil
 }
 
-// lookPath finds name in the PATH of env, inside the (chrooted) container.
+// reap collects every exited child; done when one of them was the model.
+func reap(model int) (syscall.WaitStatus, bool) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return 0, false
+		}
+		if pid == model {
+			return ws, true
+		}
+	}
+}
+
+// exitCode is the model's exit status as a shell gives it: the code, or 128+signal
+// (then said on stderr, which the runner keeps in the worker log).
+func exitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		fmt.Fprintf(os.Stderr, "scv-hpc builtin runtime: the model was killed by signal %d (%v)\n", int(ws.Signal()), ws.Signal())
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// lookPath finds name in the PATH of env, inside the container (after the pivot).
 func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil

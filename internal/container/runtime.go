@@ -1,7 +1,8 @@
 // Package container builds the processes that run a model inside its SIF: the exact
 // apptainer / singularity command lines, and the builtin runtime (a fallback for hosts
-// without Apptainer: the SIF's squashfs unpacked once and run chrooted in a new mount
-// namespace, with NO GPU binding). It also discovers the GPUs a job may use.
+// without Apptainer: the SIF's squashfs unpacked once and run confined in it, even as
+// root (own namespaces, pivot_root, no capability; docs/security.md), with NO GPU
+// driver binding).
 package container
 
 import (
@@ -68,7 +69,7 @@ func Select(name string, log zerolog.Logger) (Runtime, error) {
 				return newContainerRuntime(n, p), nil
 			}
 		}
-		log.Warn().Msg("neither apptainer nor singularity is on PATH: using the builtin runtime, a fallback that runs the image chrooted with NO GPU binding; install Apptainer for GPU models")
+		log.Warn().Msg("neither apptainer nor singularity is on PATH: using the builtin runtime, a fallback that runs the image confined in its own namespaces with NO GPU driver binding and no network; install Apptainer for GPU models")
 		return NewBuiltin(BuiltinOptions{Log: log}), nil
 	case Apptainer, Singularity:
 		p, err := exec.LookPath(name)

@@ -49,6 +49,12 @@ type Options struct {
 	NoLayerCache bool
 	// Log receives deprecation warnings and what was done.
 	Log zerolog.Logger
+	// Verify re-hashes a SIF found in the cache against the sha256 recorded when it
+	// was committed before returning it (cache.CheckEntry), so that a corrupt SIF is
+	// reported as such (a *cache.CorruptError) instead of failing later inside a run.
+	// It reads the whole SIF: set it where a job is created (predict, submit) and for
+	// pull, not on every Slurm array task. Default false.
+	Verify bool
 }
 
 // Model is a model ready to run: its SIF and what is known about it.
@@ -120,7 +126,7 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 		// A pin, or anything offline: the cache may answer without the network.
 		m, err := resolve(t, o)
 		if err == nil {
-			return m, nil
+			return m, check(ctx, t, m, o)
 		}
 		if !errors.Is(err, cache.ErrNotCached) {
 			return nil, err
@@ -138,7 +144,7 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 		if m, cerr := resolve(t, o); cerr == nil {
 			o.Log.Warn().Str("model", t.Name()).Str("digest", m.Digest).Err(err).
 				Msg("registry unreachable: using the cached image this reference last resolved to (pass --offline to skip the check)")
-			return m, nil
+			return m, check(ctx, t, m, o)
 		}
 	}
 	if err != nil {
@@ -160,12 +166,31 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 			o.Log.Warn().Err(err).Str("ref", ref).Msg("could not record the ref for offline use")
 		}
 	}
+	m, err := newModel(t, src.Ref, src.Digest, path, meta, built)
+	if err != nil {
+		return nil, err
+	}
 	if built {
 		o.Log.Info().Str("model", t.Name()).Str("digest", src.Digest).Str("sif", path).Msg("converted")
-	} else {
-		o.Log.Info().Str("model", t.Name()).Str("digest", src.Digest).Str("sif", path).Msg("cached")
+		return m, nil // hashed by the commit just now
 	}
-	return newModel(t, src.Ref, src.Digest, path, meta, built)
+	if err := check(ctx, t, m, o); err != nil {
+		return nil, err
+	}
+	o.Log.Info().Str("model", t.Name()).Str("digest", src.Digest).Str("sif", path).Msg("cached")
+	return m, nil
+}
+
+// check re-hashes a cached model's SIF when o.Verify asks for it.
+func check(ctx context.Context, t *Target, m *Model, o Options) error {
+	if !o.Verify || m.Built {
+		return nil
+	}
+	o.Log.Debug().Str("model", t.Name()).Str("digest", m.Digest).Msg("checking the cached SIF against its recorded sha256")
+	if err := o.Cache.CheckEntry(ctx, m.Digest); err != nil {
+		return fmt.Errorf("model %s: %w", t.Name(), err)
+	}
+	return nil
 }
 
 // Resolve finds the model in the cache only: no network, no lock, no write. A .sif
@@ -187,10 +212,12 @@ func Resolve(ctx context.Context, model string, o Options) (*Model, error) {
 		if o.Offline {
 			return nil, &NotCachedError{Model: t.Input, Image: t.Image, CacheDir: o.Cache.Dir}
 		}
-		return nil, fmt.Errorf("model %q is not in the cache %s (run: scv-hpc pull %s --cache %s): %w",
-			t.Input, o.Cache.Dir, t.Input, o.Cache.Dir, cache.ErrNotCached)
+		return nil, fmt.Errorf("model %q is not in the cache %s: %w", t.Input, o.Cache.Dir, cache.ErrNotCached)
 	}
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	return m, check(ctx, t, m, o)
 }
 
 func resolve(t *Target, o Options) (*Model, error) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
@@ -83,8 +84,9 @@ func TestEnsureOnlineThenOffline(t *testing.T) {
 	if !errors.Is(err, cache.ErrNotCached) || !errors.Is(err, registry.ErrOffline) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("offline miss %v does not match ErrNotCached/ErrOffline or is not one line", err)
 	}
+	// What failed, with the cache named; the command to type is added by cmd.
 	if _, err := Resolve(ctx(t), host+"/lab/demo:2", Options{Cache: o.Cache}); !errors.Is(err, cache.ErrNotCached) ||
-		!strings.Contains(err.Error(), "scv-hpc pull") {
+		!strings.Contains(err.Error(), o.Cache.Dir) {
 		t.Errorf("online Resolve miss = %v", err)
 	}
 }
@@ -145,7 +147,7 @@ func TestEnsureFailureClasses(t *testing.T) {
 		{host + "/lab/never:1", false, registry.ErrNotFound, []string{"never:1"}},
 		{"arm", false, registry.ErrNoPlatform, []string{`model "arm"`, "linux/amd64", "linux/arm64", "--platform"}},
 		{"gone", true, cache.ErrNotCached, []string{`model "gone"`, "--offline", "scv-hpc stage gone"}},
-		{"nosuchmodel", false, nil, []string{"not in the catalog", "scv-hpc models"}},
+		{"nosuchmodel", false, catalog.ErrUnknown, []string{"not in the catalog"}},
 		{"/no/such/file.sif", false, os.ErrNotExist, []string{"/no/such/file.sif"}},
 	}
 	for _, tt := range tests {

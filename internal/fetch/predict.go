@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
@@ -10,6 +11,9 @@ import (
 const PredictLabel = "org.scivision.predict"
 
 // Where a predict command came from, as reported by PredictCommand.
+// ErrNoPredict: nothing says which command serves the model.
+var ErrNoPredict = errors.New("no predict command")
+
 const (
 	PredictFromCatalog    = "catalog"
 	PredictFromLabel      = "label " + PredictLabel
@@ -35,7 +39,7 @@ func PredictCommand(model string, e *catalog.Entry, labels map[string]string, en
 	}
 	argv = append(append([]string{}, entrypoint...), cmd...)
 	if len(argv) == 0 {
-		return nil, "", fmt.Errorf("model %s: no predict command: the catalog has none, the image has no %s label and no Entrypoint or Cmd (add 'predict:' to a --catalog entry)", model, PredictLabel)
+		return nil, "", fmt.Errorf("model %s: %w: the catalog has none, the image has no %s label and no Entrypoint or Cmd", model, ErrNoPredict, PredictLabel)
 	}
 	return argv, PredictFromEntrypoint, nil
 }

@@ -134,7 +134,7 @@ func Parse(model string, cat *catalog.Catalog) (*Target, error) {
 			_, err := cat.Lookup(model)
 			return nil, err
 		}
-		return nil, fmt.Errorf("model %q is not in the catalog (list the models with 'scv-hpc models')", model)
+		return nil, fmt.Errorf("model %q is %w", model, catalog.ErrUnknown)
 	}
 	if _, err := name.ParseReference(model); err != nil {
 		return nil, fmt.Errorf("model %s: not a catalog name, a .sif file or a valid image reference: %w", model, err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"time"
 )
+
+// ErrBadList is returned by Resolve for a GPU list it cannot read.
+var ErrBadList = errors.New("bad GPU list")
 
 // Detect returns the GPU ids this process may use and where they came from:
 // SLURM_JOB_GPUS (the allocation), then CUDA_VISIBLE_DEVICES, then `nvidia-smi -L`.
@@ -109,11 +113,11 @@ func Resolve(flag string) ([]string, string, error) {
 	}
 	ids := parseIDList(flag)
 	if len(ids) == 0 {
-		return nil, "", fmt.Errorf("--gpus %q: give auto, none, or device ids such as 0,1", flag)
+		return nil, "", fmt.Errorf("GPU list %q: %w: want auto, none, or device ids such as 0,1", flag, ErrBadList)
 	}
 	for _, id := range ids {
 		if strings.ContainsAny(id, " \t\"'") {
-			return nil, "", fmt.Errorf("--gpus %q: device id %q is not valid", flag, id)
+			return nil, "", fmt.Errorf("GPU list %q: %w: device id %q", flag, ErrBadList, id)
 		}
 	}
 	return ids, "--gpus", nil

@@ -1,10 +1,19 @@
 package results
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
 )
 
 // BenchmarkWriterParallel appends result lines from parallel workers, as the
@@ -45,4 +54,86 @@ func BenchmarkFinal(b *testing.B) {
 		}
 	}
 	b.ReportMetric(10_000*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkCollect1M collects a job of 100 shards × 10k inputs with no-op results
+// (the issue's case) and times `cat results/*.jsonl` over the same files in the same
+// run: the ratio collect/cat is what to watch (goal ≤ 2). SCV_BENCH_COLLECT_SHARDS
+// sets fewer shards for a quick run.
+func BenchmarkCollect1M(b *testing.B) {
+	shards, per := 100, 10_000
+	if v, err := strconv.Atoi(os.Getenv("SCV_BENCH_COLLECT_SHARDS")); err == nil && v > 0 {
+		shards = v
+	}
+	dir := b.TempDir()
+	j := &job.Job{Model: "noop", DataRoot: "/data", Shards: shards, Inputs: int64(shards * per)}
+	if err := job.Save(dir, j); err != nil {
+		b.Fatal(err)
+	}
+	var list, res bytes.Buffer
+	for s := 0; s < shards; s++ {
+		list.Reset()
+		res.Reset()
+		for i := 0; i < per; i++ {
+			p := fmt.Sprintf("d%03d/img%07d.png", s, i)
+			list.WriteString(p + "\n")
+			fmt.Fprintf(&res, `{"path":%q,"ok":true,"result":{},"ms":1,"attempts":1,"t":1795918957919}`+"\n", p)
+		}
+		if err := os.WriteFile(job.ShardFile(dir, s), list.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(job.ResultFile(dir, s), res.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(job.ResultsDir(dir), "*.jsonl"))
+	out := filepath.Join(b.TempDir(), "out.jsonl")
+	// Wall time, and CPU time (user+system, of this process or of cat): on a shared,
+	// loaded machine the CPU figures are the steadier comparison.
+	cpu := func(who int) time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(who, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var catCPU, colCPU time.Duration
+	timeIt := func(who int, acc *time.Duration, fn func() error) time.Duration {
+		start, c0 := time.Now(), cpu(who)
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+		*acc += cpu(who) - c0
+		return time.Since(start)
+	}
+	var catT, colT time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		catT += timeIt(syscall.RUSAGE_CHILDREN, &catCPU, func() error {
+			f, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			cmd := exec.Command("cat", files...)
+			cmd.Stdout = f
+			return cmd.Run()
+		})
+		colT += timeIt(syscall.RUSAGE_SELF, &colCPU, func() error {
+			f, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			tot, err := Collect(context.Background(), dir, f, FormatJSONL)
+			if err == nil && tot.OK != int64(shards*per) {
+				err = fmt.Errorf("collected %+v", tot)
+			}
+			return err
+		})
+	}
+	n := float64(b.N)
+	b.ReportMetric(catT.Seconds()/n, "cat-s")
+	b.ReportMetric(colT.Seconds()/n, "collect-s")
+	b.ReportMetric(float64(colT)/float64(catT), "collect/cat")
+	b.ReportMetric(catCPU.Seconds()/n, "cat-cpu-s")
+	b.ReportMetric(colCPU.Seconds()/n, "collect-cpu-s")
 }

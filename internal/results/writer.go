@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Stages name where an input failed (Record.Stage).
@@ -36,6 +37,9 @@ type Record struct {
 	Stage    string          `json:"stage,omitempty"`
 	MS       int64           `json:"ms"`
 	Attempts int             `json:"attempts,omitempty"`
+	// T is when the line was written, in unix milliseconds (WriteBatch sets it when
+	// zero); report and status --watch draw the timeline from it.
+	T int64 `json:"t,omitempty"`
 }
 
 // Writer appends records to one result file; it is safe for concurrent use.
@@ -110,7 +114,11 @@ func (w *Writer) Write(r Record) error {
 // leaves at most one partial last line, which readers ignore.
 func (w *Writer) WriteBatch(recs []Record) error {
 	var buf []byte
+	now := time.Now().UnixMilli()
 	for _, r := range recs {
+		if r.T == 0 {
+			r.T = now
+		}
 		if r.Path == "" {
 			return fmt.Errorf("write result to %s: record has no path", w.path)
 		}

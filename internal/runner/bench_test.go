@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func BenchmarkRunnerVsPipe(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				dir := makeJob(b, paths, model, "-max-batch", strconv.Itoa(mb), "-spin", bc.delay)
 				start := time.Now()
-				st, err := RunShard(context.Background(), dir, 0, testOptions(2))
+				st, err := RunShard(context.Background(), dir, nil, 0, testOptions(2))
 				runnerTime += time.Since(start)
 				if err != nil || st.OK != int64(n) {
 					b.Fatalf("%+v %v", st, err)
@@ -141,7 +142,7 @@ func BenchmarkRunnerMemory(b *testing.B) {
 					}
 				}()
 				start := time.Now()
-				st, err := RunShard(context.Background(), dir, 0, testOptions(2))
+				st, err := RunShard(context.Background(), dir, nil, 0, testOptions(2))
 				el := time.Since(start)
 				close(stop)
 				<-done
@@ -153,5 +154,44 @@ func BenchmarkRunnerMemory(b *testing.B) {
 				b.ReportMetric(float64(n)/el.Seconds(), "inputs/s")
 			}
 		})
+	}
+}
+
+// BenchmarkHugeAnswers: a model answers each of 5 inputs with a 50 MB line. With the
+// default answer cap (16 MiB) the 5 inputs fail and the runner's memory stays
+// bounded by the cap, not by the answers: it reports the peak heap in use (sampled)
+// and the peak RSS of the whole test process.
+func BenchmarkHugeAnswers(b *testing.B) {
+	model := testModel(b)
+	paths := inputNames(5)
+	for i := 0; i < b.N; i++ {
+		dir := makeJob(b, paths, model, "-answer-bytes", strconv.Itoa(50<<20))
+		runtime.GC()
+		var peak uint64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			var ms runtime.MemStats
+			for {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}()
+		st, err := RunShard(context.Background(), dir, nil, 0, testOptions(1))
+		close(stop)
+		<-sampled
+		if err != nil || st.Failed != 5 {
+			b.Fatalf("stats %+v, %v: want the 5 over-cap answers failed", st, err)
+		}
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+		b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
 	}
 }

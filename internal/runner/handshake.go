@@ -3,7 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 	"time"
 
@@ -12,8 +12,9 @@ import (
 
 // startModel starts a model process for worker id and waits for its ready handshake.
 // A process that does not start, exits, says it is not ready, speaks another protocol
-// or stays silent past the handshake timeout gives a *LoadError with its stderr tail.
-func (r *run) startModel(ctx context.Context, id int, spec container.Spec, logf *os.File, started int) (*process, handshake, error) {
+// or stays silent past the load timeout gives a *LoadError with its stderr tail. While
+// it waits, "waiting for the model to load (Ns)" is logged every LoadLogEvery.
+func (r *session) startModel(ctx context.Context, id int, spec container.Spec, logf io.Writer, started int) (*process, handshake, error) {
 	// The process outlives ctx by the grace period (answers in flight at a SIGTERM are
 	// still recorded), so it gets its own context, cancelled when it is killed.
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -24,7 +25,7 @@ func (r *run) startModel(ctx context.Context, id int, spec container.Spec, logf 
 	}
 	fmt.Fprintf(logf, "--- scv-hpc %s: worker %d: starting model process #%d (%s runtime): %s\n",
 		time.Now().UTC().Format(time.RFC3339), id, started+1, r.o.Runtime.Name(), strings.Join(spec.Command, " "))
-	p, err := startProcess(cmd, cancel, logf)
+	p, err := startProcess(cmd, cancel, logf, r.o.MaxAnswerBytes)
 	if err != nil {
 		cancel()
 		return nil, handshake{}, &LoadError{Stage: "start", Worker: id, Msg: fmt.Sprintf("cannot start %s: %v", cmd.Path, err)}
@@ -33,10 +34,17 @@ func (r *run) startModel(ctx context.Context, id int, spec container.Spec, logf 
 		p.killAndWait()
 		return nil, handshake{}, &LoadError{Stage: "load", Worker: id, Msg: msg, Stderr: p.tail.String()}
 	}
-	t := time.NewTimer(r.o.HandshakeTimeout)
+	start := time.Now()
+	t := time.NewTimer(r.o.loadTimeout)
 	defer t.Stop()
+	every := time.NewTicker(r.o.LoadLogEvery)
+	defer every.Stop()
 	for {
 		select {
+		case now := <-every.C:
+			waited := now.Sub(start).Round(time.Second)
+			r.o.Log.Info().Int("worker", id).Dur("waited", waited).Dur("load_timeout", r.o.loadTimeout).
+				Msgf("waiting for the model to load (%s)", waited)
 		case hs := <-p.hello:
 			return r.checkHandshake(p, hs, fail)
 		case _, ok := <-p.resps:
@@ -51,7 +59,7 @@ func (r *run) startModel(ctx context.Context, id int, spec container.Spec, logf 
 			<-p.waited
 			return fail(fmt.Sprintf("the model process ended before its handshake (%s)", p.exitStatus()))
 		case <-t.C:
-			return fail(fmt.Sprintf(`no handshake within %s: the model must print {"scv":1,"ready":true,...} on stdout once loaded`, r.o.HandshakeTimeout))
+			return fail(fmt.Sprintf(`no handshake within the load timeout (%s): the model must print {"scv":1,"ready":true,...} on stdout once loaded`, r.o.loadTimeout))
 		case <-ctx.Done():
 			p.killAndWait()
 			return nil, handshake{}, ctx.Err()
@@ -59,7 +67,7 @@ func (r *run) startModel(ctx context.Context, id int, spec container.Spec, logf 
 	}
 }
 
-func (r *run) checkHandshake(p *process, hs handshake, fail func(string) (*process, handshake, error)) (*process, handshake, error) {
+func (r *session) checkHandshake(p *process, hs handshake, fail func(string) (*process, handshake, error)) (*process, handshake, error) {
 	if hs.SCV != ProtocolVersion {
 		return fail(fmt.Sprintf("the model speaks predict protocol %d; this scv-hpc speaks %d", hs.SCV, ProtocolVersion))
 	}

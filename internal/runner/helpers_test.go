@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -23,6 +26,10 @@ func TestMain(m *testing.M) {
 	container.MaybeRunChild()
 	if os.Getenv("RUNNER_HELPER_JOB") != "" {
 		runHelper()
+		return
+	}
+	if dir := os.Getenv("RUNNER_SIGTERM_JOB"); dir != "" {
+		sigtermHelper(dir)
 		return
 	}
 	os.Exit(m.Run())
@@ -71,7 +78,7 @@ func makeJob(t testing.TB, paths []string, predict ...string) string {
 	dir := t.TempDir()
 	data := t.TempDir()
 	j := &job.Job{Model: "testmodel", SIF: filepath.Join(data, "model.sif"), Predict: predict, DataRoot: data,
-		Shards: 1, Inputs: int64(len(paths))}
+		Shards: 1, Inputs: int64(len(paths)), Run: job.DefaultRunOptions()}
 	if err := job.Save(dir, j); err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +138,33 @@ func exactlyOnce(t testing.TB, recs []results.Record, paths []string) map[string
 }
 
 func testOptions(workers int) Options {
-	return Options{Workers: workers, Runtime: hostRuntime{}, Log: zerolog.Nop()}
+	return Options{Override: job.Override{Workers: &workers}, Runtime: hostRuntime{}, Log: zerolog.Nop()}
+}
+
+// set returns a pointer to v, for job.Override.
+func set[T any](v T) *T {
+	return &v
+}
+
+// signalContext is cancelled by SIGTERM or SIGINT, as the CLI's context is.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

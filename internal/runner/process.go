@@ -8,8 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,46 +24,18 @@ type process struct {
 	hello     chan handshake  // the first handshake line (buffered)
 	resps     chan []response // chunks of answers; closed when stdout ends
 	tail      *tailBuffer
+	log       io.Writer     // the worker log, for the runner's notes
+	maxLine   int           // answer line cap
 	waited    chan struct{} // closed when Wait returned
 	werr      error         // Wait's result, valid after waited
 	junk      int           // stdout lines that were not protocol (reader goroutine only)
-}
-
-// tailBuffer keeps the last bytes written to it: the model's stderr tail for errors.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > 2*t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the last lines kept, trimmed to max bytes.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.buf
-	if len(b) > t.max {
-		b = b[len(b)-t.max:]
-		if i := strings.IndexByte(string(b), '\n'); i >= 0 && i < len(b)-1 {
-			b = b[i+1:]
-		}
-	}
-	return strings.TrimRight(string(b), "\n")
+	eofKilled atomic.Bool   // killed because it closed stdout and lived on
 }
 
 // startProcess starts cmd with pipes, in its own process group, stderr to log.
-func startProcess(cmd *exec.Cmd, cancel context.CancelFunc, log io.Writer) (*process, error) {
+func startProcess(cmd *exec.Cmd, cancel context.CancelFunc, log io.Writer, maxLine int) (*process, error) {
 	p := &process{cmd: cmd, cancel: cancel, hello: make(chan handshake, 1), resps: make(chan []response, 16),
-		tail: &tailBuffer{max: 4096}, waited: make(chan struct{})}
+		tail: &tailBuffer{max: 4096}, log: log, maxLine: maxLine, waited: make(chan struct{})}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -80,10 +51,12 @@ func startProcess(cmd *exec.Cmd, cancel context.CancelFunc, log io.Writer) (*pro
 	p.stdinFile = pw
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		pr.Close()
+		pw.Close()
 		return nil, err
 	}
 	p.stdout = stdout
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = killWait
 	err = cmd.Start()
 	pr.Close()
 	if err != nil {
@@ -95,42 +68,67 @@ func startProcess(cmd *exec.Cmd, cancel context.CancelFunc, log io.Writer) (*pro
 }
 
 // read hands the model's answers to the worker, a chunk per burst of lines (one
-// channel operation for many answers), then waits for the process.
+// channel operation for many answers), then waits for the process. A line longer
+// than maxLine is not kept: it is scanned for the ids it answers as it streams past,
+// and those inputs fail. When stdout ends, the model has nothing more to say: one
+// that closed stdout but lives on is killed (its whole group) after killWait, so
+// that Wait, and the worker, never block on it.
 func (p *process) read(stdout io.Reader) {
 	defer func() {
+		t := time.AfterFunc(killWait, func() {
+			p.eofKilled.Store(true)
+			p.killGroup()
+		})
 		p.werr = p.cmd.Wait()
+		t.Stop()
 		close(p.waited)
 	}()
 	defer close(p.resps)
-	br := bufio.NewReaderSize(stdout, 256<<10)
+	br := bufio.NewReaderSize(stdout, min(256<<10, max(p.maxLine, 16)))
 	var long []byte
 	var chunk []response
+	var scan idScanner
 	for {
 		line, err := br.ReadSlice('\n')
+		over := len(line) > p.maxLine
+		if over {
+			scan.reset()
+			scan.Write(line)
+		}
 		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
+			if !over {
+				long = append(long[:0], line...)
+			}
 			for errors.Is(err, bufio.ErrBufferFull) {
 				line, err = br.ReadSlice('\n')
+				if !over && len(long)+len(line) > p.maxLine {
+					over = true
+					scan.reset()
+					scan.Write(long)
+				}
+				if over {
+					scan.Write(line)
+					continue
+				}
+				if need := len(long) + len(line); need > cap(long) {
+					// Grow by doubling, but never past the cap: a line near the cap
+					// costs the cap, not twice it.
+					grown := make([]byte, len(long), min(max(2*cap(long), need), p.maxLine))
+					copy(grown, long)
+					long = grown
+				}
 				long = append(long, line...)
 			}
 			line = long
 		}
-		if len(line) > 0 {
-			var hs *handshake
-			var perr error
-			hs, chunk, perr = parseLine(line, chunk)
-			switch {
-			case hs != nil:
-				select {
-				case p.hello <- *hs:
-				default: // a second handshake: ignored
-				}
-			case perr != nil:
-				p.junk++
-				if p.junk <= 5 {
-					fmt.Fprintf(p.cmd.Stderr, "scv-hpc: ignored a stdout line that is not protocol v1: %.200q\n", line)
-				}
-			}
+		switch {
+		case over:
+			chunk = p.overlong(scan.finish(), chunk)
+		case len(line) > 0:
+			chunk = p.parse(line, chunk)
+		}
+		if cap(long) > 1<<20 {
+			long = nil // one huge answer does not pin its buffer for the process's life
 		}
 		if err != nil {
 			if len(chunk) > 0 {
@@ -145,16 +143,54 @@ func (p *process) read(stdout io.Reader) {
 	}
 }
 
+// parse decodes one line into chunk; what is not protocol is noted in the log.
+func (p *process) parse(line []byte, chunk []response) []response {
+	n := len(chunk)
+	hs, chunk, perr := parseLine(line, chunk)
+	switch {
+	case hs != nil:
+		select {
+		case p.hello <- *hs:
+		default: // a second handshake: ignored
+		}
+	case perr != nil:
+		p.junk++
+		if p.junk <= 5 {
+			fmt.Fprintf(p.log, "scv-hpc: ignored a stdout line that is not protocol v1: %.200q\n", line)
+		}
+	case len(chunk) > n && chunk[n].unusable:
+		fmt.Fprintf(p.log, "scv-hpc: an answer cannot be used (%s): %.200q\n", chunk[n].err, line)
+	}
+	return chunk
+}
+
+// overlong fails the inputs an answer line over the cap names.
+func (p *process) overlong(ids []uint64, chunk []response) []response {
+	fmt.Fprintf(p.log, "scv-hpc: a stdout line longer than the cap of %d bytes was dropped (it answered %d input(s))\n", p.maxLine, len(ids))
+	why := fmt.Sprintf("the answer is longer than the cap of %d bytes on one answer line; write large outputs to $SCV_OUTPUT_DIR and answer their path", p.maxLine)
+	for _, id := range ids {
+		chunk = append(chunk, response{seq: id, unusable: true, err: why})
+	}
+	return chunk
+}
+
+// killGroup sends SIGKILL to the process's whole group.
+func (p *process) killGroup() {
+	if p.cmd.Process != nil {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
 // kill ends the whole process group at once. Should a process that left the group
 // still hold stdout open, the pipe is closed shortly after so the reader ends anyway.
 func (p *process) kill() {
 	p.stdinFile.Close()
+	p.killGroup()
 	if p.cmd.Process != nil {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		p.cmd.Process.Kill()
 	}
 	p.cancel()
-	time.AfterFunc(5*time.Second, func() { p.stdout.Close() })
+	time.AfterFunc(killWait, func() { p.stdout.Close() })
 }
 
 // killAndWait kills the process, drops what it still wrote and waits for its exit.
@@ -175,7 +211,11 @@ func (p *process) finish(grace time.Duration) {
 		select {
 		case _, ok := <-p.resps:
 			if !ok {
-				<-p.waited
+				select {
+				case <-p.waited:
+				case <-t.C:
+					p.killAndWait()
+				}
 				return
 			}
 		case <-t.C:
@@ -187,6 +227,9 @@ func (p *process) finish(grace time.Duration) {
 
 // exitStatus describes how the process ended, after waited.
 func (p *process) exitStatus() string {
+	if p.eofKilled.Load() {
+		return fmt.Sprintf("it closed its stdout but kept running; killed after %s", killWait)
+	}
 	if p.werr == nil {
 		return "exit status 0"
 	}
@@ -197,13 +240,4 @@ func (p *process) exitStatus() string {
 		}
 	}
 	return p.werr.Error()
-}
-
-// openWorkerLog opens logs/worker-SHARD-N.log for appending.
-func openWorkerLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("worker log: %w", err)
-	}
-	return f, nil
 }

@@ -21,11 +21,15 @@ type handshake struct {
 }
 
 // response is one answer: {"id":"17","ok":true,"result":{…}} or {"id":"17","ok":false,"error":"…"}.
+// An answer that names an id but cannot be used (invalid JSON after the id, fields of
+// the wrong type, a line over the answer cap) is a response with ok false, unusable
+// set and err saying why: that input fails at once, with no retry.
 type response struct {
-	seq    uint64
-	ok     bool
-	result json.RawMessage
-	err    string
+	seq      uint64
+	ok       bool
+	unusable bool
+	result   json.RawMessage
+	err      string
 }
 
 // wireLine is any line the model writes on stdout.
@@ -56,14 +60,27 @@ func parseID(raw json.RawMessage) (uint64, bool) {
 // parseLine decodes one stdout line into a handshake or responses (appended to out).
 // Lines that are not JSON objects of the protocol give errNotProtocol: models built on
 // chatty libraries print to stdout, and such lines are logged and skipped.
+//
+// A line that cannot be decoded but names ids (see idScanner) answers those inputs as
+// unusable, with the decoder's reason. NaN, Infinity and -Infinity, which Python's
+// json.dumps writes by default, are read as null. A result that is not valid UTF-8
+// has each run of bad bytes replaced by U+FFFD, so the results files hold valid UTF-8 JSON.
 func parseLine(line []byte, out []response) (*handshake, []response, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' {
 		return nil, out, errNotProtocol
 	}
 	var w wireLine
-	if err := json.Unmarshal(line, &w); err != nil {
-		return nil, out, errNotProtocol
+	err := json.Unmarshal(line, &w)
+	if err != nil {
+		if fixed, ok := nonFiniteToNull(line); ok {
+			w = wireLine{}
+			err = json.Unmarshal(fixed, &w)
+		}
+	}
+	if err != nil {
+		out, err = unusable(line, out, "the answer is not valid protocol JSON: "+err.Error())
+		return nil, out, err
 	}
 	if w.SCV != nil && w.ID == nil && w.Batch == nil {
 		return &handshake{SCV: *w.SCV, Ready: w.Ready, Model: w.Model, MaxBatch: w.MaxBatch, Error: w.Error}, out, nil
@@ -87,6 +104,61 @@ func parseLine(line []byte, out []response) (*handshake, []response, error) {
 	return nil, append(out, r), nil
 }
 
+// unusable answers every id that line names as unusable for reason; a line naming
+// none is not protocol.
+func unusable(line []byte, out []response, reason string) ([]response, error) {
+	var s idScanner
+	s.Write(line)
+	ids := s.finish()
+	if len(ids) == 0 {
+		return out, errNotProtocol
+	}
+	for _, id := range ids {
+		out = append(out, response{seq: id, unusable: true, err: reason})
+	}
+	return out, nil
+}
+
+// nonFiniteToNull returns line with the bare tokens NaN, Infinity and -Infinity
+// outside strings replaced by null, and whether it found any.
+func nonFiniteToNull(line []byte) ([]byte, bool) {
+	var out []byte
+	inStr, esc, found := false, false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			out = append(out, c)
+			continue
+		}
+		if c == '"' {
+			inStr = true
+		}
+		matched := 0
+		for _, tok := range []string{"NaN", "Infinity", "-Infinity"} {
+			if bytes.HasPrefix(line[i:], []byte(tok)) {
+				matched = len(tok)
+				break
+			}
+		}
+		if matched == 0 {
+			out = append(out, c)
+			continue
+		}
+		out = append(out, "null"...)
+		i += matched - 1
+		found = true
+	}
+	return out, found
+}
+
 func toResponse(w *wireLine) (response, bool) {
 	seq, ok := parseID(w.ID)
 	if !ok {
@@ -95,6 +167,10 @@ func toResponse(w *wireLine) (response, bool) {
 	r := response{seq: seq, ok: w.OK, result: w.Result, err: w.Error}
 	if r.ok && len(r.result) == 0 {
 		r.result = json.RawMessage("null")
+	}
+	if !utf8.Valid(r.result) {
+		// Bad bytes can only sit inside JSON strings: the result stays valid JSON.
+		r.result = bytes.ToValidUTF8(r.result, []byte("\uFFFD"))
 	}
 	if !r.ok && r.err == "" {
 		r.err = "model reported a failure without a message"

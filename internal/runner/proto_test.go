@@ -2,29 +2,47 @@ package runner
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
 
 func TestParseLine(t *testing.T) {
 	tests := []struct {
-		name    string
-		line    string
-		hs      bool
-		ready   bool
-		ids     []uint64
-		oks     []bool
-		notProt bool
+		name     string
+		line     string
+		hs       bool
+		ready    bool
+		ids      []uint64
+		oks      []bool
+		notProt  bool
+		unusable string // substring of the reason when the answers are unusable
+		result   string // the first answer's result, when set
 	}{
-		{"handshake", `{"scv":1,"ready":true,"model":"m","max_batch":16}`, true, true, nil, nil, false},
-		{"not ready", `{"scv":1,"ready":false,"error":"no torch"}`, true, false, nil, nil, false},
-		{"answer", `{"id":"17","ok":true,"result":{"a":1}}`, false, false, []uint64{17}, []bool{true}, false},
-		{"numeric id", `{"id":17,"ok":false,"error":"x"}`, false, false, []uint64{17}, []bool{false}, false},
-		{"batch answer", `{"batch":[{"id":"1","ok":true},{"id":"2","ok":false,"error":"e"}]}`, false, false, []uint64{1, 2}, []bool{true, false}, false},
-		{"library chatter", `Loading checkpoint shards: 100%`, false, false, nil, nil, true},
-		{"json without id", `{"progress":0.5}`, false, false, nil, nil, true},
-		{"bad id", `{"id":"x","ok":true}`, false, false, nil, nil, true},
-		{"truncated", `{"id":"1","ok":tr`, false, false, nil, nil, true},
+		{name: "handshake", line: `{"scv":1,"ready":true,"model":"m","max_batch":16}`, hs: true, ready: true},
+		{name: "not ready", line: `{"scv":1,"ready":false,"error":"no torch"}`, hs: true},
+		{name: "answer", line: `{"id":"17","ok":true,"result":{"a":1}}`, ids: []uint64{17}, oks: []bool{true}, result: `{"a":1}`},
+		{name: "numeric id", line: `{"id":17,"ok":false,"error":"x"}`, ids: []uint64{17}, oks: []bool{false}},
+		{name: "batch answer", line: `{"batch":[{"id":"1","ok":true},{"id":"2","ok":false,"error":"e"}]}`, ids: []uint64{1, 2}, oks: []bool{true, false}},
+		{name: "library chatter", line: `Loading checkpoint shards: 100%`, notProt: true},
+		{name: "json without id", line: `{"progress":0.5}`, notProt: true},
+		{name: "bad id", line: `{"id":"x","ok":true}`, notProt: true},
+		{name: "broken json without id", line: `{"progress":0.5,`, notProt: true},
+		{name: "truncated", line: `{"id":"1","ok":tr`, ids: []uint64{1}, oks: []bool{false}, unusable: "not valid protocol JSON"},
+		{name: "garbage after the id", line: `{"id":"5","ok":true,"result":{"x":}}`, ids: []uint64{5}, oks: []bool{false}, unusable: "invalid character"},
+		{name: "id after the garbage", line: `{"result":[1,2,,3],"id":6}`, ids: []uint64{6}, oks: []bool{false}, unusable: "not valid protocol JSON"},
+		{name: "ok of the wrong type", line: `{"id":"7","ok":"yes","result":1}`, ids: []uint64{7}, oks: []bool{false}, unusable: "cannot unmarshal string"},
+		{name: "error of the wrong type", line: `{"id":8,"ok":false,"error":{"msg":"x"}}`, ids: []uint64{8}, oks: []bool{false}, unusable: "cannot unmarshal object"},
+		{name: "broken batch", line: `{"batch":[{"id":"1","ok":true,"result":{"a":[}},{"id":"2","ok":true}]}`, ids: []uint64{1, 2}, oks: []bool{false, false}, unusable: "not valid protocol JSON"},
+		{name: "nested ids are not answers", line: `{"result":{"id":9},"ok":true,"id":"10","x":{`, ids: []uint64{10}, oks: []bool{false}, unusable: "not valid"},
+		{name: "NaN as Python writes it", line: `{"id":"11","ok":true,"result":{"score":NaN,"v":[Infinity,-Infinity,1.5],"s":"NaN -Infinity"}}`,
+			ids: []uint64{11}, oks: []bool{true}, result: `{"score":null,"v":[null,null,1.5],"s":"NaN -Infinity"}`},
+		{name: "invalid UTF-8 in the result", line: "{\"id\":\"12\",\"ok\":true,\"result\":{\"label\":\"caf\xe9 \xff\xfe ok\"}}",
+			ids: []uint64{12}, oks: []bool{true}, result: `{"label":"caf\ufffd \ufffd ok"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,13 +60,34 @@ func TestParseLine(t *testing.T) {
 				if r.seq != tt.ids[i] || r.ok != tt.oks[i] || (!r.ok && r.err == "") || (r.ok && len(r.result) == 0) {
 					t.Errorf("response %d = %+v", i, r)
 				}
+				if r.unusable != (tt.unusable != "") || !strings.Contains(r.err, tt.unusable) {
+					t.Errorf("response %d = %+v, want unusable with %q", i, r, tt.unusable)
+				}
+				if r.ok && !utf8.Valid(r.result) {
+					t.Errorf("response %d: result %q is not UTF-8", i, r.result)
+				}
+			}
+			if tt.result != "" {
+				var got, want any
+				if err := json.Unmarshal(out[0].result, &got); err != nil {
+					t.Fatalf("result %q: %v", out[0].result, err)
+				}
+				json.Unmarshal([]byte(tt.result), &want)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("result %s, want %s", out[0].result, tt.result)
+				}
 			}
 		})
 	}
 }
 
+// FuzzParseLine: whatever a model prints, the parser does not panic, gives answers
+// only with ids, ok answers only with valid UTF-8 JSON results (what the results
+// writer can store), and unusable answers only with a reason.
 func FuzzParseLine(f *testing.F) {
-	for _, s := range []string{`{"scv":1,"ready":true}`, `{"id":"1","ok":true,"result":{}}`, `{"batch":[{"id":2}]}`, `{"id":1e99}`, "\x00{", `{"batch":null,"id":"3"}`} {
+	for _, s := range []string{`{"scv":1,"ready":true}`, `{"id":"1","ok":true,"result":{}}`, `{"batch":[{"id":2}]}`, `{"id":1e99}`, "\x00{",
+		`{"batch":null,"id":"3"}`, `{"id":"4","ok":true,"result":[NaN,-Infinity]}`, "{\"id\":5,\"ok\":true,\"result\":\"\xff\"}",
+		`{"id":"6","ok":tr`, `{"batch":[{"id":"7","ok":"x"}]}`, `{"id":"8","result":"\"NaN\\\""}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -57,9 +96,30 @@ func FuzzParseLine(f *testing.F) {
 			t.Fatalf("error with results: %v %+v %+v", err, hs, out)
 		}
 		for _, r := range out {
-			if r.ok && !json.Valid(r.result) {
-				t.Fatalf("ok answer with invalid result %q", r.result)
+			if r.ok && (!json.Valid(r.result) || !utf8.Valid(r.result)) {
+				t.Fatalf("ok answer with a result that cannot be stored: %q", r.result)
 			}
+			if r.ok {
+				if _, err := json.Marshal(results.Record{Path: "p", OK: true, Result: r.result}); err != nil {
+					t.Fatalf("result %q cannot be written: %v", r.result, err)
+				}
+			}
+			if r.unusable && (r.ok || r.err == "") {
+				t.Fatalf("unusable answer without a reason: %+v", r)
+			}
+		}
+		// The scanner reads any line in pieces as it reads it whole.
+		var whole, parts idScanner
+		whole.Write(line)
+		for i := 0; i < len(line); i += 3 {
+			parts.Write(line[i:min(i+3, len(line))])
+		}
+		var bytewise idScanner
+		for _, c := range line {
+			bytewise.byte(c)
+		}
+		if a, b, c := whole.finish(), parts.finish(), bytewise.finish(); !slices.Equal(a, b) || !slices.Equal(a, c) {
+			t.Fatalf("ids %v read whole, %v in pieces, %v byte by byte", a, b, c)
 		}
 	})
 }

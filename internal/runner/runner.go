@@ -1,15 +1,16 @@
-// Package runner runs one shard of a job: a pond pool of workers, each owning one
+// Package runner runs the shards of a job: a pond pool of workers, each owning one
 // long-lived model process spoken to in predict protocol v1 (JSON lines on
 // stdin/stdout), pinned to a GPU or not, with per-input timeouts, restarts of crashed
 // or hung processes, bounded retries, and results streamed to results/NNNNNN.jsonl so
-// that a re-run resumes where a killed run stopped.
+// that a re-run resumes where a killed run stopped. RunShard runs one shard (a Slurm
+// array task); RunJob runs several on this machine and keeps each worker's model
+// loaded across them.
 package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -17,77 +18,16 @@ import (
 	"time"
 
 	"github.com/alitto/pond/v2"
-	"github.com/rs/zerolog"
 
-	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 )
 
-// Options tune RunShard. The zero value of each field picks its default.
-type Options struct {
-	// Workers is the number of CPU workers (model processes) when GPUs is empty (default 1).
-	Workers int
-	// GPUs are device ids: one worker per GPU, pinned with CUDA_VISIBLE_DEVICES.
-	GPUs []string
-	// Runtime starts the model processes (required).
-	Runtime container.Runtime
-	// ItemTimeout is how long an input may go unanswered before its process is
-	// killed and restarted (default 5m).
-	ItemTimeout time.Duration
-	// Retries is how often an input whose process crashed or hung is tried again
-	// before it is recorded failed: 0 means the default 2, negative means none.
-	Retries int
-	// HandshakeTimeout is how long a model may take to load (default 10m).
-	HandshakeTimeout time.Duration
-	// Grace is how long a cancelled run waits for in-flight answers, and a finished
-	// model for its exit after stdin closes (default 10s).
-	Grace time.Duration
-	// Env is added to the model's environment.
-	Env      map[string]string
-	Log      zerolog.Logger
-	Progress progress.Factory // default progress.NopFactory
-	// RetryFailed runs again the inputs whose last result is a failure (resubmit
-	// --failed-only); by default every input with a result is skipped.
-	RetryFailed bool
-	// Scratch is the directory under which each worker gets its writable /scratch
-	// (default: a temporary directory under TMPDIR, removed afterwards).
-	Scratch string
-}
-
-// DefaultRetries is the retries of Options.Retries == 0.
-const DefaultRetries = 2
-
-func (o Options) withDefaults() Options {
-	if o.ItemTimeout <= 0 {
-		o.ItemTimeout = 5 * time.Minute
-	}
-	switch {
-	case o.Retries == 0:
-		o.Retries = DefaultRetries
-	case o.Retries < 0:
-		o.Retries = 0
-	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 10 * time.Minute
-	}
-	if o.Grace <= 0 {
-		o.Grace = 10 * time.Second
-	}
-	if o.Progress == nil {
-		o.Progress = progress.NopFactory
-	}
-	if o.Workers <= 0 {
-		o.Workers = 1
-	}
-	return o
-}
-
-// Stats count what one RunShard did.
+// Stats count what one RunShard or RunJob did.
 type Stats struct {
-	Inputs   int64         // inputs in the shard
+	Inputs   int64         // inputs in the shards
 	Skipped  int64         // already had a result (resume)
 	OK       int64         // answered ok in this run
 	Failed   int64         // recorded failed in this run
@@ -115,12 +55,11 @@ func (e *LoadError) Error() string {
 	return s
 }
 
-// run is the state shared by the workers of one RunShard.
+// run is the state shared by the workers while they run one shard.
 type run struct {
-	o        Options
-	job      *job.Job
+	*session
+	index    int
 	in       chan []item
-	tick     time.Duration
 	writer   *results.Writer
 	rep      progress.Reporter
 	ok       atomic.Int64
@@ -134,126 +73,160 @@ type run struct {
 // feedChunk is the most inputs that travel to a worker at once.
 const feedChunk = 64
 
-// RunShard runs shard index of the job in jobDir: inputs that already have a result
-// are skipped, the rest go through the workers, and every input ends with exactly one
-// result line. It returns a *LoadError when the model cannot load, ctx.Err() when ctx
-// was cancelled (in-flight answers are awaited for the grace period and recorded;
-// inputs left unanswered stay pending for a re-run).
-func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, error) {
+// RunShard runs shard index of the job in jobDir (j is its job.json, loaded when
+// nil): inputs that already have a result are skipped, the rest go through the
+// workers, and every input ends with exactly one result line. The job's recorded run
+// options apply, with o.Override on top. It returns a *LoadError when the model
+// cannot load, ctx.Err() when ctx was cancelled (in-flight answers are awaited for
+// the grace period and recorded; inputs left unanswered stay pending for a re-run).
+func RunShard(ctx context.Context, jobDir string, j *job.Job, index int, o Options) (Stats, error) {
+	return RunJob(ctx, jobDir, j, []int{index}, o)
+}
+
+// RunJob runs the given shards of the job in jobDir one after the other, as RunShard
+// runs one, with the same workers throughout: each worker's model process is loaded
+// once and kept across the shards (a model that crashes is restarted as within a
+// shard). Result files and resume are per shard, as with RunShard; with
+// o.LockShard each shard runs under the caller's lock, taken when it starts. It stops
+// at the first shard that returns an error, with the stats so far.
+func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Options) (st Stats, err error) {
 	start := time.Now()
-	o = o.withDefaults()
-	var st Stats
 	if o.Runtime == nil {
 		return st, errors.New("run shard: no container runtime given")
 	}
-	j, err := job.Load(jobDir)
-	if err != nil {
-		return st, err
+	if j == nil {
+		if j, err = job.Load(jobDir); err != nil {
+			return st, err
+		}
 	}
-	if index < 0 || index >= j.Shards {
-		return st, fmt.Errorf("shard %d does not exist: the job in %s has %d shards (0..%d)", index, jobDir, j.Shards, j.Shards-1)
+	for _, index := range shards {
+		if index < 0 || index >= j.Shards {
+			return st, fmt.Errorf("shard %d does not exist: the job in %s has %d shards (0..%d)", index, jobDir, j.Shards, j.Shards-1)
+		}
 	}
 	if len(j.Predict) == 0 {
 		return st, fmt.Errorf("job %s: no predict command recorded in job.json", jobDir)
 	}
-	resPath := job.ResultFile(jobDir, index)
-	// One pass over the result file: an input with a result is skipped, unless it
-	// failed and failed inputs are retried.
-	outcomes, err := results.Outcomes(resPath)
+	c := resolve(j, o)
+	// Workers are capped by the inputs there are to run: no process, log or scratch
+	// directory is made for a worker that would have nothing to do.
+	pending := make([]int64, len(shards))
+	var total int64
+	var only func(string) bool
+	for k, index := range shards {
+		in, n, skip, err := countPending(jobDir, index, c.RetryFailed)
+		if err != nil {
+			return st, err
+		}
+		if len(shards) == 1 && o.LockShard == nil {
+			only = skip // one shard (RunShard): its results are read once
+		}
+		pending[k] = n
+		total += n
+		st.Inputs += in
+		st.Skipped += in - n
+	}
+	defer func() { st.Elapsed = time.Since(start) }()
+	if total == 0 {
+		c.Log.Info().Int("shards", len(shards)).Int64("inputs", st.Inputs).Msg("nothing to run: every input has a result")
+		return st, nil
+	}
+	if err := c.Runtime.Prepare(ctx, j.SIF); err != nil {
+		return st, &LoadError{Stage: "start", Worker: -1, Msg: err.Error()}
+	}
+	s, err := newSession(jobDir, j, c, total)
 	if err != nil {
-		return st, fmt.Errorf("shard %d: %w", index, err)
+		return st, err
 	}
-	skip := func(rel string) bool {
+	defer s.close()
+	for k, index := range shards {
+		if pending[k] == 0 {
+			c.Log.Info().Int("shard", index).Msg("shard already complete")
+			continue
+		}
+		one, err := s.runLocked(ctx, index, only, pending[k])
+		st.OK += one.OK
+		st.Failed += one.Failed
+		st.Restarts += one.Restarts
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// runLocked runs one shard under the caller's lock (Options.LockShard), when there
+// is one; the shard's results are then read again under it.
+func (s *session) runLocked(ctx context.Context, index int, skip func(string) bool, pending int64) (Stats, error) {
+	if s.o.LockShard == nil {
+		return s.runShard(ctx, index, skip, pending)
+	}
+	unlock, err := s.o.LockShard(ctx, index)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unlock()
+	return s.runShard(ctx, index, nil, 0)
+}
+
+// countPending reads shard index and its results: the inputs, those still to run,
+// and the skip rule (an input with a result is skipped, unless it failed and failed
+// inputs are retried). The pending inputs are counted, not held: feed reads them
+// again, so memory does not grow with the shard.
+func countPending(jobDir string, index int, retryFailed bool) (inputs, pending int64, skip func(string) bool, err error) {
+	outcomes, err := results.Outcomes(job.ResultFile(jobDir, index))
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("shard %d: %w", index, err)
+	}
+	skip = func(rel string) bool {
 		ok, had := outcomes[rel]
-		return had && (ok || !o.RetryFailed)
+		return had && (ok || !retryFailed)
 	}
-	// The pending inputs are counted here and read again by feed: holding them all
-	// would make memory grow with the shard.
-	var pending int64
-	if err := sharding.ReadShard(jobDir, index, func(rel string) error {
-		st.Inputs++
+	err = sharding.ReadShard(jobDir, index, func(rel string) error {
+		inputs++
 		if !skip(rel) {
 			pending++
 		}
 		return nil
-	}); err != nil {
-		return st, err
-	}
-	st.Skipped = st.Inputs - pending
-	log := o.Log.With().Int("shard", index).Logger()
-	o.Log = log
-	if pending == 0 {
-		log.Info().Int64("inputs", st.Inputs).Msg("shard already complete")
-		st.Elapsed = time.Since(start)
-		return st, nil
-	}
-	if err := o.Runtime.Prepare(ctx, j.SIF); err != nil {
-		return st, &LoadError{Stage: "start", Worker: -1, Msg: err.Error()}
-	}
-	w, err := results.OpenWriter(resPath)
-	if err != nil {
-		return st, err
-	}
-	scratch, cleanup, err := scratchDir(o.Scratch, index)
-	if err != nil {
-		w.Close()
-		return st, err
-	}
-	defer cleanup()
-	if err := os.MkdirAll(job.LogsDir(jobDir), 0o755); err != nil {
-		w.Close()
-		return st, fmt.Errorf("shard %d: logs: %w", index, err)
-	}
-	// Large outputs go to OUT/outputs, bound at /out: /scratch is removed after the shard.
-	outputs, err := filepath.Abs(job.OutputsDir(jobDir))
-	if err == nil {
-		err = os.MkdirAll(outputs, 0o755)
-	}
-	if err != nil {
-		w.Close()
-		return st, fmt.Errorf("shard %d: outputs: %w", index, err)
-	}
+	})
+	return inputs, pending, skip, err
+}
 
-	r := &run{o: o, job: j, in: make(chan []item, 2), writer: w,
-		tick: max(5*time.Millisecond, min(time.Second, o.ItemTimeout/8))}
-	r.rep = o.Progress(fmt.Sprintf("shard %d", index), "inputs")
-	r.rep.SetTotal(pending)
-
-	nw := o.Workers
-	if len(o.GPUs) > 0 {
-		nw = len(o.GPUs)
-		if o.Runtime.Name() == container.Builtin {
-			log.Warn().Msg("the builtin runtime binds no GPU driver: CUDA_VISIBLE_DEVICES is set, but the model sees no GPU unless the image carries its own driver libraries; use apptainer or singularity for GPU models")
-		}
-	}
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	workers := make([]*worker, nw)
-	for i := range workers {
-		wk := &worker{r: r, id: i}
-		dir := filepath.Join(scratch, "worker-"+strconv.Itoa(i))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			w.Close()
-			return st, fmt.Errorf("shard %d: scratch: %w", index, err)
-		}
-		env := map[string]string{"SCV_WORKER": strconv.Itoa(i), "SCV_SHARD": strconv.Itoa(index),
-			"SCV_OUTPUT_DIR": container.OutputMount, "SCV_OUTPUT_HOST": outputs}
-		for k, v := range o.Env {
-			env[k] = v
-		}
-		wk.spec = container.Spec{SIF: j.SIF, Command: j.Predict, DataRoot: j.DataRoot, Scratch: dir, Output: outputs, Env: env}
-		if len(o.GPUs) > 0 {
-			wk.spec.GPU = o.GPUs[i]
-		}
-		if wk.logf, err = openWorkerLog(filepath.Join(job.LogsDir(jobDir), fmt.Sprintf("worker-%06d-%d.log", index, i))); err != nil {
-			w.Close()
+// runShard runs one shard through the session's workers.
+// skip and pending are the shard's, when the caller has them (nil: read here).
+func (s *session) runShard(ctx context.Context, index int, skip func(string) bool, pending int64) (Stats, error) {
+	var st Stats
+	log := s.o.Log.With().Int("shard", index).Logger()
+	if skip == nil {
+		var err error
+		if _, pending, skip, err = countPending(s.dir, index, s.o.RetryFailed); err != nil {
 			return st, err
 		}
-		workers[i] = wk
+		if pending == 0 {
+			log.Info().Msg("shard already complete")
+			return st, nil
+		}
 	}
-	log.Info().Int64("pending", pending).Int64("skipped", st.Skipped).Int("workers", nw).Strs("gpus", o.GPUs).
-		Str("runtime", o.Runtime.Name()).Msg("running shard")
+	w, err := results.OpenWriter(job.ResultFile(s.dir, index))
+	if err != nil {
+		return st, err
+	}
+	for _, wk := range s.workers {
+		if err := wk.logf.switchTo(filepath.Join(job.LogsDir(s.dir), fmt.Sprintf("worker-%06d-%d.log", index, wk.id))); err != nil {
+			w.Close()
+			return st, fmt.Errorf("shard %d: %w", index, err)
+		}
+		wk.spec.Env["SCV_SHARD"] = strconv.Itoa(index) // the shard a process started in
+	}
+	r := &run{session: s, index: index, in: make(chan []item, 2), writer: w}
+	r.rep = s.o.Progress(fmt.Sprintf("shard %d", index), "inputs")
+	r.rep.SetTotal(pending)
+	nw := len(s.workers)
+	log.Info().Int64("pending", pending).Int("workers", nw).Strs("gpus", s.o.GPUs).
+		Str("runtime", s.o.Runtime.Name()).Msg("running shard")
 
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	var feedErr error
 	feedDone := make(chan struct{})
 	go func() {
@@ -261,12 +234,13 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 		defer close(r.in)
 		// Small shards are spread over every worker; large ones travel in chunks.
 		chunk := int(max(1, min(feedChunk, pending/int64(nw*4))))
-		feedErr = feed(runCtx, jobDir, index, skip, r.in, chunk)
+		feedErr = feed(runCtx, s.dir, index, skip, r.in, chunk)
 	}()
 
 	pool := pond.NewPool(nw)
 	errs := make([]error, nw)
-	for i, wk := range workers {
+	for i, wk := range s.workers {
+		wk.r = r
 		pool.Submit(func() {
 			errs[i] = wk.loop(runCtx)
 			if errs[i] != nil {
@@ -283,12 +257,11 @@ func RunShard(ctx context.Context, jobDir string, index int, o Options) (Stats, 
 	cerr := w.Close()
 
 	st.OK, st.Failed, st.Restarts = r.ok.Load(), r.failed.Load(), r.restarts.Load()
-	st.Elapsed = time.Since(start)
 	ev := log.Info()
 	if n := r.unknown.Load(); n > 0 {
 		ev = log.Warn().Int64("unknown_ids", n)
 	}
-	ev.Int64("ok", st.OK).Int64("failed", st.Failed).Int64("restarts", st.Restarts).Dur("elapsed", st.Elapsed).Msg("shard finished")
+	ev.Int64("ok", st.OK).Int64("failed", st.Failed).Int64("restarts", st.Restarts).Msg("shard finished")
 
 	for _, err := range errs {
 		var le *LoadError
@@ -367,20 +340,4 @@ func (r *run) record(recs []results.Record) error {
 		}
 	}
 	return nil
-}
-
-// scratchDir returns the base of the workers' scratch directories.
-func scratchDir(base string, index int) (string, func(), error) {
-	if base != "" {
-		dir := filepath.Join(base, fmt.Sprintf("shard-%06d", index))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", nil, fmt.Errorf("scratch %s: %w", dir, err)
-		}
-		return dir, func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", "scv-hpc-scratch-")
-	if err != nil {
-		return "", nil, fmt.Errorf("scratch directory: %w (set --tmpdir)", err)
-	}
-	return dir, func() { os.RemoveAll(dir) }, nil
 }

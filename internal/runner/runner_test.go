@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
@@ -42,7 +40,7 @@ func TestRunShardAnswersEveryInput(t *testing.T) {
 			dir := makeJob(t, paths, model, "-max-batch", fmt.Sprint(tt.maxBatch))
 			o := testOptions(tt.workers)
 			o.GPUs = tt.gpus
-			st, err := RunShard(context.Background(), dir, 0, o)
+			st, err := RunShard(context.Background(), dir, nil, 0, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,6 +99,7 @@ func TestRunShardLoadFailures(t *testing.T) {
 		{"refuses handshake", []string{"-refuse"}, []string{"stage load", "not ready: cannot import torch", "libcudnn.so.8"}},
 		{"never handshakes", []string{"-silent"}, []string{"stage load", "no handshake within", "stuck while loading"}},
 		{"no such program", nil, []string{"stage start", "does-not-exist"}},
+		{"closes stdout before its handshake", []string{"-close-stdout-after", "-1"}, []string{"stage load", "ended before its handshake", "closed its stdout but kept running", "living on"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,9 +110,9 @@ func TestRunShardLoadFailures(t *testing.T) {
 			paths := inputNames(100)
 			dir := makeJob(t, paths, argv...)
 			o := testOptions(2)
-			o.HandshakeTimeout = 500 * time.Millisecond
+			o.Override.LoadTimeout = set(500 * time.Millisecond)
 			start := time.Now()
-			_, err := RunShard(context.Background(), dir, 0, o)
+			_, err := RunShard(context.Background(), dir, nil, 0, o)
 			var le *LoadError
 			if !errors.As(err, &le) {
 				t.Fatalf("err = %v, want a load error", err)
@@ -138,7 +137,7 @@ func TestRunShardModelThatCannotPredict(t *testing.T) {
 	paths := inputNames(1000)
 	dir := makeJob(t, paths, model, "-crash-on", "ALL", "-max-batch", "4")
 	o := testOptions(2)
-	_, err := RunShard(context.Background(), dir, 0, o)
+	_, err := RunShard(context.Background(), dir, nil, 0, o)
 	var le *LoadError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "cannot predict at all") || !strings.Contains(err.Error(), "segmentation fault") {
 		t.Fatalf("err = %v, want a load error naming the crash", err)
@@ -174,8 +173,8 @@ func TestRunShardPerInputFailures(t *testing.T) {
 			paths := inputNames(120)
 			dir := makeJob(t, paths, append([]string{model}, tt.args...)...)
 			o := testOptions(2)
-			o.ItemTimeout = 300 * time.Millisecond
-			st, err := RunShard(context.Background(), dir, 0, o)
+			o.Override.ItemTimeout = set(300 * time.Millisecond)
+			st, err := RunShard(context.Background(), dir, nil, 0, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,8 +184,8 @@ func TestRunShardPerInputFailures(t *testing.T) {
 					if r.OK || r.Stage != tt.stage || !strings.Contains(r.Error, tt.errSubstr) {
 						t.Errorf("%s: got %+v, want stage %s with %q", p, r, tt.stage, tt.errSubstr)
 					}
-					if tt.stage != results.StagePredict && r.Attempts != DefaultRetries+1 {
-						t.Errorf("%s tried %d times, want %d", p, r.Attempts, DefaultRetries+1)
+					if tt.stage != results.StagePredict && r.Attempts != job.DefaultRetries+1 {
+						t.Errorf("%s tried %d times, want %d", p, r.Attempts, job.DefaultRetries+1)
 					}
 				} else if !r.OK {
 					t.Errorf("%s failed though only %q is bad: %+v", p, tt.bad, r)
@@ -223,7 +222,7 @@ func TestRunShardResumes(t *testing.T) {
 	f.WriteString(`{"path":"` + paths[100] + `","ok":tr`)
 	f.Close()
 
-	st, err := RunShard(context.Background(), dir, 0, testOptions(2))
+	st, err := RunShard(context.Background(), dir, nil, 0, testOptions(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +234,7 @@ func TestRunShardResumes(t *testing.T) {
 		t.Error("resume re-ran done inputs or skipped new ones")
 	}
 	// A third run has nothing to do.
-	st, err = RunShard(context.Background(), dir, 0, testOptions(2))
+	st, err = RunShard(context.Background(), dir, nil, 0, testOptions(2))
 	if err != nil || st.Skipped != 300 || st.OK != 0 {
 		t.Errorf("complete shard: %+v, %v", st, err)
 	}
@@ -249,7 +248,7 @@ func TestRunShardCancelThenResume(t *testing.T) {
 	time.AfterFunc(300*time.Millisecond, cancel)
 	o := testOptions(2)
 	o.Grace = 2 * time.Second
-	st, err := RunShard(ctx, dir, 0, o)
+	st, err := RunShard(ctx, dir, nil, 0, o)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -262,7 +261,7 @@ func TestRunShardCancelThenResume(t *testing.T) {
 			t.Errorf("cancellation recorded a failure: %+v", r)
 		}
 	}
-	if _, err := RunShard(context.Background(), dir, 0, testOptions(2)); err != nil {
+	if _, err := RunShard(context.Background(), dir, nil, 0, testOptions(2)); err != nil {
 		t.Fatal(err)
 	}
 	exactlyOnce(t, readResults(t, dir, 0), paths)
@@ -270,8 +269,8 @@ func TestRunShardCancelThenResume(t *testing.T) {
 
 // runHelper is the runner in a child process, for the SIGKILL test.
 func runHelper() {
-	o := Options{Workers: 2, Runtime: hostRuntime{}, Log: zerolog.Nop()}
-	if _, err := RunShard(context.Background(), os.Getenv("RUNNER_HELPER_JOB"), 0, o); err != nil {
+	o := testOptions(2)
+	if _, err := RunShard(context.Background(), os.Getenv("RUNNER_HELPER_JOB"), nil, 0, o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -299,7 +298,7 @@ func TestRunShardSIGKILLThenRerun(t *testing.T) {
 	if n := len(readResults(t, dir, 0)); n >= len(paths) {
 		t.Fatalf("the killed runs finished everything (%d lines): the test did not kill mid-run", n)
 	}
-	if _, err := RunShard(context.Background(), dir, 0, testOptions(2)); err != nil {
+	if _, err := RunShard(context.Background(), dir, nil, 0, testOptions(2)); err != nil {
 		t.Fatal(err)
 	}
 	by := exactlyOnce(t, readResults(t, dir, 0), paths)
@@ -312,7 +311,7 @@ func TestRunShardSIGKILLThenRerun(t *testing.T) {
 
 func TestRunShardBadIndex(t *testing.T) {
 	dir := makeJob(t, inputNames(3), "x")
-	if _, err := RunShard(context.Background(), dir, 1, testOptions(1)); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
+	if _, err := RunShard(context.Background(), dir, nil, 1, testOptions(1)); err == nil || !strings.Contains(err.Error(), "has 1 shards") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -321,7 +320,7 @@ func TestRunShardRetryFailed(t *testing.T) {
 	model := testModel(t)
 	paths := inputNames(50)
 	dir := makeJob(t, paths, model, "-fail-on", "img000007.png")
-	if _, err := RunShard(context.Background(), dir, 0, testOptions(1)); err != nil {
+	if _, err := RunShard(context.Background(), dir, nil, 0, testOptions(1)); err != nil {
 		t.Fatal(err)
 	}
 	// The model is fixed; a retry of failed inputs runs only img000007.png.
@@ -330,7 +329,7 @@ func TestRunShardRetryFailed(t *testing.T) {
 	job.Save(dir, j)
 	o := testOptions(1)
 	o.RetryFailed = true
-	st, err := RunShard(context.Background(), dir, 0, o)
+	st, err := RunShard(context.Background(), dir, nil, 0, o)
 	if err != nil || st.OK != 1 || st.Skipped != 49 {
 		t.Fatalf("retry: %+v, %v", st, err)
 	}
@@ -355,7 +354,7 @@ func TestRunShardKeepsOutputs(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	t.Chdir(filepath.Dir(dir))
-	st, err := RunShard(context.Background(), filepath.Base(dir), 0, testOptions(2))
+	st, err := RunShard(context.Background(), filepath.Base(dir), nil, 0, testOptions(2))
 	if err != nil || st.OK != int64(len(paths)) {
 		t.Fatalf("RunShard: %+v, %v", st, err)
 	}

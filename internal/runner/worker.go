@@ -41,7 +41,7 @@ type worker struct {
 	r      *run
 	id     int
 	spec   container.Spec
-	logf   *os.File
+	logf   *workerLog
 	p      *process
 	starts int // processes started
 	idle   int // consecutive processes that ended with nothing asked and nothing answered
@@ -65,7 +65,6 @@ type worker struct {
 // loop runs the worker until its input is exhausted (nil), ctx is done (ctx.Err())
 // or its model cannot be loaded (*LoadError).
 func (w *worker) loop(ctx context.Context) error {
-	defer w.logf.Close()
 	in := w.r.in
 	tick := time.NewTicker(w.r.tick)
 	defer tick.Stop()
@@ -77,11 +76,7 @@ func (w *worker) loop(ctx context.Context) error {
 			return err
 		}
 		if in == nil && w.inflight == 0 && w.qpos == len(w.queue) && len(w.suspects) == 0 {
-			if w.p != nil {
-				w.p.finish(w.r.o.Grace)
-				w.p = nil
-			}
-			return nil
+			return nil // the process stays for the next shard; the session ends it
 		}
 		var inCh <-chan []item
 		if in != nil && w.qpos == len(w.queue) && len(w.suspects) == 0 {
@@ -109,9 +104,9 @@ func (w *worker) loop(ctx context.Context) error {
 			}
 			w.queue, w.qpos = items, 0
 		case now := <-tick.C:
-			if w.inflight > 0 && now.Sub(w.last) > w.r.o.ItemTimeout {
+			if w.inflight > 0 && now.Sub(w.last) > w.r.o.itemTimeout {
 				w.p.kill()
-				if err := w.ended(ctx, results.StageTimeout, fmt.Sprintf("no answer within the item timeout (%s); the model process was killed", w.r.o.ItemTimeout)); err != nil {
+				if err := w.ended(ctx, results.StageTimeout, fmt.Sprintf("no answer within the item timeout (%s); the model process was killed", w.r.o.itemTimeout)); err != nil {
 					return err
 				}
 			}
@@ -125,7 +120,7 @@ func (w *worker) ensure(ctx context.Context) error {
 	if w.p != nil {
 		return nil
 	}
-	if w.idle > w.r.o.Retries+2 {
+	if w.idle > w.r.o.retries+2 {
 		return &LoadError{Stage: results.StageLoad, Worker: w.id, Msg: fmt.Sprintf("the model process ended on its own %d times in a row right after its handshake", w.idle), Stderr: w.lastTail}
 	}
 	if w.broken >= brokenLimit && w.r.ok.Load() == 0 {
@@ -170,7 +165,7 @@ func (w *worker) fill(ctx context.Context) error {
 		w.buf = w.buf[:0]
 		w.buf = w.add(w.buf, it, time.Now())
 		w.buf = append(w.buf, '\n')
-		return w.send()
+		return w.send(ctx)
 	}
 	if w.qpos == len(w.queue) || (w.slots != nil && w.inflight >= len(w.slots)) {
 		return nil
@@ -204,7 +199,7 @@ func (w *worker) fill(ctx context.Context) error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	return w.send()
+	return w.send(ctx)
 }
 
 // free returns how many of the next up-to-n sequence numbers have a free slot.
@@ -230,9 +225,12 @@ func (w *worker) add(b []byte, it item, now time.Time) []byte {
 }
 
 // send writes the buffered requests. A write that fails (the model died) or blocks
-// past the item timeout is left to the crash and timeout handling.
-func (w *worker) send() error {
-	w.p.stdinFile.SetWriteDeadline(time.Now().Add(w.r.o.ItemTimeout))
+// past the item timeout is left to the crash and timeout handling; one that blocks
+// when ctx ends (a model that reads no more) gives up at once.
+func (w *worker) send(ctx context.Context) error {
+	w.p.stdinFile.SetWriteDeadline(time.Now().Add(w.r.o.itemTimeout))
+	f := w.p.stdinFile
+	defer context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Now()) })()
 	if _, err := w.p.stdinFile.Write(w.buf); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			w.last = time.Time{} // the next tick kills it
@@ -317,7 +315,7 @@ func (w *worker) ended(ctx context.Context, stage, why string) error {
 	for _, it := range flight {
 		it.attempts++
 		it.suspect = true
-		if it.attempts <= w.r.o.Retries {
+		if it.attempts <= w.r.o.retries {
 			w.suspects = append(w.suspects, it)
 			continue
 		}

@@ -26,6 +26,9 @@ var DefaultInclude = []string{"*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.
 // ErrBadInclude is returned for an --include glob that filepath.Match cannot parse.
 var ErrBadInclude = errors.New("bad include glob")
 
+// ErrNotDir is returned by Scan for a data root that is not a directory.
+var ErrNotDir = errors.New("not a directory")
+
 // ScanOptions tune Scan. The zero value keeps the DefaultInclude image types.
 type ScanOptions struct {
 	// Include are globs matched against the base name, case-insensitively
@@ -139,7 +142,7 @@ func Scan(ctx context.Context, root string, o ScanOptions, fn func(rel string, s
 	if fi, err := os.Stat(rootReal); err != nil {
 		return ScanStats{}, fmt.Errorf("data root %s: %w", root, err)
 	} else if !fi.IsDir() {
-		return ScanStats{}, fmt.Errorf("data root %s: not a directory; --data takes the directory that holds the images", root)
+		return ScanStats{}, fmt.Errorf("data root %s: %w", root, ErrNotDir)
 	}
 	s := &scanner{ctx: ctx, root: abs, rootReal: rootReal, m: m, o: o, fn: fn}
 	f, err := os.Open(abs)
@@ -233,6 +236,9 @@ func (s *scanner) dir(rel string, f *os.File) error {
 			continue
 		}
 		if !s.m.match(name) {
+			if typ&os.ModeSymlink != 0 {
+				s.dirLink(prefix + name)
+			}
 			continue
 		}
 		r := prefix + name
@@ -374,6 +380,17 @@ func (s *scanner) link(rel string) (int64, string) {
 		return 0, "symlink target not readable: " + errText(err)
 	}
 	return fi.Size(), ""
+}
+
+// dirLink reports a symlink whose name the include globs do not match when it
+// leads to a directory: the scan never follows directory links (a loop or a way out
+// of the root), and the files behind one must not vanish without a word.
+func (s *scanner) dirLink(rel string) {
+	fi, err := os.Stat(s.root + "/" + rel)
+	if err != nil || !fi.IsDir() {
+		return // a link to a file of another type, or broken: not an input either way
+	}
+	s.skip(rel+"/", "symlink to a directory, not followed (only links to files are); bind or copy that directory inside --data")
 }
 
 func typeName(m os.FileMode) string {

@@ -101,12 +101,16 @@ func TestScan(t *testing.T) {
 				{path: "broken.png", link: "nowhere.png"},
 				{path: "loop1.png", link: "loop2.png"}, {path: "loop2.png", link: "loop1.png"},
 				{path: "real/up.png", link: ".."},
-				{path: "real/sub", link: ".."}, // a directory link without a matching name: ignored
+				{path: "real/sub", link: ".."},                      // a directory link: reported, not followed
+				{path: "real/x.txt", link: "a.png"},                 // a file link the globs do not match: ignored
+				{path: "real/gone", link: "nowhere"},                // a broken link the globs do not match: ignored
+				{path: "outdir", link: filepath.Dir(outside + "/")}, // a directory link out of the root: reported
 			},
 			want: []found{{"in.png", 3}, {"real/a.png", 3}},
 			skipped: map[string]string{
 				"out.png": "outside the data root", "dotdot.png": "", "broken.png": "broken symlink",
 				"loop1.png": "loop", "loop2.png": "loop", "real/up.png": "directory",
+				"real/sub/": "symlink to a directory, not followed", "outdir/": "symlink to a directory",
 			},
 		},
 		{

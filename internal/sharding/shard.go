@@ -142,6 +142,13 @@ func shardIndex(name string) (int, bool) {
 // removed, so a re-run with the same data and plan gives the same files. It fails
 // with ErrNoInputs when nothing matched.
 func WriteShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan) (Summary, error) {
+	return writeShards(ctx, jobDir, root, o, p, func(fn func(string, int64) error) (ScanStats, error) {
+		return Scan(ctx, root, o, fn)
+	})
+}
+
+// writeShards is WriteShards with the inputs of a shard-size plan from scan.
+func writeShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan, scan func(fn func(string, int64) error) (ScanStats, error)) (Summary, error) {
 	p, err := p.check()
 	if err != nil {
 		return Summary{}, err
@@ -152,7 +159,7 @@ func WriteShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan
 	w := &shardWriter{dir: jobDir}
 	var st ScanStats
 	if p.ShardSize > 0 {
-		st, err = Scan(ctx, root, o, func(rel string, _ int64) error {
+		st, err = scan(func(rel string, _ int64) error {
 			w.add(rel)
 			if w.lines >= p.ShardSize {
 				return w.flush()
@@ -169,7 +176,7 @@ func WriteShards(ctx context.Context, jobDir, root string, o ScanOptions, p Plan
 		return Summary{}, err
 	}
 	if st.Inputs == 0 {
-		return Summary{Skipped: st.Skipped}, fmt.Errorf("%w under %s (include %s, %d skipped); check --data and --include",
+		return Summary{Skipped: st.Skipped}, fmt.Errorf("%w under %s (include %s, %d skipped)",
 			ErrNoInputs, root, strings.Join(orDefault(o.Include), " "), st.Skipped)
 	}
 	if err := w.finish(); err != nil {

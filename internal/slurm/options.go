@@ -22,63 +22,69 @@ const DefaultSignalSeconds = 120
 
 // Options are the Slurm settings of a job: flags of submit, else the site
 // config.
+//
+// The same names are the keys of slurm.json and of the site config's slurm: section
+// (template and scv_hpc sit at the site config's top level).
 type Options struct {
-	Partition     string   `json:"partition,omitempty"`
-	Account       string   `json:"account,omitempty"`
-	QOS           string   `json:"qos,omitempty"`
-	Time          string   `json:"time,omitempty"`
-	CPUsPerTask   int      `json:"cpus_per_task,omitempty"`
-	Mem           string   `json:"mem,omitempty"`
-	GPUsPerTask   int      `json:"gpus_per_task,omitempty"`
-	Gres          string   `json:"gres,omitempty"`
-	MaxParallel   int      `json:"max_parallel,omitempty"`
-	SignalSeconds int      `json:"signal_seconds"`
-	NoRequeue     bool     `json:"no_requeue,omitempty"`
-	SbatchArgs    []string `json:"sbatch_args,omitempty"`
-	Template      string   `json:"template,omitempty"`  // absolute path; "" is the embedded template
-	Binary        string   `json:"scv_hpc"`             // absolute path of scv-hpc on the nodes
-	CacheDir      string   `json:"cache_dir,omitempty"` // cache the nodes read
-	LogLevel      string   `json:"log_level,omitempty"` // run-shard's --log-level
+	Resources     `yaml:",inline"`
+	MaxParallel   int      `json:"max_parallel,omitempty" yaml:"max_parallel"`
+	SignalSeconds int      `json:"signal_seconds" yaml:"signal_seconds"`
+	NoRequeue     bool     `json:"no_requeue,omitempty" yaml:"no_requeue"`
+	SbatchArgs    []string `json:"sbatch_args,omitempty" yaml:"sbatch_args"`
+	Template      string   `json:"template,omitempty" yaml:"-"`  // absolute path; "" is the embedded template
+	Binary        string   `json:"scv_hpc" yaml:"-"`             // absolute path of scv-hpc on the nodes
+	CacheDir      string   `json:"cache_dir,omitempty" yaml:"-"` // cache the nodes read
+	LogLevel      string   `json:"log_level,omitempty" yaml:"-"` // run-shard's --log-level
 }
 
-// ApplySite fills the settings that set(name) reports as not given on the
-// command line from the site config. Names are the flag names of submit.
-func (o *Options) ApplySite(c *SiteConfig, set func(flag string) bool) {
-	s := c.Slurm
-	str := func(flag string, dst *string, v string) {
-		if v != "" && !set(flag) {
-			*dst = v
-		}
+// Resources are what each array task asks Slurm for: the #SBATCH options of the
+// script. Options (slurm.json, the site config) and Params (the template) share them,
+// so a template's .QOS is Options.QOS.
+type Resources struct {
+	Partition   string `json:"partition,omitempty" yaml:"partition"`         // --partition
+	Account     string `json:"account,omitempty" yaml:"account"`             // --account
+	QOS         string `json:"qos,omitempty" yaml:"qos"`                     // --qos
+	Time        string `json:"time,omitempty" yaml:"time"`                   // --time
+	CPUsPerTask int    `json:"cpus_per_task,omitempty" yaml:"cpus_per_task"` // --cpus-per-task
+	Mem         string `json:"mem,omitempty" yaml:"mem"`                     // --mem
+	GPUsPerTask int    `json:"gpus_per_task,omitempty" yaml:"gpus_per_task"` // --gpus-per-task
+	Gres        string `json:"gres,omitempty" yaml:"gres"`                   // --gres
+}
+
+// DefaultOptions are the settings before the site config and flags: SignalSeconds
+// DefaultSignalSeconds, requeue on, everything else unset.
+func DefaultOptions() Options { return Options{SignalSeconds: DefaultSignalSeconds} }
+
+// Validate checks counts and exclusive settings.
+func (o *Options) Validate() error {
+	if o.GPUsPerTask < 0 || o.CPUsPerTask < 0 || o.MaxParallel < 0 || o.SignalSeconds < 0 {
+		return errors.New("slurm counts (gpus_per_task, cpus_per_task, max_parallel, signal_seconds) must not be negative")
 	}
-	num := func(flag string, dst *int, v int) {
-		if v != 0 && !set(flag) {
-			*dst = v
-		}
+	if o.GPUsPerTask > 0 && o.Gres != "" {
+		return ErrGPUsAndGres
 	}
-	str("partition", &o.Partition, s.Partition)
-	str("account", &o.Account, s.Account)
-	str("qos", &o.QOS, s.QOS)
-	str("time", &o.Time, s.Time)
-	str("mem", &o.Mem, s.Mem)
-	str("gres", &o.Gres, s.Gres)
-	num("cpus-per-task", &o.CPUsPerTask, s.CPUsPerTask)
-	num("gpus-per-task", &o.GPUsPerTask, s.GPUsPerTask)
-	num("max-parallel", &o.MaxParallel, s.MaxParallel)
-	num("signal-seconds", &o.SignalSeconds, s.SignalSeconds)
-	str("template", &o.Template, c.Template)
-	str("scv-hpc", &o.Binary, c.Binary)
-	if len(s.SbatchArgs) > 0 {
-		// Site arguments come first so that the user's can override them.
-		o.SbatchArgs = append(append([]string{}, s.SbatchArgs...), o.SbatchArgs...)
+	return nil
+}
+
+// ErrGPUsAndGres: a job asks for GPUs either per task or as generic resources.
+var ErrGPUsAndGres = errors.New("GPUs asked for both per task and as generic resources (gres)")
+
+// WantGPU gives a task one GPU (GPUsPerTask 1) when the model wants a GPU and neither
+// GPUsPerTask nor Gres asks for one already; it reports whether it did.
+func (o *Options) WantGPU(modelWantsGPU bool) bool {
+	if !modelWantsGPU || o.GPUsPerTask > 0 || o.Gres != "" {
+		return false
 	}
+	o.GPUsPerTask = 1
+	return true
 }
 
 // Params are the template parameters of the job's arrays; runArgs are extra
 // run-shard flags (--retry-failed). Submit sets the array fields and checks the
 // values (Params.Validate) as it renders each array, before any sbatch runs.
 func (o *Options) Params(j *job.Job, jobDir string, runArgs []string) (Params, error) {
-	if o.GPUsPerTask > 0 && o.Gres != "" {
-		return Params{}, errors.New("give either --gpus-per-task or --gres, not both")
+	if err := o.Validate(); err != nil {
+		return Params{}, err
 	}
 	global := []string{"--offline"}
 	if o.CacheDir != "" {
@@ -90,34 +96,76 @@ func (o *Options) Params(j *job.Job, jobDir string, runArgs []string) (Params, e
 	return Params{
 		Version: version.String(), Model: j.Model, Digest: j.Digest,
 		JobName:   JobName(j.Model),
-		Partition: o.Partition, Account: o.Account, QOS: o.QOS, Time: o.Time,
-		CPUsPerTask: o.CPUsPerTask, Mem: o.Mem, GPUsPerTask: o.GPUsPerTask, Gres: o.Gres,
-		Requeue: !o.NoRequeue, SignalSeconds: o.SignalSeconds,
+		Resources: o.Resources,
+		Requeue:   !o.NoRequeue, SignalSeconds: o.SignalSeconds,
 		Binary: o.Binary, JobDir: jobDir, GlobalArgs: global, RunArgs: runArgs,
 	}, nil
 }
 
 // SaveOptions writes JOBDIR/slurm.json.
 func SaveOptions(jobDir string, o *Options) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(jobDir, OptionsFile), append(b, '\n'), 0o644)
+	return fsutil.WriteFileAtomic(job.Dir(jobDir).SlurmFile(), append(b, '\n'), 0o644)
 }
+
+// ErrNotSubmitted: the job directory has no slurm.json (it was made by predict).
+var ErrNotSubmitted = errors.New("the job was not submitted to Slurm")
 
 // LoadOptions reads JOBDIR/slurm.json.
 func LoadOptions(jobDir string) (*Options, error) {
-	b, err := os.ReadFile(filepath.Join(jobDir, OptionsFile))
+	b, err := os.ReadFile(job.Dir(jobDir).SlurmFile())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s has no %s: it was not created by 'scv-hpc submit'", jobDir, OptionsFile)
+		return nil, fmt.Errorf("%s has no %s: %w", jobDir, OptionsFile, ErrNotSubmitted)
 	}
 	if err != nil {
 		return nil, err
 	}
 	var o Options
 	if err := json.Unmarshal(b, &o); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(jobDir, OptionsFile), err)
+		return nil, fmt.Errorf("%s: %w", job.Dir(jobDir).SlurmFile(), err)
 	}
 	return &o, nil
 }
+
+// Prepare makes the binary and template paths absolute, takes this executable as the
+// binary when none is set, and parses the template (nil: the embedded one). A template
+// that cannot be read or parsed is an error wrapping ErrTemplate, before anything is
+// submitted.
+func (o *Options) Prepare() (*Template, error) {
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find this executable, to run it on the compute nodes: %w", err)
+		}
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		o.Binary = exe
+	}
+	for _, p := range []*string{&o.Binary, &o.Template} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, err
+			}
+			*p = abs
+		}
+	}
+	if o.Template == "" {
+		return nil, nil
+	}
+	t, err := LoadTemplate(o.Template)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	return t, nil
+}
+
+// ErrTemplate marks a batch script template that cannot be read or parsed.
+var ErrTemplate = errors.New("batch script template")

@@ -27,14 +27,7 @@ type Params struct {
 	JobName string // --job-name
 	Array   string // --array, e.g. "0-99%2"
 
-	Partition   string // --partition
-	Account     string // --account
-	QOS         string // --qos
-	Time        string // --time
-	CPUsPerTask int    // --cpus-per-task
-	Mem         string // --mem
-	GPUsPerTask int    // --gpus-per-task
-	Gres        string // --gres
+	Resources // .Partition, .Account, .QOS, .Time, .CPUsPerTask, .Mem, .GPUsPerTask, .Gres
 
 	Requeue       bool // --requeue
 	SignalSeconds int  // --signal=B:TERM@N: seconds before the time limit
@@ -183,7 +176,7 @@ func QuoteArgs(args []string) string {
 func sbatchValue(v string) (string, error) {
 	for _, r := range v {
 		if r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\' || r == '#' {
-			return "", fmt.Errorf("%q: %w: an #SBATCH option cannot hold whitespace, newlines, quotes, backslashes or '#'; pass it with --sbatch-arg instead", v, ErrUnsafeValue)
+			return "", fmt.Errorf("%q: %w: an #SBATCH option cannot hold whitespace, newlines, quotes, backslashes or '#'", v, ErrUnsafeValue)
 		}
 	}
 	return v, nil

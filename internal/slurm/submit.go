@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +36,7 @@ type Client struct {
 func (c *Client) run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w on PATH: run this on a Slurm login node (or use 'scv-hpc predict' on this machine)", name, ErrNoSlurm)
+		return nil, fmt.Errorf("%s: %w on PATH", name, ErrNoSlurm)
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = append(os.Environ(), c.Env...)
@@ -186,7 +185,8 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]Submission, e
 		req.MaxArraySize = DefaultMaxArraySize
 	}
 	req.Job.Slurm.MaxArraySize = req.MaxArraySize
-	if err := os.MkdirAll(job.LogsDir(req.JobDir), 0o755); err != nil {
+	dir := job.Dir(req.JobDir)
+	if err := os.MkdirAll(dir.LogsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	chunks := PlanArrays(req.Shards, req.MaxArraySize)
@@ -198,21 +198,18 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]Submission, e
 			return subs, err
 		}
 		n := base + k
-		name := "job.sbatch"
-		if n > 0 {
-			name = fmt.Sprintf("job.%d.sbatch", n)
-		}
+		name := job.ScriptName(n)
 		p := req.Params
 		p.Array = ArraySpec(len(ch.Shards), req.MaxParallel)
 		p.Offset, p.ShardList = ch.Offset(), nil
 		if ch.Listed {
 			p.ShardList = ch.Shards
 		}
-		script := filepath.Join(req.JobDir, name)
+		script := dir.Script(n)
 		if err := fsutil.WriteAtomic(script, 0o755, func(w io.Writer) error { return tmpl.Render(w, p) }); err != nil {
 			return subs, fmt.Errorf("write %s: %w", script, err)
 		}
-		argv := []string{"sbatch", "--parsable", "--chdir=" + req.JobDir, "--output=logs/%A_%a.out"}
+		argv := []string{"sbatch", "--parsable", "--chdir=" + req.JobDir, "--output=" + job.SlurmOutput}
 		if req.MaxParallel > 0 && k > 0 {
 			dep := prevID
 			if req.DryRun {
@@ -237,8 +234,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]Submission, e
 			return subs, fmt.Errorf("sbatch accepted array %d of %d but %v; check 'squeue --me' and cancel it by hand", k+1, len(chunks), err)
 		}
 		sub.Array.JobID, sub.Array.Cluster, sub.Array.Submitted = id, cluster, time.Now().UTC()
-		req.Job.Slurm.Arrays = append(req.Job.Slurm.Arrays, sub.Array)
-		if err := job.Save(req.JobDir, req.Job); err != nil {
+		if err := job.AddArray(req.JobDir, req.Job, req.MaxArraySize, sub.Array); err != nil {
 			return subs, fmt.Errorf("array %s was submitted but could not be recorded (cancel it with 'scancel %s'): %w", id, id, err)
 		}
 		subs = append(subs, sub)
@@ -282,7 +278,7 @@ func parseParsable(out []byte) (id, cluster string, err error) {
 // logSbatch appends the command and Slurm's answer to logs/sbatch.log; a
 // failure to log does not fail the submission.
 func logSbatch(jobDir string, argv []string, out []byte, err error) {
-	f, ferr := os.OpenFile(filepath.Join(job.LogsDir(jobDir), "sbatch.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, ferr := os.OpenFile(job.Dir(jobDir).SbatchLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if ferr != nil {
 		return
 	}
@@ -292,4 +288,57 @@ func logSbatch(jobDir string, argv []string, out []byte, err error) {
 		answer = "ERROR " + err.Error()
 	}
 	fmt.Fprintf(f, "%s %s\n  -> %s\n", time.Now().UTC().Format(time.RFC3339), QuoteArgs(argv), answer)
+}
+
+// JobRequest is one submission of shards of a job with its saved options.
+type JobRequest struct {
+	JobDir   string
+	Job      *job.Job
+	Options  *Options
+	Template *Template // nil: the embedded one
+	Shards   []int
+	RunArgs  []string // extra run-shard flags (--retry-failed)
+	DryRun   bool
+}
+
+// JobSubmission is what SubmitJob did: the arrays, the MaxArraySize used, and, for a
+// dry run where Slurm could not be asked, why the default was used.
+type JobSubmission struct {
+	Arrays       []Submission
+	MaxArraySize int
+	MaxArrayErr  error
+}
+
+// SubmitJob asks Slurm for MaxArraySize (a dry run waits at most 3 s for it and falls
+// back to DefaultMaxArraySize: Slurm may be absent there), renders the parameters and
+// submits the shards (Submit).
+func (c *Client) SubmitJob(ctx context.Context, r JobRequest) (*JobSubmission, error) {
+	qctx := ctx
+	if r.DryRun {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+	}
+	res := &JobSubmission{}
+	maxArray, err := c.MaxArraySize(qctx)
+	if err != nil {
+		if !r.DryRun {
+			return nil, err
+		}
+		maxArray, res.MaxArrayErr = DefaultMaxArraySize, err
+	}
+	res.MaxArraySize = maxArray
+	p, err := r.Options.Params(r.Job, r.JobDir, r.RunArgs)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := c.Submit(ctx, SubmitRequest{
+		JobDir: r.JobDir, Job: r.Job, Template: r.Template, Params: p, Shards: r.Shards,
+		MaxArraySize: maxArray, MaxParallel: r.Options.MaxParallel, SbatchArgs: r.Options.SbatchArgs, DryRun: r.DryRun,
+	})
+	res.Arrays = subs
+	if err != nil {
+		return res, fmt.Errorf("submit %s: %w", r.JobDir, err)
+	}
+	return res, nil
 }

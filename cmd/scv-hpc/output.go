@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/gpu"
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+)
+
+// Output helpers that every command shares, and the hints added to errors where they
+// are shown: internal packages say what failed, the command line says what to type.
+
+func printJSON(a *app, v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// dash shows an empty table cell as "-".
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
+// loadJobDir reads the job in the directory arg names and returns its absolute path.
+func loadJobDir(arg string) (string, *job.Job, error) {
+	dir, err := filepath.Abs(arg)
+	if err != nil {
+		return "", nil, err
+	}
+	j, err := job.Load(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, j, nil
+}
+
+// exactArgsUsage is cobra.ExactArgs returning a usage error (exit code 2).
+func exactArgsUsage(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// notCached adds to a model's not-cached error (online: offline ones say it) the
+// command that fetches it.
+func (a *app) notCached(model string, err error) error {
+	if errors.Is(err, cache.ErrNotCached) && !errors.Is(err, registry.ErrOffline) {
+		return fmt.Errorf("%w; run: scv-hpc pull %s --cache %s", err, shellWord(model), shellWord(a.cacheDir))
+	}
+	return err
+}
+
+// shellWord quotes s for a shell command line only when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return slurm.Quote(s)
+}
+
+// corruptHint adds what to do to an error that reports a corrupt cached SIF of model
+// (cache.ErrCorrupt); other errors are returned as they are.
+func corruptHint(model string, err error) error {
+	if err == nil || !errors.Is(err, cache.ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("%w; run 'scv-hpc cache verify' to check the cache, then 'scv-hpc pull --force %s' to convert it again", err, shellWord(model))
+}
+
+// withHint adds what to type next to the errors of internal packages that call for
+// it; other errors are returned as they are.
+func withHint(err error) error {
+	var (
+		mismatch *job.MismatchError
+		changed  *jobsetup.ChangedError
+		busy     *job.BusyError
+	)
+	hint := ""
+	switch {
+	case errors.As(err, &mismatch):
+		hint = "use a new --out, or --force to move the old job aside and start anew"
+	case errors.As(err, &changed):
+		hint = "run again with --rescan to re-shard it (results of the inputs still there are kept), or use a new --out"
+	case errors.As(err, &busy):
+		hint = fmt.Sprintf("wait for that run to end, or stop it (the lock of a run that died on another node is taken over after %s)", job.LockStale)
+	case errors.Is(err, job.ErrNoJob):
+		hint = "create one with 'scv-hpc predict' or 'scv-hpc submit'"
+	case errors.Is(err, job.ErrExists):
+		hint = "use 'scv-hpc resubmit' for a submitted job, or a new --out"
+	case errors.Is(err, slurm.ErrNotSubmitted):
+		hint = "it was not created by 'scv-hpc submit'; run it with 'scv-hpc predict' or 'scv-hpc run-shard'"
+	case errors.Is(err, jobsetup.ErrRescanSlurm):
+		hint = "use 'scv-hpc resubmit', or a new --out"
+	case errors.Is(err, slurm.ErrUnsafeValue):
+		hint = "pass such a value with --sbatch-arg instead"
+	case errors.Is(err, slurm.ErrGPUsAndGres):
+		hint = "give either --gpus-per-task or --gres, not both"
+	case errors.Is(err, slurm.ErrNoSlurm):
+		hint = "run this on a Slurm login node (or 'scv-hpc predict' on this machine)"
+	case errors.Is(err, sharding.ErrNoInputs):
+		hint = "check --data and --include"
+	case errors.Is(err, sharding.ErrNotDir):
+		hint = "--data takes the directory that holds the images"
+	case errors.Is(err, gpu.ErrBadList):
+		hint = "check --gpus"
+	case errors.Is(err, catalog.ErrUnknown):
+		hint = "list the models with 'scv-hpc models'"
+	case errors.Is(err, catalog.ErrUnreadable):
+		hint = "check --catalog and SCV_HPC_CATALOG"
+	case errors.Is(err, fetch.ErrNoPredict):
+		hint = "add 'predict:' to a --catalog entry"
+	}
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, hint)
+}

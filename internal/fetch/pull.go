@@ -1,0 +1,85 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/alitto/pond/v2"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+)
+
+// ErrForceOffline: converting again needs the source, which offline forbids.
+var ErrForceOffline = errors.New("converting again reads the image source, which offline mode forbids")
+
+// ErrNotAnEntry: a .sif file given where a cache entry is meant.
+var ErrNotAnEntry = errors.New("is a file, not a cache entry")
+
+// Pull is Ensure, and with force it first removes the model's cached entry (if any) so
+// that the image is fetched and converted again.
+func Pull(ctx context.Context, model string, o Options, force bool) (*Model, error) {
+	if force {
+		if o.Offline {
+			return nil, fmt.Errorf("model %s: %w", model, ErrForceOffline)
+		}
+		if digest, err := CachedDigest(o, model); err == nil { // not cached: nothing to remove
+			if err := o.Cache.Remove(digest); err != nil && !errors.Is(err, cache.ErrNotCached) {
+				return nil, fmt.Errorf("model %s: remove the cached entry: %w", model, err)
+			}
+		}
+	}
+	return Ensure(ctx, model, o)
+}
+
+// CachedDigest resolves a MODEL, or a sha256 digest given as is, to the digest of its
+// cache entry, from the cache alone.
+func CachedDigest(o Options, model string) (string, error) {
+	if _, err := cache.ParseDigest(model); err == nil {
+		return model, nil
+	}
+	t, err := Parse(model, o.Catalog)
+	if err != nil {
+		return "", err
+	}
+	if t.Kind == KindSIF {
+		return "", fmt.Errorf("%s %w", model, ErrNotAnEntry)
+	}
+	d, _, _, err := Cached(o.Cache, t)
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w", model, err)
+	}
+	return d, nil
+}
+
+// PullResult is the outcome of one model of PullAll: its SIF, or why not.
+type PullResult struct {
+	Model *Model
+	Err   error
+}
+
+// PullAll pulls models (Pull, without force), jobs at a time (at least 1). done, when
+// set, hears of each model as it ends (from several goroutines at once). A model never
+// started because ctx ended gets ctx's error: every model has a result.
+func PullAll(ctx context.Context, models []string, o Options, jobs int, done func(i int, r PullResult)) []PullResult {
+	res := make([]PullResult, len(models))
+	started := make([]bool, len(models))
+	pool := pond.NewPool(max(jobs, 1), pond.WithContext(ctx))
+	for i, m := range models {
+		pool.Submit(func() {
+			started[i] = true
+			mod, err := Pull(ctx, m, o, false)
+			res[i] = PullResult{Model: mod, Err: err}
+			if done != nil {
+				done(i, res[i])
+			}
+		})
+	}
+	pool.StopAndWait()
+	for i := range res {
+		if !started[i] {
+			res[i].Err = fmt.Errorf("model %s: not pulled: %w", models[i], context.Cause(ctx))
+		}
+	}
+	return res
+}

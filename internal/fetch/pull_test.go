@@ -1,0 +1,75 @@
+package fetch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
+)
+
+// TestPullForce: force converts a cached model again; offline it is refused; an
+// uncached model is simply pulled.
+func TestPullForce(t *testing.T) {
+	host, _ := startRegistry(t)
+	image := host + "/lab/demo:1"
+	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n  - {name: later, image: %q, predict: [serve, --x]}\n", image, host+"/lab/later:1"), nil)
+	before := DescribeAll(o.Cache, o.Catalog, o.Log)
+	for _, tc := range []struct {
+		name    string
+		force   bool
+		offline bool
+		built   bool
+		err     error
+	}{
+		{"first pull", true, false, true, nil}, // nothing cached: nothing removed
+		{"cached", false, false, false, nil},
+		{"forced", true, false, true, nil},
+		{"forced offline", true, true, false, ErrForceOffline},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := o
+			o.Offline, o.Registry.Offline = tc.offline, tc.offline
+			m, err := Pull(ctx(t), "demo", o, tc.force)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("Pull: %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil || m.Built != tc.built || m.Digest != digest {
+				t.Fatalf("Pull = %+v, %v; want built=%v", m, err, tc.built)
+			}
+		})
+	}
+	after := DescribeAll(o.Cache, o.Catalog, o.Log)
+	byID := func(ms []CatalogModel, id string) CatalogModel {
+		for _, m := range ms {
+			if m.Name == id {
+				return m
+			}
+		}
+		t.Fatalf("no %s in %+v", id, ms)
+		return CatalogModel{}
+	}
+	if b, a := byID(before, "demo"), byID(after, "demo"); b.Cached || len(b.Command) > 0 || !a.Cached || a.Digest != digest || a.From != PredictFromEntrypoint {
+		t.Errorf("Describe demo: before %+v, after %+v", b, a)
+	}
+	if l := byID(after, "later"); l.Cached || l.From != PredictFromCatalog || len(l.Command) != 2 {
+		t.Errorf("Describe later: %+v", l)
+	}
+	if d, err := CachedDigest(o, "demo"); err != nil || d != digest {
+		t.Errorf("CachedDigest(demo) = %s, %v", d, err)
+	}
+	if _, err := CachedDigest(o, "nosuch/x:1"); !errors.Is(err, cache.ErrNotCached) {
+		t.Errorf("CachedDigest of an uncached image: %v", err)
+	}
+	f, _ := os.CreateTemp(t.TempDir(), "*.sif")
+	f.Close()
+	if _, err := CachedDigest(o, f.Name()); !errors.Is(err, ErrNotAnEntry) {
+		t.Errorf("CachedDigest of a .sif file: %v", err)
+	}
+}

@@ -1,0 +1,232 @@
+package results
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+)
+
+func TestParseLine(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    lineInfo
+		wantErr bool
+	}{
+		{`{"path":"a.png","ok":true,"result":{"faces":[{"x":1,"y":2,"size":3}],"path":"no"},"ms":3,"t":17}`, lineInfo{path: "a.png", ok: true, t: 17}, false},
+		{`{"path":"b","ok":false,"error":"x \"y\" }","stage":"crash","ms":0}`, lineInfo{path: "b", stage: "crash"}, false},
+		{` { "ok" : true , "path" : "sp ace" } `, lineInfo{path: "sp ace", ok: true}, false},
+		{`{"path":"\u00e9\n\"q\"","ok":true}`, lineInfo{path: "é\n\"q\"", ok: true}, false},
+		{`{"result":[1,"]",{"a":"}"}],"path":"after-array","ok":true}`, lineInfo{path: "after-array", ok: true}, false},
+		{`{"path":"p","ok":true,"result":null,"x":-1.5e3}`, lineInfo{path: "p", ok: true}, false},
+		{`{"p\u0061th":"escaped-key","path":"real","ok":true}`, lineInfo{path: "real", ok: true}, false},
+		{`{"ok":true}`, lineInfo{}, true},
+		{`{}`, lineInfo{}, true},
+		{`[1]`, lineInfo{}, true},
+		{`{"path":"a","ok":"yes"}`, lineInfo{}, true},
+		{`{"path":"a","ok":true,"result":{"x":1}`, lineInfo{}, true},
+		{`{"path":"a","ok":true} trailing`, lineInfo{}, true},
+		{`{"path":"a","ok":true,"t":"soon"}`, lineInfo{}, true},
+		{`{"path":"a` + "\x01" + `","ok":true}`, lineInfo{}, true},
+		{`{"path":"a","ok":true,"result":"unterminated}`, lineInfo{}, true},
+		{`{garbage}`, lineInfo{}, true},
+		{`{"path":7,"ok":true}`, lineInfo{}, true},
+	}
+	for _, tc := range tests {
+		got, err := parseLineFull([]byte(tc.line))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err %v, want error %v", tc.line, err, tc.wantErr)
+			continue
+		}
+		if err == nil && got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestParseOKLine: the fast path takes the writer's ok lines and nothing else.
+func TestParseOKLine(t *testing.T) {
+	tests := []struct {
+		line string
+		want lineInfo
+		fast bool
+	}{
+		{`{"path":"a/b.png","ok":true,"result":{"faces":[]},"ms":3,"attempts":1,"t":1795918957919}`, lineInfo{path: "a/b.png", ok: true, t: 1795918957919}, true},
+		{`{"path":"a","ok":true,"ms":3}`, lineInfo{path: "a", ok: true}, true},
+		{`{"path":"a","ok":true,"result":{"t":5}}`, lineInfo{path: "a", ok: true}, true},
+		{`{"path":"a\"b","ok":true,"ms":3}`, lineInfo{}, false},
+		{`{"path":"a","ok":false,"error":"x","stage":"crash","ms":3}`, lineInfo{}, false},
+		{`{"ok":true,"path":"a"}`, lineInfo{}, false},
+		{`{"path":"","ok":true,"ms":3}`, lineInfo{}, false},
+		{`{"path":"a","ok":true,"t":99999999999999999999}`, lineInfo{path: "a", ok: true}, true},
+	}
+	for _, tc := range tests {
+		got, fast := parseOKLine([]byte(tc.line))
+		if fast != tc.fast || got != tc.want {
+			t.Errorf("%s: %+v %v, want %+v %v", tc.line, got, fast, tc.want, tc.fast)
+		}
+	}
+}
+
+// FuzzParseLine: no input panics the fast parser, and on every line the writer can
+// produce it agrees with encoding/json on path, ok, stage and time.
+func FuzzParseLine(f *testing.F) {
+	f.Add([]byte(`{"path":"a","ok":true,"result":{"x":[1,2,{"y":"}"}]},"ms":3,"t":5}`))
+	f.Add([]byte(`{"path":"\u00e9","ok":false,"stage":"timeout","error":"\\"}`))
+	f.Add([]byte(`{"path":"a","ok":true,"result":"</script>"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parseLine(data) // must not panic
+		var r Record
+		if json.Unmarshal(data, &r) != nil || r.Path == "" {
+			return
+		}
+		canon, err := json.Marshal(r)
+		if err != nil {
+			return
+		}
+		li, err := parseLine(canon)
+		if err != nil {
+			t.Fatalf("%s: %v", canon, err)
+		}
+		if li.path != r.Path || li.ok != r.OK || (!r.OK && li.stage != r.Stage) || li.t != r.T {
+			t.Fatalf("%s: fast %+v, encoding/json %+v", canon, li, r)
+		}
+		full, err := parseLineFull(canon)
+		if err != nil || full != (lineInfo{path: r.Path, ok: r.OK, stage: r.Stage, t: r.T}) {
+			t.Fatalf("%s: full parser %+v, %v; encoding/json %+v", canon, full, err, r)
+		}
+	})
+}
+
+func TestCSVCell(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"a.png", "a.png"},
+		{"=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"},
+		{"+1+2", "'+1+2"},
+		{"-2+3", "'-2+3"},
+		{"@SUM(A1)", "'@SUM(A1)"},
+		{"\tx", "'\tx"},
+		{"\rx", "'\rx"},
+		{"a=b", "a=b"},
+		{"{\"label\":\"=1+1\"}", "{\"label\":\"=1+1\"}"},
+	}
+	for _, tc := range tests {
+		if got := CSVCell(tc.in); got != tc.want {
+			t.Errorf("CSVCell(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestCollectCSVInjection: a data file name, an error and an answer that start like a
+// formula come out with a quote in front, double-quoted, and read back as that text.
+func TestCollectCSVInjection(t *testing.T) {
+	dir, p := newJob(t, 1, 3)
+	names := []string{"=cmd|' /C calc'!A0.png", "@SUM(1+1).png", "-1.png"}
+	if err := os.WriteFile(job.ShardFile(dir, 0), []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = p
+	writeResults(t, dir, 0,
+		Record{Path: names[0], OK: true, Result: json.RawMessage(`-1`)},
+		Record{Path: names[1], Error: "=2+5", Stage: StagePredict},
+	)
+	var buf bytes.Buffer
+	if _, err := Collect(context.Background(), dir, &buf, FormatCSV); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n")[1:] {
+		if !strings.HasPrefix(line, `"'`) {
+			t.Errorf("row not escaped and quoted: %s", line)
+		}
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"'" + names[0], "true", "", "", "0", "'-1"},
+		{"'" + names[1], "false", "predict", "'=2+5", "0", ""},
+		{"'" + names[2], "false", "pending", "no result yet", "0", ""},
+	}
+	for i, w := range want {
+		if fmt.Sprint(rows[i+1]) != fmt.Sprint(w) {
+			t.Errorf("row %d: %q, want %q", i, rows[i+1], w)
+		}
+	}
+	for _, row := range rows[1:] {
+		for _, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("cell %q starts like a formula", cell)
+			}
+		}
+	}
+}
+
+// TestWalk: shards come in order whatever the number of readers, each input once
+// with its final line as written; a corrupt line names file and line.
+func TestWalk(t *testing.T) {
+	dir, p := newJob(t, 7, 5)
+	for s := range p {
+		recs := []Record{failed(p[s][0], StageCrash), ok(p[s][0], 1), failed(p[s][0], StageTimeout), failed(p[s][1], StagePredict), ok(p[s][2], s)}
+		writeResults(t, dir, s, recs...)
+	}
+	for _, workers := range []int{1, 2, 5} {
+		var seen []int
+		err := Walk(context.Background(), dir, len(p), WalkOptions{Workers: workers}, func(s *Shard) error {
+			seen = append(seen, s.Index)
+			if len(s.Entries) != 5 || s.Status.OK != 2 || s.Status.Failed != 1 || s.Status.Pending != 2 || s.Status.State != StatePartial {
+				t.Errorf("shard %d: %+v", s.Index, s.Status)
+			}
+			e := s.Entries[0]
+			if !e.OK || !bytes.Contains(e.Line, []byte(`"ok":true`)) || e.T == 0 || s.First == 0 || s.Last < s.First {
+				t.Errorf("shard %d: later ok must win: %+v %s", s.Index, e, e.Line)
+			}
+			if e := s.Entries[1]; e.OK || e.Stage != StagePredict {
+				t.Errorf("shard %d: failed entry %+v", s.Index, e)
+			}
+			for k, e := range s.Entries {
+				if e.Path != p[s.Index][k] {
+					t.Errorf("shard %d entry %d is %s, want %s", s.Index, k, e.Path, p[s.Index][k])
+				}
+			}
+			return nil
+		})
+		if err != nil || fmt.Sprint(seen) != "[0 1 2 3 4 5 6]" {
+			t.Fatalf("workers %d: order %v, %v", workers, seen, err)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := Walk(context.Background(), dir, len(p), WalkOptions{}, func(*Shard) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("stop: %v after %d", err, n)
+	}
+	f, _ := os.OpenFile(job.ResultFile(dir, 3), os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("{not json}\n")
+	f.Close()
+	err := Walk(context.Background(), dir, len(p), WalkOptions{}, func(*Shard) error { return nil })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "000003.jsonl:6:") {
+		t.Errorf("corrupt: %v", err)
+	}
+}
+
+func TestRawField(t *testing.T) {
+	line := []byte(`{"path":"a","ok":true,"result":{"faces":[{"x":1}],"s":"}"},"error":"e \"q\"","ms":3}`)
+	for key, want := range map[string]string{"result": `{"faces":[{"x":1}],"s":"}"}`, "error": `"e \"q\""`, "ms": "3", "path": `"a"`} {
+		if got, ok := RawField(line, key); !ok || string(got) != want {
+			t.Errorf("%s: %s %v, want %s", key, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`{"path":"a"}`, `[1]`, `{"result":`, ``} {
+		if got, ok := RawField([]byte(bad), "result"); ok {
+			t.Errorf("%s: %s", bad, got)
+		}
+	}
+}
