@@ -223,7 +223,7 @@ func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	c.Compression = pick("compression", "compression", f.Compression, EnvCompression, site.Compression,
 		convert.DefaultCompression.String(), "default")
 	if _, err := convert.ParseCompression(c.Compression); err != nil {
-		return nil, fmt.Errorf("compression %q: %w", c.Compression, err)
+		return nil, fmt.Errorf("compression (from %s): %w", c.lastSource(), err)
 	}
 	siteLayer := ""
 	if site.LayerCache != nil {
@@ -231,12 +231,12 @@ func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	}
 	layer := pick("layer cache", "no-layer-cache", fmt.Sprint(!f.NoLayerCache), EnvLayerCache, siteLayer, "true", "default")
 	if c.LayerCache, err = parseBool(layer); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", EnvLayerCache, layer, err)
+		return nil, fmt.Errorf("layer cache %q (from %s): %w", layer, c.lastSource(), err)
 	}
 	age := pick("blob max age", "blob-max-age", f.BlobMaxAge.String(), EnvBlobMaxAge, site.BlobMaxAge,
 		cache.DefaultBlobMaxAge.String(), "default")
 	if c.BlobMaxAge, err = time.ParseDuration(age); err != nil {
-		return nil, fmt.Errorf("blob max age %q: %w", age, err)
+		return nil, fmt.Errorf("blob max age (from %s): %w", c.lastSource(), err)
 	}
 	c.Catalogs = append([]string{}, f.Catalogs...)
 	var srcs []string
@@ -265,6 +265,9 @@ func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	c.settings = append(c.settings, Setting{"site config", siteFile, siteFrom})
 	return c, nil
 }
+
+// lastSource is the source of the setting resolved last.
+func (c *Config) lastSource() string { return c.settings[len(c.settings)-1].Source }
 
 func defaultCache(getenv func(string) (string, bool)) (dir, src string) {
 	if d, ok := getenv("XDG_CACHE_HOME"); ok && d != "" {
