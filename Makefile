@@ -45,8 +45,11 @@ fuzz:
 example-opencv: deps
 	scripts/build-opencv-image.sh
 
+# Go benchmarks of every package, then the conversion benchmark on the OpenCV image
+# (scripts/bench-convert.sh: a table of pull times, peak RSS and SIF sizes per compression).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	scripts/bench-convert.sh
 
 clean:
 	rm -rf bin demo-out

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # chromium: the report's browser test (headless, no network).
-want=(curl squashfs-tools siftool docker-registry munge slurmctld slurmd slurm-client debootstrap python3 dpkg-dev python3-numpy chromium)
+want=(curl squashfs-tools squashfs-tools-ng squashfuse siftool docker-registry munge slurmctld slurmd slurm-client debootstrap python3 dpkg-dev python3-numpy chromium)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
@@ -59,7 +61,19 @@ func cacheLsCmd(a *app) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), units.Bytes(e.Size), dash(e.Platform),
 					e.Created.Local().Format(time.DateTime), dash(strings.Join(e.Refs, ", ")))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			blobs, err := a.openCache().Blobs()
+			if err != nil {
+				return err
+			}
+			var bytes int64
+			for _, b := range blobs {
+				bytes += b.Size
+			}
+			_, err = fmt.Fprintf(a.stdout, "layer blobs: %d, %s (shared by conversions; cache gc drops unused ones)\n", len(blobs), units.Bytes(bytes))
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (full digests and paths)")
@@ -187,7 +201,8 @@ func cacheGCCmd(a *app) *cobra.Command {
 		Use:   "gc",
 		Short: "Remove debris of interrupted conversions (and, on request, corrupt or unused entries)",
 		Long: `Remove temp files and SIFs without metadata that no running conversion owns, stale
-locks, incomplete entries and refs to missing entries. With --corrupt also re-hash every
+locks, incomplete entries, refs to missing entries, layer blobs no conversion used for
+--blob-max-age, and scratch directories in --tmpdir of conversions that died on this host. With --corrupt also re-hash every
 SIF and remove the corrupt ones; with --all-unreferenced also remove entries no tag or
 catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 		Example: `  scv-hpc cache gc
@@ -197,6 +212,26 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 			rep, err := a.openCache().GC(cmd.Context(), opts)
 			if err != nil {
 				return err
+			}
+			blobs, err := a.openCache().GCBlobs(a.cfg.BlobMaxAge, opts.DryRun)
+			if err != nil {
+				return err
+			}
+			for _, b := range blobs {
+				p, _ := a.openCache().BlobPath(b.Digest)
+				rep.Removed = append(rep.Removed, cache.VerifyResult{Status: "unused-blob", Digest: b.Digest, Path: p,
+					Detail: "layer blob unused since " + b.Used.Format(time.DateTime)})
+				rep.Bytes += b.Size
+			}
+			if !opts.DryRun {
+				tmp := a.tmpDir
+				if tmp == "" {
+					tmp = os.TempDir()
+				}
+				gone, _ := convert.SweepScratch(tmp)
+				for _, p := range gone {
+					rep.Removed = append(rep.Removed, cache.VerifyResult{Status: cache.StatusStaleTemp, Path: p, Detail: "scratch directory of a conversion that died"})
+				}
 			}
 			if asJSON {
 				if err := printJSON(a, rep); err != nil {
@@ -222,6 +257,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 	f.BoolVar(&opts.Corrupt, "corrupt", false, "also re-hash every SIF and remove corrupt entries")
 	f.BoolVar(&opts.AllUnreferenced, "all-unreferenced", false, "also remove entries that no ref points at")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "only report what would be removed")
+	f.DurationVar(&a.flags.BlobMaxAge, "blob-max-age", 0, "remove layer blobs no conversion used for this long (default 168h; env SCV_HPC_BLOB_MAX_AGE, site config blob_max_age:; negative: all)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

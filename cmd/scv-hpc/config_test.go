@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,8 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/doctor"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // TestSiteConfigCache: the site config's cache: is the cache of every command (stage,
@@ -87,5 +91,83 @@ func TestSiteConfigCache(t *testing.T) {
 		if c.Name == "setting cache" && !strings.Contains(c.Detail, "env SCV_HPC_CACHE") {
 			t.Errorf("doctor with SCV_HPC_CACHE: %q", c.Detail)
 		}
+	}
+}
+
+// TestConversionSettings: compression and the layer cache come from the resolved
+// config (pull's flag > SCV_HPC_COMPRESSION > the site config's compression: >
+// gzip:1), reach the SIF and the blob store, and a bad value is a usage error before anything is fetched.
+func TestConversionSettings(t *testing.T) {
+	testenv.Need(t, "unsquashfs")
+	reg := testenv.StartRegistryStoppable(t)
+	model := reg.Host + "/scivision/faces:1.0"
+	testenv.Push(t, fakeFaces(t, "amd64", 0), model)
+	dir := t.TempDir()
+	site := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(site, []byte("compression: xz\nlayer_cache: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"SCV_HPC_CONFIG=" + site, "SCV_HPC_COMPRESSION=", "SCV_HPC_LAYER_CACHE=", "TMPDIR=" + t.TempDir()}
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		flags []string
+		want  string
+		blobs bool // layer blobs kept in the cache
+	}{
+		{"site config", nil, nil, "xz", false},
+		{"env over site", []string{"SCV_HPC_COMPRESSION=lz4", "SCV_HPC_LAYER_CACHE=true"}, nil, "lz4", true},
+		{"flag over env", []string{"SCV_HPC_COMPRESSION=lz4"}, []string{"--compression", "gzip:2"}, "gzip", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cacheDir := t.TempDir()
+			env := append(append([]string{}, base...), tc.env...)
+			args := append([]string{"--log-format", "json", "--cache", cacheDir, "pull", model}, tc.flags...)
+			if code, stdout, stderr := scv(t, env, args...); code != 0 {
+				t.Fatalf("pull: exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			sifs, _ := filepath.Glob(filepath.Join(cacheDir, "sif", "sha256", "*.sif"))
+			if len(sifs) != 1 {
+				t.Fatalf("SIFs in the cache: %q", sifs)
+			}
+			off, _, err := sif.PrimaryPartition(sifs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			stat, err := exec.Command("unsquashfs", "-s", "-o", fmt.Sprint(off), sifs[0]).CombinedOutput()
+			if err != nil || !strings.Contains(string(stat), "Compression "+tc.want) {
+				t.Errorf("unsquashfs -s (%v), want compression %s:\n%s", err, tc.want, stat)
+			}
+			blobs, _ := filepath.Glob(filepath.Join(cacheDir, "blobs", "sha256", "*"))
+			if (len(blobs) > 0) != tc.blobs {
+				t.Errorf("layer blobs in the cache: %d, want kept=%v", len(blobs), tc.blobs)
+			}
+			if !tc.blobs {
+				return
+			}
+			// cache gc keeps a blob used just now (default 168h) unless the blob max age,
+			// here from the environment, says otherwise.
+			for _, age := range []struct {
+				env    string
+				unused bool
+			}{{"SCV_HPC_BLOB_MAX_AGE=", false}, {"SCV_HPC_BLOB_MAX_AGE=-1s", true}} {
+				_, out, stderr := scv(t, append(append([]string{}, env...), age.env), "--cache", cacheDir, "cache", "gc", "--dry-run")
+				if got := strings.Contains(out, "unused-blob"); got != age.unused {
+					t.Errorf("cache gc --dry-run with %s: unused blob listed %v, want %v\n%s%s", age.env, got, age.unused, out, stderr)
+				}
+			}
+		})
+	}
+	for _, bad := range [][]string{
+		{"--compression", "brotli"},
+		{"--compression", "gzip:99"},
+	} {
+		code, _, stderr := scv(t, base, append([]string{"--cache", t.TempDir(), "pull", model}, bad...)...)
+		if code != 2 || !strings.Contains(stderr, "compression") {
+			t.Errorf("pull %q: exit %d, want 2 naming compression:\n%s", bad, code, stderr)
+		}
+	}
+	if code, _, stderr := scv(t, append(append([]string{}, base...), "SCV_HPC_COMPRESSION=brotli"), "--cache", t.TempDir(), "pull", model); code == 0 || !strings.Contains(stderr, "brotli") {
+		t.Errorf("SCV_HPC_COMPRESSION=brotli: exit %d\n%s", code, stderr)
 	}
 }

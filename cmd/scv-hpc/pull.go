@@ -71,7 +71,7 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 			return nil
 		},
 	}
-	ff.register(cmd.Flags())
+	ff.register(cmd.Flags(), &a.flags)
 	cmd.Flags().BoolVar(&force, "force", false, "convert again even if the image digest is cached (replaces the entry)")
 	return cmd
 }

@@ -247,15 +247,15 @@ func TestPullKilledMidConversion(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it while mksquashfs, its child, packs the root file system: the lock is
-	// held, the conversion is half done.
+	// Kill it while tar2sqfs, its child, packs the layers: the lock is held, the
+	// conversion is half done.
 	deadline := time.Now().Add(time.Minute)
 	child := 0
 	for child == 0 {
-		child = childNamed(cmd.Process.Pid, "mksquashfs")
+		child = childNamed(cmd.Process.Pid, "tar2sqfs")
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatal("the pull never ran mksquashfs")
+			t.Fatal("the pull never ran tar2sqfs")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -266,7 +266,14 @@ func TestPullKilledMidConversion(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	syscall.Kill(child, syscall.SIGKILL) // the orphaned mksquashfs of our own pull
+	// tar2sqfs dies with its parent (PR_SET_PDEATHSIG).
+	for i := 0; syscall.Kill(child, 0) == nil; i++ {
+		if i == 500 {
+			syscall.Kill(child, syscall.SIGKILL)
+			t.Fatal("tar2sqfs outlived the killed pull")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 		t.Fatalf("the pull finished (%v) before it was killed: make the image bigger", cmd.ProcessState)
 	}
@@ -284,6 +291,12 @@ func TestPullKilledMidConversion(t *testing.T) {
 	c.ok("cache", "gc")
 	if out := c.ok("cache", "verify"); !regexp.MustCompile(`(?m)^ok\s`).MatchString(out) {
 		t.Fatalf("cache verify after gc:\n%s", out)
+	}
+	// No temp file of the killed pull survives: neither in the cache nor in TMPDIR.
+	left, _ := filepath.Glob(filepath.Join(c.cache, "tmp", "*"))
+	scratch, _ := filepath.Glob(filepath.Join(c.home, "scv-hpc-*"))
+	if len(left)+len(scratch) > 0 {
+		t.Errorf("temp files survived the next pull and cache gc: %v %v", left, scratch)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/config"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
@@ -25,16 +26,18 @@ func (a *app) openCache() *cache.Cache {
 }
 
 // fetchFlags are the flags of commands that fetch images (pull, stage).
+// --compression and --no-layer-cache go into the app's config.Flags, which
+// config.Resolve weighs against the environment and the site config.
 type fetchFlags struct {
-	platform    string
-	insecure    []string
-	compression string
+	platform string
+	insecure []string
 }
 
-func (f *fetchFlags) register(fs *pflag.FlagSet) {
+func (f *fetchFlags) register(fs *pflag.FlagSet, g *config.Flags) {
 	fs.StringVar(&f.platform, "platform", registry.DefaultPlatform, "image platform os/arch[/variant] to pick from a multi-platform image")
 	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP (loopback registries always are); repeatable")
-	fs.StringVar(&f.compression, "compression", "gzip", "squashfs compression of new SIFs: gzip (portable), xz, zstd, lz4, lzo")
+	fs.BoolVar(&g.NoLayerCache, "no-layer-cache", false, "do not keep the image's layers in the cache's blob store (default: keep them, so models sharing layers download them once; env SCV_HPC_LAYER_CACHE=false, site config layer_cache: false)")
+	fs.StringVar(&g.Compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:1; env SCV_HPC_COMPRESSION, site config compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
 }
 
 // fetchOptions builds fetch.Options from the global flags and, when given, the fetch
@@ -60,8 +63,11 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 		o.Verify = true // pull and stage re-hash a cached entry: "cached" means sound
 		o.Registry.Platform = f.platform
 		o.Registry.Insecure = f.insecure
-		o.Compression = f.compression
 	}
+	// The resolved config (flags of pull/stage > env > site config > default); commands
+	// that run models convert with it too when they must pull.
+	o.Compression = a.cfg.Compression
+	o.NoLayerCache = !a.cfg.LayerCache
 	return o, nil
 }
 

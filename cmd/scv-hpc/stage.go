@@ -72,7 +72,7 @@ each model's status, and the exit status is 1 if any failed.`,
 			return nil
 		},
 	}
-	ff.register(cmd.Flags())
+	ff.register(cmd.Flags(), &a.flags)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")

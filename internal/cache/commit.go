@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -56,6 +57,10 @@ func (c *Cache) Commit(ctx context.Context, digest string, build BuildFunc) (sif
 	defer os.Remove(tmp) // a no-op once renamed into place
 	m, err := build(ctx, tmp)
 	if err != nil {
+		if isFull(err) && !strings.Contains(err.Error(), c.Dir) {
+			// Full elsewhere (the build's --tmpdir): its own error names the place.
+			return "", nil, false, fmt.Errorf("cache %s: converting %s: %w", c.Dir, digest, err)
+		}
 		return "", nil, false, c.failErr("converting "+digest, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -147,4 +152,9 @@ func hashReader(r io.Reader) (string, int64, error) {
 		return "", n, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// isFull reports an out-of-space or quota error, also one a tool reported in words.
+func isFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || strings.Contains(err.Error(), "no space left")
 }

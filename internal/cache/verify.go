@@ -212,9 +212,11 @@ func (c *Cache) verifyTemps() []VerifyResult {
 	return out
 }
 
-// parseTempName splits "<hex>.<token>.sif", the name Commit gives its temp SIFs.
+// parseTempName splits "<hex>.<token>.sif", the name Commit gives its temp SIFs (and
+// "<hex>.<token>.sif.sqfs", the squashfs a conversion makes next to it, and
+// "<hex>.<token>.sif.blob", a layer blob being downloaded).
 func parseTempName(n string) (hex, token string, ok bool) {
-	rest, ok := strings.CutSuffix(n, ".sif")
+	rest, ok := strings.CutSuffix(strings.TrimSuffix(strings.TrimSuffix(n, ".sqfs"), ".blob"), ".sif")
 	if !ok {
 		return "", "", false
 	}

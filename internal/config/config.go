@@ -9,6 +9,9 @@
 //	tmpdir: /local/scratch               # conversions' scratch directory
 //	template: /etc/scv-hpc/job.sbatch.tmpl
 //	scv_hpc: /opt/scv-hpc/bin/scv-hpc    # path of scv-hpc on the compute nodes
+//	compression: zstd                    # squashfs compression of new SIFs (pull, stage)
+//	layer_cache: false                   # keep no layer blobs in the cache (pull, stage)
+//	blob_max_age: 72h                    # cache gc: drop layer blobs unused this long
 //	slurm:                               # defaults of submit (see slurm.Options)
 //	  partition: gpu
 //	  account: vision
@@ -32,9 +35,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
@@ -49,6 +55,10 @@ const (
 	EnvOffline = "SCV_HPC_OFFLINE"
 	EnvCatalog = "SCV_HPC_CATALOG"
 	EnvTmpDir  = "TMPDIR"
+
+	EnvCompression = "SCV_HPC_COMPRESSION"  // ALGO[:LEVEL] of new SIFs
+	EnvLayerCache  = "SCV_HPC_LAYER_CACHE"  // false: keep no layer blobs
+	EnvBlobMaxAge  = "SCV_HPC_BLOB_MAX_AGE" // a Go duration
 )
 
 // ErrSiteConfig wraps every problem with the site config file.
@@ -62,6 +72,14 @@ type Site struct {
 	Template string        `yaml:"template"`
 	Binary   string        `yaml:"scv_hpc"`
 	Slurm    slurm.Options `yaml:"slurm"`
+	// Compression is the squashfs compression of new SIFs, ALGO[:LEVEL] (pull and
+	// stage; convert.ParseCompression).
+	Compression string `yaml:"compression"`
+	// LayerCache false stops keeping layer blobs in the cache (pull, stage).
+	LayerCache *bool `yaml:"layer_cache"`
+	// BlobMaxAge is how long cache gc keeps a layer blob no conversion used (a Go
+	// duration; 168h when unset).
+	BlobMaxAge string `yaml:"blob_max_age"`
 }
 
 // LoadSite reads the file named by SCV_HPC_CONFIG (getenv), else DefaultSiteFile. A
@@ -90,6 +108,16 @@ func ParseSite(path string, b []byte) (*Site, error) {
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
 		return nil, fmt.Errorf("%w %s: %w", ErrSiteConfig, path, err)
 	}
+	if s.Compression != "" {
+		if _, err := convert.ParseCompression(s.Compression); err != nil {
+			return nil, fmt.Errorf("%w %s: compression: %w", ErrSiteConfig, path, err)
+		}
+	}
+	if s.BlobMaxAge != "" {
+		if _, err := time.ParseDuration(s.BlobMaxAge); err != nil {
+			return nil, fmt.Errorf("%w %s: blob_max_age: %w", ErrSiteConfig, path, err)
+		}
+	}
 	if err := s.Slurm.Validate(); err != nil {
 		return nil, fmt.Errorf("%w %s: slurm: %w", ErrSiteConfig, path, err)
 	}
@@ -107,10 +135,16 @@ func (s *Site) SlurmDefaults() slurm.Options {
 }
 
 // Flags are the global flags as the command line gave them: Set says which were given.
+// Compression and NoLayerCache are flags of pull and stage (--compression,
+// --no-layer-cache), BlobMaxAge one of cache gc (--blob-max-age); other commands
+// leave them unset.
 type Flags struct {
 	Cache, TmpDir, LogLevel, LogFormat string
 	Offline                            bool
 	Catalogs                           []string
+	Compression                        string
+	NoLayerCache                       bool
+	BlobMaxAge                         time.Duration
 	Set                                func(flag string) bool
 }
 
@@ -122,7 +156,14 @@ type Config struct {
 	Catalogs  []string // extra catalog files: --catalog, then SCV_HPC_CATALOG
 	LogLevel  string
 	LogFormat string
-	Site      *Site // the site config (empty when there is none)
+	// Compression of new SIFs, ALGO[:LEVEL], validated (default convert.DefaultCompression).
+	Compression string
+	// LayerCache keeps layer blobs in the cache's blob store (default true).
+	LayerCache bool
+	// BlobMaxAge is how long cache gc keeps an unused layer blob (default
+	// cache.DefaultBlobMaxAge; negative: none).
+	BlobMaxAge time.Duration
+	Site       *Site // the site config (empty when there is none)
 
 	settings []Setting
 }
@@ -140,7 +181,7 @@ func (c *Config) Settings() []Setting { return c.settings }
 // Resolve loads the site config and resolves every setting: flags > environment >
 // site config > defaults. getenv is os.LookupEnv in the program. Defaults: cache
 // $XDG_CACHE_HOME/scv-hpc, else ~/.cache/scv-hpc; tmpdir the system's; log level info,
-// format auto; offline false.
+// format auto; offline false; compression gzip:1; layer cache on; blob max age 168h.
 func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	if f.Set == nil {
 		f.Set = func(string) bool { return false }
@@ -179,6 +220,24 @@ func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	}
 	c.LogLevel = pick("log-level", "log-level", f.LogLevel, "", "", "info", "default")
 	c.LogFormat = pick("log-format", "log-format", f.LogFormat, "", "", "auto", "default")
+	c.Compression = pick("compression", "compression", f.Compression, EnvCompression, site.Compression,
+		convert.DefaultCompression.String(), "default")
+	if _, err := convert.ParseCompression(c.Compression); err != nil {
+		return nil, fmt.Errorf("compression (from %s): %w", c.lastSource(), err)
+	}
+	siteLayer := ""
+	if site.LayerCache != nil {
+		siteLayer = fmt.Sprint(*site.LayerCache)
+	}
+	layer := pick("layer cache", "no-layer-cache", fmt.Sprint(!f.NoLayerCache), EnvLayerCache, siteLayer, "true", "default")
+	if c.LayerCache, err = parseBool(layer); err != nil {
+		return nil, fmt.Errorf("layer cache %q (from %s): %w", layer, c.lastSource(), err)
+	}
+	age := pick("blob max age", "blob-max-age", f.BlobMaxAge.String(), EnvBlobMaxAge, site.BlobMaxAge,
+		cache.DefaultBlobMaxAge.String(), "default")
+	if c.BlobMaxAge, err = time.ParseDuration(age); err != nil {
+		return nil, fmt.Errorf("blob max age (from %s): %w", c.lastSource(), err)
+	}
 	c.Catalogs = append([]string{}, f.Catalogs...)
 	var srcs []string
 	if len(f.Catalogs) > 0 {
@@ -206,6 +265,9 @@ func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	c.settings = append(c.settings, Setting{"site config", siteFile, siteFrom})
 	return c, nil
 }
+
+// lastSource is the source of the setting resolved last.
+func (c *Config) lastSource() string { return c.settings[len(c.settings)-1].Source }
 
 func defaultCache(getenv func(string) (string, bool)) (dir, src string) {
 	if d, ok := getenv("XDG_CACHE_HOME"); ok && d != "" {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -86,9 +87,76 @@ func TestParseSite(t *testing.T) {
 	if o.Partition != "gpu" || o.QOS != "high" || o.Template != "/t" || o.Binary != "/b" || o.SignalSeconds != 120 || len(o.SbatchArgs) != 1 {
 		t.Errorf("SlurmDefaults %+v", o)
 	}
-	for _, bad := range []string{"slurm: [", "slurm:\n  max_parallel: -1\n", "cahce: /x\n", "slurm:\n  qso: x\n", "slurm:\n  gres: gpu:1\n  gpus_per_task: 1\n"} {
+	for _, bad := range []string{"compression: brotli\n", "compression: gzip:99\n", "blob_max_age: week\n", "layer_cache: maybe\n", "slurm: [", "slurm:\n  max_parallel: -1\n", "cahce: /x\n", "slurm:\n  qso: x\n", "slurm:\n  gres: gpu:1\n  gpus_per_task: 1\n"} {
 		if _, err := ParseSite("x.yaml", []byte(bad)); !errors.Is(err, ErrSiteConfig) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// TestConversionPrecedence: compression, layer cache and blob max age follow the same
+// order (flags of pull/stage/cache gc > environment > site config > defaults), each
+// with its source, and a bad value from any layer is refused.
+func TestConversionPrecedence(t *testing.T) {
+	site := writeSite(t, "compression: xz\nlayer_cache: false\nblob_max_age: 48h\n")
+	empty := writeSite(t, "")
+	given := func(names ...string) func(string) bool {
+		return func(f string) bool {
+			for _, n := range names {
+				if f == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		flags    Flags
+		env      map[string]string
+		comp     string
+		compFrom string
+		layer    bool
+		age      time.Duration
+		ageFrom  string
+	}{
+		{"defaults", Flags{}, map[string]string{EnvConfig: empty}, "gzip:1", "default", true, 168 * time.Hour, "default"},
+		{"site config", Flags{}, map[string]string{EnvConfig: site}, "xz", "site config " + site, false, 48 * time.Hour, "site config " + site},
+		{"env over site", Flags{}, map[string]string{EnvConfig: site, EnvCompression: "zstd:5", EnvLayerCache: "yes", EnvBlobMaxAge: "1h"},
+			"zstd:5", "env " + EnvCompression, true, time.Hour, "env " + EnvBlobMaxAge},
+		{"flags over env", Flags{Compression: "lz4", NoLayerCache: true, BlobMaxAge: -1, Set: given("compression", "no-layer-cache", "blob-max-age")},
+			map[string]string{EnvConfig: site, EnvCompression: "zstd", EnvLayerCache: "true", EnvBlobMaxAge: "1h"},
+			"lz4", "flag --compression", false, -1, "flag --blob-max-age"},
+		{"unset flags do not count", Flags{Compression: "lz4", NoLayerCache: true}, map[string]string{EnvConfig: site},
+			"xz", "site config " + site, false, 48 * time.Hour, "site config " + site},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Resolve(tc.flags, envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Compression != tc.comp || c.LayerCache != tc.layer || c.BlobMaxAge != tc.age {
+				t.Fatalf("compression %q layer cache %v blob max age %v, want %q %v %v", c.Compression, c.LayerCache, c.BlobMaxAge, tc.comp, tc.layer, tc.age)
+			}
+			from := map[string]string{}
+			for _, s := range c.Settings() {
+				from[s.Name] = s.Source
+			}
+			if from["compression"] != tc.compFrom || from["blob max age"] != tc.ageFrom {
+				t.Errorf("sources %q", from)
+			}
+		})
+	}
+	for _, env := range []map[string]string{
+		{EnvConfig: empty, EnvCompression: "brotli"},
+		{EnvConfig: empty, EnvLayerCache: "sometimes"},
+		{EnvConfig: empty, EnvBlobMaxAge: "a week"},
+	} {
+		if _, err := Resolve(Flags{}, envOf(env)); err == nil {
+			t.Errorf("%v accepted", env)
+		}
+	}
+	if _, err := Resolve(Flags{Compression: "gzip:0", Set: given("compression")}, envOf(map[string]string{EnvConfig: empty})); err == nil {
+		t.Error("--compression gzip:0 accepted")
 	}
 }

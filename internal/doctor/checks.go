@@ -109,18 +109,29 @@ func (d *doctor) userNamespaces(_ context.Context) Check {
 func (d *doctor) squashfsTools(ctx context.Context) []Check {
 	var out []Check
 	for _, tool := range []struct{ name, why string }{
+		{"tar2sqfs", "converting images streams them into it (squashfs-tools-ng); without it, mksquashfs -tar or the slower unpacked-tree path"},
 		{"mksquashfs", "converting images to SIF needs it"},
 		{"unsquashfs", "--runtime builtin needs it to unpack images"},
 	} {
 		c := Check{Name: tool.name}
-		if _, err := d.p.LookPath(tool.name); err != nil {
+		if _, err := d.p.LookPath(tool.name); err != nil && tool.name == "tar2sqfs" {
+			c.Status = Warn
+			c.Detail = "not on PATH: " + tool.why
+			c.Fix = "install squashfs-tools-ng (apt-get install squashfs-tools-ng / dnf install squashfs-tools-ng)"
+			out = append(out, c)
+			continue
+		} else if err != nil {
 			c.Status = Fail
 			c.Detail = "not on PATH: " + tool.why
 			c.Fix = "install squashfs-tools (apt-get install squashfs-tools / dnf install squashfs-tools), or 'module load squashfs-tools'"
 			out = append(out, c)
 			continue
 		}
-		v, _ := d.run(ctx, tool.name, "-version") // exits non-zero in some versions; the text is what counts
+		flag := "-version"
+		if tool.name == "tar2sqfs" {
+			flag = "--version"
+		}
+		v, _ := d.run(ctx, tool.name, flag) // exits non-zero in some versions; the text is what counts
 		c.Status = OK
 		c.Detail = firstLine(v)
 		if c.Detail == "" {

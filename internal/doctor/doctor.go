@@ -127,6 +127,7 @@ func Run(ctx context.Context, o Options) []Check {
 	out = append(out, d.userNamespaces(ctx))
 	out = append(out, d.squashfsTools(ctx)...)
 	out = append(out, d.squashfsKernel(ctx))
+	out = append(out, d.squashfsCompression(ctx))
 	out = append(out, d.gpu(ctx))
 	out = append(out, d.slurm(ctx)...)
 	out = append(out, d.cacheDir(o.CacheDir))

@@ -11,12 +11,16 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
+	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/version"
@@ -33,10 +37,16 @@ type Options struct {
 	// Registry configures image sources (platform, insecure hosts, progress, retries).
 	// Its Offline field is forced to Options.Offline.
 	Registry registry.Options
-	// Compression is the squashfs compressor of new SIFs (default gzip).
+	// Compression is the squashfs compressor of new SIFs, ALGO[:LEVEL]
+	// (convert.ParseCompression); empty is convert.DefaultCompression (gzip:1).
 	Compression string
-	// TmpDir holds the temporary root file system of a conversion (default TMPDIR).
+	// TmpDir holds the downloaded layers of a conversion and, on the tree path
+	// only, its unpacked root file system (default TMPDIR).
 	TmpDir string
+	// NoLayerCache downloads the layers of each conversion into TmpDir and
+	// drops them after it, instead of keeping them in the cache's blob store
+	// (CACHE/blobs), where other models built on the same layers find them.
+	NoLayerCache bool
 	// Log receives deprecation warnings and what was done.
 	Log zerolog.Logger
 	// Verify re-hashes a SIF found in the cache against the sha256 recorded when it
@@ -143,10 +153,10 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 	if t.Kind == KindDigest && src.Digest != t.Digest {
 		return nil, fmt.Errorf("model %s: %s has digest %s, not the pinned %s", t.Input, t.Image, src.Digest, t.Digest)
 	}
-	build := func(ctx context.Context, tmpSIF string) (*cache.Meta, error) {
-		return convert(ctx, t, img, src, tmpSIF, o)
+	buildFn := func(ctx context.Context, tmpSIF string) (*cache.Meta, error) {
+		return build(ctx, t, img, src, tmpSIF, o)
 	}
-	path, meta, built, err := o.Cache.Commit(ctx, src.Digest, build)
+	path, meta, built, err := o.Cache.Commit(ctx, src.Digest, buildFn)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", t.Name(), err)
 	}
@@ -234,25 +244,59 @@ func newModel(t *Target, ref, digest, path string, meta *cache.Meta, built bool)
 	return m, nil
 }
 
-// convert is the build step run under the cache lock: fetch the layers, write the SIF.
-func convert(ctx context.Context, t *Target, img v1.Image, src registry.Source, tmpSIF string, o Options) (*cache.Meta, error) {
+// build is the build step run under the cache lock: fetch the layers, write the SIF.
+func build(ctx context.Context, t *Target, img v1.Image, src registry.Source, tmpSIF string, o Options) (*cache.Meta, error) {
 	o.Log.Info().Str("model", t.Name()).Str("ref", src.Ref).Str("digest", src.Digest).Msg("converting to SIF")
+	comp, err := convert.ParseCompression(o.Compression)
+	if err != nil {
+		return nil, err
+	}
+	tmpDir := o.TmpDir
+	if tmpDir == "" {
+		tmpDir = os.TempDir()
+	}
+	// Scratch directories of conversions killed on this host before.
+	if gone, err := convert.SweepScratch(tmpDir); err == nil && len(gone) > 0 {
+		o.Log.Info().Strs("removed", gone).Msg("removed scratch directories of conversions that died")
+	}
+	// One progress display for the whole pull: layer bytes downloaded, then
+	// file bytes packed.
+	var bar progress.Reporter = progress.Nop{}
+	if o.Registry.Progress != nil {
+		bar = o.Registry.Progress("pull "+t.Name(), "bytes")
+	}
+	defer bar.Done()
+	fetchPart := &phase{r: bar}
+	start := time.Now()
 	if src.Kind == registry.KindRegistry {
-		// Download the layers in parallel first, so the conversion reads local files.
-		dir, err := os.MkdirTemp(o.TmpDir, "scv-hpc-layers-")
-		if err != nil {
-			return nil, fmt.Errorf("temp directory for the layers of %s (set --tmpdir or TMPDIR): %w", src.Ref, err)
-		}
-		defer os.RemoveAll(dir)
+		// Download the layers in parallel first, so the conversion reads local
+		// files: into the cache's blob store, shared by every model, or else
+		// into a scratch directory dropped after the conversion.
 		ro := o.Registry
+		dir := ""
+		if o.NoLayerCache {
+			var err error
+			if dir, err = convert.MkScratch(tmpDir, "layers"); err != nil {
+				return nil, fmt.Errorf("layers of %s: %w", src.Ref, err)
+			}
+			defer os.RemoveAll(dir)
+		} else {
+			ro.Blobs = o.Cache
+		}
 		ro.Offline = o.Offline
-		ro.Name = t.Name() // the progress reads "pull MODEL", not "pull sha256:…"
+		ro.Progress = func(string, string) progress.Reporter { return fetchPart }
 		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {
+			if dir != "" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+				return nil, fmt.Errorf("fetch %s: no space left in --tmpdir %s (free space there, point --tmpdir elsewhere, or drop --no-layer-cache): %w", src.Ref, tmpDir, err)
+			}
 			return nil, fmt.Errorf("fetch %s: %w", src.Ref, err)
 		}
 	}
-	prov := sif.Provenance{Ref: src.Ref, Digest: src.Digest, Tool: "scv-hpc " + version.String(), Platform: src.Platform}
-	if err := sif.Convert(ctx, img, tmpSIF, prov, sif.Options{Compression: o.Compression, TmpDir: o.TmpDir, Log: o.Log}); err != nil {
+	o.Log.Info().Str("model", t.Name()).Dur("fetch", time.Since(start)).Msg("layers fetched")
+	copts := convert.Options{Compression: comp, TmpDir: tmpDir, Log: o.Log,
+		Progress: &phase{r: bar, base: fetchPart.total}}
+	prov := convert.Provenance{Ref: src.Ref, Digest: src.Digest, Tool: "scv-hpc " + version.String(), Platform: src.Platform}
+	if err := convert.Convert(ctx, img, tmpSIF, prov, copts); err != nil {
 		return nil, err
 	}
 	cf, err := img.ConfigFile()
@@ -302,3 +346,16 @@ func modelErr(t *Target, err error) error {
 	}
 	return fmt.Errorf("model %q (%s): %w", t.Input, t.Image, err)
 }
+
+// phase is one stage of a progress display shared by several stages: its
+// total comes after the totals of the stages before it (base), and only the
+// owner of the display ends it.
+type phase struct {
+	r     progress.Reporter
+	base  int64
+	total int64
+}
+
+func (p *phase) SetTotal(n int64) { p.total = n; p.r.SetTotal(p.base + n) }
+func (p *phase) Add(n int64)      { p.r.Add(n) }
+func (p *phase) Done()            {}

@@ -52,6 +52,9 @@ type Options struct {
 	Offline bool
 	// Name labels Prefetch's progress report ("pull NAME"; default the image digest).
 	Name string
+	// Blobs, when set, is where Prefetch keeps layers, shared across images
+	// (the cache's blob store); nil downloads every layer into Prefetch's dir.
+	Blobs BlobStore
 }
 
 func (o Options) withDefaults() Options {

@@ -18,7 +18,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Prefetch downloads every compressed layer of img into dir, o.Jobs at a time, checking
+// BlobStore keeps layer blobs across conversions (cache.Cache implements it).
+// Blob returns the path of the complete, digest-checked blob, calling fetch
+// to download it when the store does not hold it; fetched says whether it did.
+type BlobStore interface {
+	Blob(ctx context.Context, digest string, size int64, fetch func(w io.Writer) error) (path string, fetched bool, err error)
+}
+
+// Prefetch downloads every compressed layer of img into dir (or, with o.Blobs,
+// into that store, where layers already there are not downloaded again), o.Jobs at a time, checking
 // each against its digest, and reports bytes done/total through o.Progress("pull REF",
 // "bytes") where REF is o.Name, else the image digest. It returns an image with the same manifest and
 // config whose layers read those local files (dir/sha256/<hex>): nothing more is fetched
@@ -43,7 +51,9 @@ func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Imag
 	if err != nil {
 		return nil, fmt.Errorf("prefetch %s: list layers: %w", digest, err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
+	if o.Blobs != nil {
+		// Nothing is written to dir.
+	} else if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("prefetch %s: %w", digest, err)
 	}
 
@@ -81,7 +91,11 @@ func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Imag
 		}
 		submitted[ll.digest] = true
 		group.SubmitErr(func() error {
-			if err := fetchLayer(group.Context(), l, ll, o, rep); err != nil {
+			fetch := fetchLayer
+			if o.Blobs != nil {
+				fetch = storeLayer
+			}
+			if err := fetch(group.Context(), l, ll, o, rep); err != nil {
 				return fmt.Errorf("prefetch %s: layer %s: %w", digest, ll.digest, err)
 			}
 			return nil
@@ -93,6 +107,20 @@ func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Imag
 		}
 		return nil, err
 	}
+	var fetched, reused int64
+	for d := range submitted {
+		for _, ll := range local {
+			if ll.digest == d {
+				if ll.reused {
+					reused += ll.size
+				} else {
+					fetched += ll.size
+				}
+				break
+			}
+		}
+	}
+	o.Log.Info().Str("image", label).Int64("fetched_bytes", fetched).Int64("cached_bytes", reused).Msg("layers ready")
 	return newLocalImage(rawManifest, rawConfig, local)
 }
 
@@ -130,6 +158,44 @@ func fetchLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep 
 			return nil
 		}
 		rep.Add(-n) // that attempt's bytes are thrown away
+		if attempt >= o.Retries || ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		o.Log.Warn().Err(err).Str("layer", ll.digest.String()).Dur("retry_in", delay).Msg("layer download failed; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// storeLayer gets one layer through o.Blobs: from the store when it holds it,
+// else downloaded into it (the store checks the digest), with retries.
+func storeLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep interface{ Add(int64) }) error {
+	delay := o.RetryDelay
+	for attempt := 0; ; attempt++ {
+		var n int64
+		path, fetched, err := o.Blobs.Blob(ctx, ll.digest.String(), ll.size, func(w io.Writer) error {
+			rep.Add(-n) // an earlier try inside the store's lock
+			n = 0
+			rc, err := l.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(w, &ctxReader{ctx: ctx, r: rc, add: func(k int64) { n += k; rep.Add(k) }})
+			return err
+		})
+		if err == nil {
+			ll.path, ll.reused = path, !fetched
+			if !fetched {
+				rep.Add(ll.size)
+			}
+			return nil
+		}
+		rep.Add(-n)
 		if attempt >= o.Retries || ctx.Err() != nil || !transient(err) {
 			return err
 		}
@@ -199,6 +265,7 @@ type localLayer struct {
 	size           int64
 	mediaType      types.MediaType
 	path           string
+	reused         bool // found in the blob store, not downloaded
 }
 
 func (l *localLayer) Digest() (v1.Hash, error)            { return l.digest, nil }

@@ -1,93 +1,17 @@
 package sif
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/scivision-hpc/scv-hpc/internal/testenv"
-	"github.com/sylabs/sif/v2/pkg/sif"
+	sylabs "github.com/sylabs/sif/v2/pkg/sif"
 )
 
-func TestInspect(t *testing.T) {
-	testenv.Need(t, "mksquashfs", "unsquashfs")
-	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
-	info, err := Inspect(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Arch != "amd64" || info.Provenance == nil || info.Provenance.Digest != demoProv.Digest {
-		t.Errorf("info = %+v", info)
-	}
-	if info.Config == nil || info.Config.WorkingDir != "/work" || info.Config.Labels["maintainer"] != "scv" ||
-		len(info.Config.Env) != len(demoConfig.Env) {
-		t.Errorf("config = %+v", info.Config)
-	}
-	if info.Runscript != "" || info.RunscriptFrom != "" {
-		t.Errorf("Inspect read the runscript (from %q): that is ReadRunscript's job", info.RunscriptFrom)
-	}
-	info.ReadRunscript(t.Context())
-	if info.RunscriptFrom != "squashfs" || info.Runscript != Runscript(demoConfig) {
-		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
-	}
-	off, size, err := PrimaryPartition(p)
-	if err != nil || info.PrimaryOffset != off || info.PrimarySize != size {
-		t.Errorf("primary %d+%d, PrimaryPartition %d+%d %v", info.PrimaryOffset, info.PrimarySize, off, size, err)
-	}
-	names := map[string]Descriptor{}
-	for _, d := range info.Descriptors {
-		names[d.Name] = d
-	}
-	if d := names[""]; d.FS != "Squashfs" || d.Partition != "*System" || d.Arch != "amd64" || d.Offset != off {
-		t.Errorf("primary descriptor = %+v", d)
-	}
-	for _, n := range []string{DescOCIConfig, DescLabels, DescProvenance} {
-		if d, ok := names[n]; !ok || d.Type != "JSON.Generic" || d.Size == 0 {
-			t.Errorf("descriptor %s = %+v", n, d)
-		}
-	}
-
-	var text bytes.Buffer
-	if err := info.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{demoProv.Ref, demoProv.Digest, "linux/amd64", `Entrypoint: ["/bin/echo", "hello world"]`,
-		"FOO=bar baz", "org.scivision.predict=faces --json", DescProvenance, "Squashfs", "OCI_ENTRYPOINT="} {
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("text lacks %q:\n%s", want, text.String())
-		}
-	}
-
-	b, err := json.Marshal(info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back Info
-	if err := json.Unmarshal(b, &back); err != nil || back.Provenance.Ref != demoProv.Ref || back.PrimaryOffset != off {
-		t.Errorf("JSON round trip: %v %+v", err, back)
-	}
-}
-
-// TestInspectWithoutUnsquashfs: Inspect needs no unsquashfs; ReadRunscript falls
-// back to the runscript rebuilt from the config.
-func TestInspectWithoutUnsquashfs(t *testing.T) {
-	testenv.Need(t, "mksquashfs")
-	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
-	t.Setenv("PATH", t.TempDir())
-	info, err := Inspect(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info.ReadRunscript(t.Context())
-	if info.RunscriptFrom != "config" || info.Runscript != Runscript(demoConfig) {
-		t.Errorf("runscript from %q:\n%s", info.RunscriptFrom, info.Runscript)
-	}
-}
-
+// TestInspectInvalid: files that are not runnable SIFs give an error naming
+// the file. (Inspect of converted SIFs is tested in internal/convert.)
 func TestInspectInvalid(t *testing.T) {
 	dir := t.TempDir()
 	text := filepath.Join(dir, "text.sif")
@@ -96,11 +20,11 @@ func TestInspectInvalid(t *testing.T) {
 	}
 	// A valid SIF with no partition: not a container image.
 	noPart := filepath.Join(dir, "nopart.sif")
-	di, err := sif.NewDescriptorInput(sif.DataGenericJSON, strings.NewReader("{}"), sif.OptObjectName("x.json"))
+	di, err := sylabs.NewDescriptorInput(sylabs.DataGenericJSON, strings.NewReader("{}"), sylabs.OptObjectName("x.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := sif.CreateContainerAtPath(noPart, sif.OptCreateDeterministic(), sif.OptCreateWithDescriptors(di))
+	f, err := sylabs.CreateContainerAtPath(noPart, sylabs.OptCreateDeterministic(), sylabs.OptCreateWithDescriptors(di))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,26 +61,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// runMksquashfs packs rootDir into out with fixed times, no xattrs and the
-// owners of the files, so the same tree gives the same bytes. extra are
-// further mksquashfs arguments (the pseudo file of an unprivileged run).
-func runMksquashfs(ctx context.Context, bin, rootDir, out string, opts Options, extra ...string) error {
-	args := []string{rootDir, out,
-		"-noappend", "-comp", opts.Compression,
-		"-processors", strconv.Itoa(opts.Processors),
-		"-all-time", "0", "-mkfs-time", "0",
-		"-no-xattrs", "-no-progress", "-quiet",
-	}
-	args = append(args, extra...)
-	start := time.Now()
-	if _, err := runTool(ctx, bin, args...); err != nil {
-		os.Remove(out)
-		return fmt.Errorf("make squashfs: %w", diskHint(err))
-	}
-	opts.Log.Debug().Dur("took", time.Since(start)).Str("compression", opts.Compression).Msg("squashfs made")
-	return nil
-}
-
 // PrimaryPartition returns the offset and size in bytes of the squashfs
 // primary system partition of the SIF at path.
 func PrimaryPartition(path string) (offset, size int64, err error) {

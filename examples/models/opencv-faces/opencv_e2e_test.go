@@ -19,10 +19,10 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
-	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -283,8 +283,8 @@ func BenchmarkConvertOpenCV(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		dst := filepath.Join(dir, "opencv.sif")
-		prov := sif.Provenance{Ref: "oci-layout:opencv-faces", Digest: digest.String(), Tool: "bench", Platform: "linux/amd64"}
-		if err := sif.Convert(context.Background(), img, dst, prov, sif.Options{TmpDir: dir}); err != nil {
+		prov := convert.Provenance{Ref: "oci-layout:opencv-faces", Digest: digest.String(), Tool: "bench", Platform: "linux/amd64"}
+		if err := convert.Convert(context.Background(), img, dst, prov, convert.Options{TmpDir: dir}); err != nil {
 			b.Fatal(err)
 		}
 		st, err := os.Stat(dst)

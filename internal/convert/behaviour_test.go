@@ -1,4 +1,4 @@
-package sif
+package convert
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
-// extracted converts the demo image and unpacks the SIF with ExtractRootfs.
+// extracted converts the demo image and unpacks the SIF with sif.ExtractRootfs.
 func extracted(t *testing.T) string {
 	t.Helper()
 	testenv.Need(t, "mksquashfs", "unsquashfs")
 	p := convertTo(t, demoImage(t), t.TempDir(), "demo.sif", Options{})
 	dst := filepath.Join(t.TempDir(), "rootfs")
-	if err := ExtractRootfs(t.Context(), p, dst); err != nil {
+	if err := sif.ExtractRootfs(t.Context(), p, dst); err != nil {
 		t.Fatalf("extract: %v", err)
 	}
 	return dst
@@ -61,7 +62,7 @@ func TestExtractRootfsInto(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := ExtractRootfsInto(t.Context(), p, dst); err != nil {
+		if err := sif.ExtractRootfsInto(t.Context(), p, dst); err != nil {
 			t.Fatalf("existing %v: %v", pre, err)
 		}
 		wantFile(t, dst, "etc/os-release", "ID=test\n")
@@ -73,7 +74,7 @@ func TestExtractRootfsInto(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(full, "mine"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := ExtractRootfsInto(t.Context(), p, full); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if err := sif.ExtractRootfsInto(t.Context(), p, full); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("non-empty target: err = %v", err)
 	}
 	wantFile(t, full, "mine", "x")
@@ -101,7 +102,7 @@ func TestExtractRootfsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ExtractRootfs(tt.ctx, tt.sif, tt.dst)
+			err := sif.ExtractRootfs(tt.ctx, tt.sif, tt.dst)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
@@ -197,7 +198,7 @@ func TestRunscriptShapes(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(dir, "rs"+string(rune('a'+i)))
-			if err := os.WriteFile(p, []byte(Runscript(tt.cfg)), 0o755); err != nil {
+			if err := os.WriteFile(p, []byte(sif.Runscript(tt.cfg)), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			cmd := exec.Command("/bin/sh", append([]string{p}, tt.args...)...)

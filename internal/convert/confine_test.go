@@ -1,4 +1,4 @@
-package sif
+package convert
 
 import (
 	"archive/tar"
@@ -170,6 +170,7 @@ func TestFlattenHostile(t *testing.T) {
 			}
 			img := imageOf(t, v1.Config{}, tt.layers(s)...)
 			_, err = flattenImage(t.Context(), img, r, testLogger(t))
+			assertStreamAgrees(t, img, s.root, err)
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("flatten: %v", err)
@@ -299,7 +300,8 @@ func FuzzFlattenEntries(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = flattenImage(t.Context(), img, r, zerolog.Nop())
+		_, ferr := flattenImage(t.Context(), img, r, zerolog.Nop())
 		s.assertConfined(t)
+		assertStreamAgrees(t, img, s.root, ferr)
 	})
 }

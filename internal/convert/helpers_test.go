@@ -1,4 +1,4 @@
-package sif
+package convert
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package sif
+package convert
 
 import (
 	"context"
@@ -20,6 +20,7 @@ func flattenTest(t *testing.T, img v1.Image) (sandbox, error) {
 		t.Fatal(err)
 	}
 	_, err = flattenImage(context.Background(), img, r, testLogger(t))
+	assertStreamAgrees(t, img, s.root, err)
 	return s, err
 }
 

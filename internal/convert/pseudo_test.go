@@ -1,4 +1,4 @@
-package sif
+package convert
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -48,7 +49,7 @@ func TestConvertUnprivileged(t *testing.T) {
 			t.Error("root and unprivileged conversions differ")
 		}
 	}
-	off, _, err := PrimaryPartition(a)
+	off, _, err := sif.PrimaryPartition(a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-package sif
+package convert
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -12,17 +13,77 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
 // envName is what a POSIX shell accepts as a variable name; other names in an
 // image's Env cannot be exported by the env script and are skipped.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// writeSingularityD writes the runtime files Apptainer's OCI conversion puts
-// in an image: the base directories and links, /.singularity.d/{actions,env,
+// sdFile is one file of /.singularity.d (or a bind-mount target) that a
+// conversion writes, owned by root.
+type sdFile struct {
+	name, data string
+	mode       uint32
+}
+
+// sdLink is a symlink at the root that the conversion adds unless the image
+// has that name already.
+type sdLink struct{ name, target string }
+
+// singularityD is what a conversion adds to every image, in order: replace a
+// /.singularity.d that is not a directory, make dirs, add links, write files.
+type singularityD struct {
+	dirs  []string
+	links []sdLink
+	files []sdFile
+}
+
+// newSingularityD lists the runtime files Apptainer's OCI conversion puts in
+// an image: the base directories and links, /.singularity.d/{actions,env,
 // libs}, the runscript from Entrypoint/Cmd, the env script from Env and
-// labels.json (labels, from labelsJSON). Every path is resolved inside the root.
-func writeSingularityD(r *rootFS, cfg v1.Config, labels []byte, log zerolog.Logger) error {
+// labels.json (labels, from labelsJSON). Both conversion paths write exactly
+// these.
+func newSingularityD(cfg v1.Config, labels []byte, log zerolog.Logger) singularityD {
+	return singularityD{
+		dirs: []string{
+			".singularity.d/libs", ".singularity.d/actions", ".singularity.d/env",
+			"dev", "proc", "root", "var/tmp", "tmp", "etc", "sys", "home",
+		},
+		links: []sdLink{
+			{"singularity", ".singularity.d/runscript"},
+			{".run", ".singularity.d/actions/run"},
+			{".exec", ".singularity.d/actions/exec"},
+			{".test", ".singularity.d/actions/test"},
+			{".shell", ".singularity.d/actions/shell"},
+			{"environment", ".singularity.d/env/90-environment.sh"},
+		},
+		files: []sdFile{
+			// Bind-mount targets of the runtime.
+			{"etc/hosts", "", 0o644},
+			{"etc/resolv.conf", "", 0o644},
+			{".singularity.d/actions/exec", actionExec, 0o755},
+			{".singularity.d/actions/run", actionRun, 0o755},
+			{".singularity.d/actions/shell", actionShell, 0o755},
+			{".singularity.d/actions/start", actionStart, 0o755},
+			{".singularity.d/actions/test", actionTest, 0o755},
+			{".singularity.d/env/01-base.sh", envBase, 0o755},
+			{".singularity.d/env/10-docker2singularity.sh", envScript(cfg.Env, log), 0o755},
+			{".singularity.d/env/90-environment.sh", envEnvironment, 0o755},
+			{".singularity.d/env/95-apps.sh", envApps, 0o755},
+			{".singularity.d/env/99-base.sh", envBase99, 0o755},
+			{".singularity.d/env/99-runtimevars.sh", envRuntimeVars, 0o755},
+			{".singularity.d/runscript", sif.Runscript(cfg), 0o755},
+			{".singularity.d/startscript", startScript, 0o755},
+			{".singularity.d/labels.json", string(labels), 0o644},
+		},
+	}
+}
+
+// writeSingularityD writes sd into the root file system on disk (the tree
+// path). Every path is resolved inside the root.
+func writeSingularityD(r *rootFS, sd singularityD) error {
 	// An image's own /.singularity.d that is not a directory (a symlink, a
 	// file) would redirect the writes below: replace it.
 	if fi, err := os.Lstat(r.host(".singularity.d")); err == nil && !fi.IsDir() {
@@ -30,22 +91,12 @@ func writeSingularityD(r *rootFS, cfg v1.Config, labels []byte, log zerolog.Logg
 			return err
 		}
 	}
-	for _, d := range []string{
-		".singularity.d/libs", ".singularity.d/actions", ".singularity.d/env",
-		"dev", "proc", "root", "var/tmp", "tmp", "etc", "sys", "home",
-	} {
+	for _, d := range sd.dirs {
 		if _, err := r.mkdirAll(d); err != nil {
 			return fmt.Errorf("make /%s: %w", d, err)
 		}
 	}
-	for _, l := range []struct{ name, target string }{
-		{"singularity", ".singularity.d/runscript"},
-		{".run", ".singularity.d/actions/run"},
-		{".exec", ".singularity.d/actions/exec"},
-		{".test", ".singularity.d/actions/test"},
-		{".shell", ".singularity.d/actions/shell"},
-		{"environment", ".singularity.d/env/90-environment.sh"},
-	} {
+	for _, l := range sd.links {
 		if _, err := os.Lstat(r.host(l.name)); err == nil {
 			continue // the image has its own; keep it, as Apptainer does
 		}
@@ -53,29 +104,34 @@ func writeSingularityD(r *rootFS, cfg v1.Config, labels []byte, log zerolog.Logg
 			return fmt.Errorf("link /%s: %w", l.name, err)
 		}
 	}
-	for _, f := range []struct {
-		name, data string
-		mode       uint32
-	}{
-		// Bind-mount targets of the runtime.
-		{"etc/hosts", "", 0o644},
-		{"etc/resolv.conf", "", 0o644},
-		{".singularity.d/actions/exec", actionExec, 0o755},
-		{".singularity.d/actions/run", actionRun, 0o755},
-		{".singularity.d/actions/shell", actionShell, 0o755},
-		{".singularity.d/actions/start", actionStart, 0o755},
-		{".singularity.d/actions/test", actionTest, 0o755},
-		{".singularity.d/env/01-base.sh", envBase, 0o755},
-		{".singularity.d/env/10-docker2singularity.sh", envScript(cfg.Env, log), 0o755},
-		{".singularity.d/env/90-environment.sh", envEnvironment, 0o755},
-		{".singularity.d/env/95-apps.sh", envApps, 0o755},
-		{".singularity.d/env/99-base.sh", envBase99, 0o755},
-		{".singularity.d/env/99-runtimevars.sh", envRuntimeVars, 0o755},
-		{".singularity.d/runscript", Runscript(cfg), 0o755},
-		{".singularity.d/startscript", startScript, 0o755},
-		{".singularity.d/labels.json", string(labels), 0o644},
-	} {
+	for _, f := range sd.files {
 		if err := r.writeFile(f.name, []byte(f.data), f.mode); err != nil {
+			return fmt.Errorf("write /%s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// addSingularityD adds sd to the in-memory tree (the streaming path), with
+// the same rules as writeSingularityD.
+func (t *tree) addSingularityD(sd singularityD) error {
+	if n, ok := t.root.children[".singularity.d"]; ok && !n.isDir() {
+		delete(t.root.children, ".singularity.d")
+	}
+	for _, d := range sd.dirs {
+		if _, err := t.mkdirAll(d); err != nil {
+			return fmt.Errorf("make /%s: %w", d, err)
+		}
+	}
+	for _, l := range sd.links {
+		if _, ok := t.root.children[l.name]; ok {
+			continue
+		}
+		t.root.children[l.name] = &inode{typ: tar.TypeSymlink, mode: 0o777, link: l.target, layer: -1}
+	}
+	for _, f := range sd.files {
+		n := &inode{typ: tar.TypeReg, mode: int64(f.mode), size: int64(len(f.data)), layer: -1, data: []byte(f.data)}
+		if _, err := t.put(f.name, n); err != nil {
 			return fmt.Errorf("write /%s: %w", f.name, err)
 		}
 	}
@@ -152,49 +208,5 @@ func envScript(env []string, log zerolog.Logger) string {
 	return b.String()
 }
 
-// Runscript returns the /.singularity.d/runscript that Apptainer writes for
-// an OCI image with this config: ENTRYPOINT then CMD, arguments replacing
-// CMD, evaluated by the shell unless the runtime runs with --no-eval.
-func Runscript(cfg v1.Config) string {
-	var b strings.Builder
-	b.WriteString("#!/bin/sh\n")
-	fmt.Fprintf(&b, "OCI_ENTRYPOINT='%s'\n", escapeSingleQuotes(argsQuoted(cfg.Entrypoint)))
-	fmt.Fprintf(&b, "OCI_CMD='%s'\n", escapeSingleQuotes(argsQuoted(cfg.Cmd)))
-	var noEval strings.Builder
-	if len(cfg.Cmd) > 0 {
-		fmt.Fprintf(&noEval, "    if [ $# -eq 0 ]; then\n        set -- %s \"$@\"\n    fi\n", singleQuotedList(cfg.Cmd))
-	}
-	if len(cfg.Entrypoint) > 0 {
-		fmt.Fprintf(&noEval, "    set -- %s \"$@\"\n", singleQuotedList(cfg.Entrypoint))
-	}
-	fmt.Fprintf(&b, runscriptBody, noEval.String())
-	return b.String()
-}
-
-// shellEscape escapes what is special inside double quotes: \ " ` $.
-func shellEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`).Replace(s)
-}
-
 // escapeSingleQuotes makes s safe inside a single-quoted shell word.
-func escapeSingleQuotes(s string) string {
-	return strings.ReplaceAll(s, `'`, `'"'"'`)
-}
-
-// argsQuoted joins args as double-quoted, escaped shell words.
-func argsQuoted(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = `"` + shellEscape(a) + `"`
-	}
-	return strings.Join(q, " ")
-}
-
-// singleQuotedList renders args as single-quoted shell words.
-func singleQuotedList(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = "'" + escapeSingleQuotes(a) + "'"
-	}
-	return strings.Join(q, " ")
-}
+func escapeSingleQuotes(s string) string { return sif.EscapeSingleQuotes(s) }

@@ -1,4 +1,4 @@
-package sif
+package convert
 
 import (
 	"archive/tar"
@@ -59,18 +59,17 @@ func flattenImage(ctx context.Context, img v1.Image, root *rootFS, log zerolog.L
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
+	return flattenLayers(ctx, layers, root, log)
+}
+
+// flattenLayers writes the union of layers (lowest first) into root.
+func flattenLayers(ctx context.Context, layers []v1.Layer, root *rootFS, log zerolog.Logger) (*flattener, error) {
 	f := newFlattener(root, log)
 	root.onRemove = func(res string) { f.forget(res, true) }
 	defer func() { root.onRemove = nil }()
 	for i, l := range layers {
 		if err := f.applyLayerOf(ctx, l); err != nil {
-			// The digest only on failure: a layer built in memory computes
-			// it by compressing itself.
-			name := fmt.Sprintf("layer %d of %d", i+1, len(layers))
-			if d, derr := l.Digest(); derr == nil {
-				name += " (" + d.String() + ")"
-			}
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, layerErr(layers, i, err)
 		}
 	}
 	if err := f.finish(); err != nil {
@@ -80,9 +79,9 @@ func flattenImage(ctx context.Context, img v1.Image, root *rootFS, log zerolog.L
 }
 
 func (f *flattener) applyLayerOf(ctx context.Context, l v1.Layer) error {
-	rc, err := l.Uncompressed()
+	rc, err := openLayer(l)
 	if err != nil {
-		return fmt.Errorf("open: %w", err)
+		return err
 	}
 	defer rc.Close()
 	if err := f.applyLayer(ctx, rc); err != nil {

@@ -1,4 +1,4 @@
-package sif
+package convert
 
 // The files of /.singularity.d/ that Apptainer and SingularityCE write into
 // every image they build (their "base environment"), with the same names,
@@ -170,30 +170,3 @@ export PATH
 `
 
 const startScript = "#!/bin/sh\n"
-
-// runscriptBody follows the OCI_ENTRYPOINT / OCI_CMD assignments in the
-// runscript. %s is replaced by the commands that prepend CMD and ENTRYPOINT
-// to "$@" when the runtime asks for no shell evaluation (--no-eval).
-const runscriptBody = `
-# With --no-eval, run ENTRYPOINT / CMD / arguments as given (OCI behaviour):
-# arguments replace CMD, ENTRYPOINT comes first.
-if [ -n "${SINGULARITY_NO_EVAL:-}" ]; then
-%s    exec "$@"
-fi
-
-# By default the ENTRYPOINT / CMD / arguments line is evaluated by the shell
-# before it runs, as Apptainer and Singularity have always done.
-CMDLINE_ARGS=""
-for arg in "$@"; do
-    CMDLINE_ARGS="${CMDLINE_ARGS} \"$arg\""
-done
-
-if [ $# -gt 0 ]; then
-    SINGULARITY_OCI_RUN="${OCI_ENTRYPOINT} ${CMDLINE_ARGS}"
-else
-    SINGULARITY_OCI_RUN="${OCI_ENTRYPOINT} ${OCI_CMD}"
-fi
-
-eval "set -- ${SINGULARITY_OCI_RUN}"
-exec "$@"
-`

@@ -1,0 +1,61 @@
+// Package sif reads the SIF files scv-hpc makes and runs: their descriptors,
+// provenance and image config (Inspect), the squashfs primary partition
+// (PrimaryPartition) and its root file system (ExtractRootfs). It never
+// builds one: internal/convert does, with the names and formats defined
+// here.
+//
+// A converted SIF holds one primary-system squashfs partition (the image's
+// architecture) and three JSON descriptors: oci-config.json (the image's
+// runtime config, as Apptainer stores it), labels.json and
+// scv-provenance.json.
+package sif
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Names of the JSON descriptors a converted SIF carries.
+const (
+	DescOCIConfig  = "oci-config.json"
+	DescLabels     = "labels.json"
+	DescProvenance = "scv-provenance.json"
+)
+
+// Provenance records where a SIF came from. It is stored in the SIF as the
+// scv-provenance.json descriptor.
+type Provenance struct {
+	Ref      string `json:"ref"`      // the reference the user asked for
+	Digest   string `json:"digest"`   // manifest digest of the image
+	Tool     string `json:"tool"`     // "scv-hpc VERSION"
+	Platform string `json:"platform"` // os/arch[/variant]
+}
+
+// diskHint adds what to do to an out-of-space error.
+func diskHint(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w (free space there, or point --tmpdir (or TMPDIR) at a larger file system)", err)
+	}
+	return err
+}
+
+// removeAll removes p and everything below it, making directories writable
+// first when a plain removal fails (an unprivileged extraction can meet
+// read-only directories from the image).
+func removeAll(p string) error {
+	err := os.RemoveAll(p)
+	if err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, werr error) error {
+		if werr == nil && d.IsDir() {
+			_ = os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}
