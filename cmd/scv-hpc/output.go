@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -94,8 +96,18 @@ func corruptHint(model string, err error) error {
 	if err == nil || !errors.Is(err, cache.ErrCorrupt) {
 		return err
 	}
-	return fmt.Errorf("%w; run 'scv-hpc cache verify' to check the cache, then 'scv-hpc pull --force %s' to convert it again", err, shellWord(model))
+	return &hinted{err, fmt.Sprintf("%v; run 'scv-hpc cache verify' to check the cache, then 'scv-hpc pull --force %s' to convert it again", err, shellWord(model))}
 }
+
+// hinted is an error whose hint was added where more was known (corruptHint, which
+// names the model): withHint leaves it as it is.
+type hinted struct {
+	err error
+	msg string
+}
+
+func (h *hinted) Error() string { return h.msg }
+func (h *hinted) Unwrap() error { return h.err }
 
 // withHint adds what to type next to the errors of internal packages that call for
 // it; other errors are returned as they are.
@@ -106,9 +118,27 @@ func withHint(err error) error {
 		busy     *job.BusyError
 		missing  *container.NotInstalledError
 		regErr   *registry.Error
+		done     *hinted
+		write    *cache.WriteError
+		offline  *fetch.NotCachedError
 	)
 	hint := ""
 	switch {
+	case errors.As(err, &done):
+		return err
+	case errors.As(err, &offline):
+		hint = fmt.Sprintf("on a machine with network run: scv-hpc stage %s --cache %s", shellWord(offline.Model), shellWord(offline.CacheDir))
+	case errors.As(err, &write):
+		switch {
+		case errors.Is(err, syscall.EROFS):
+			hint = "stage models from a node that can write the cache, or use a writable --cache"
+		case errors.Is(err, fs.ErrPermission):
+			hint = "ask the cache owner, or use your own --cache"
+		default:
+			hint = "free space or quota, or point --cache elsewhere"
+		}
+	case errors.Is(err, cache.ErrCorrupt):
+		hint = "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"
 	case errors.As(err, &mismatch):
 		hint = "use a new --out, or --force to move the old job aside and start anew"
 	case errors.As(err, &changed):

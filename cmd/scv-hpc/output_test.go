@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
@@ -59,6 +62,11 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("x: %w", runner.ErrScratch), "--tmpdir"},
 		{fmt.Errorf("x: %w", imagebuild.ErrTempFile), "--tmpdir"},
 		{offline, "scv-hpc stage"},
+		{&fetch.NotCachedError{Model: "faces@1.0", CacheDir: "/shared/scv"}, "scv-hpc stage faces@1.0 --cache /shared/scv"},
+		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("write: %w", syscall.ENOSPC)}, "point --cache elsewhere"},
+		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("write: %w", syscall.EROFS)}, "writable --cache"},
+		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("open: %w", fs.ErrPermission)}, "your own --cache"},
+		{fmt.Errorf("x: %w", cache.ErrCorrupt), "scv-hpc cache verify"},
 		{notLayout, "--oci-layout"},
 		{&registry.Error{Kind: registry.ErrUnreachable, Reason: registry.ErrPlainHTTP, Host: "reg.lab:5000", Msg: "m"}, "--insecure-registry reg.lab:5000"},
 		{&registry.Error{Kind: registry.ErrUnreachable, Reason: registry.ErrUntrustedCert, Msg: "m"}, "site CA"},
@@ -73,5 +81,10 @@ func TestWithHint(t *testing.T) {
 	plain := errors.New("disk full")
 	if withHint(plain) != plain {
 		t.Error("an error without a hint was changed")
+	}
+	// A hint added where the model is known is not added to again.
+	corrupt := fmt.Errorf("predict: %w", corruptHint("faces", fmt.Errorf("x: %w", cache.ErrCorrupt)))
+	if got := withHint(corrupt); got != corrupt || strings.Count(got.Error(), "cache verify") != 1 || !strings.Contains(got.Error(), "pull --force faces") {
+		t.Errorf("withHint(corruptHint) = %v, want it unchanged, with one hint", got)
 	}
 }

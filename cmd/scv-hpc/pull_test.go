@@ -352,7 +352,7 @@ func TestOfflineAndFailureClasses(t *testing.T) {
 	if code != 1 {
 		t.Errorf("--offline pull absent: exit %d, want 1", code)
 	}
-	want := fmt.Sprintf(`scv-hpc: model "absent" (%s/scivision/absent:1) is not in the cache %s and --offline is set; on a machine with network run: scv-hpc stage absent --cache %s`, reg.Host, c.cache, c.cache)
+	want := fmt.Sprintf(`scv-hpc: model "absent" (%s/scivision/absent:1) is not in the cache %s and offline mode is set; on a machine with network run: scv-hpc stage absent --cache %s`, reg.Host, c.cache, c.cache)
 	if last := lastLine(errs); last != want {
 		t.Errorf("--offline miss:\n got %s\nwant %s", last, want)
 	}

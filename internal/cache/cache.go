@@ -190,13 +190,13 @@ func (c *Cache) Lookup(digest string) (sifPath string, meta *Meta, err error) {
 		return "", nil, fmt.Errorf("cache %s: %w: the SIF of %s is %s, not a regular file", c.Dir, ErrCorrupt, digest, kindOf(st.Mode()))
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil, fmt.Errorf("cache %s: %w: %s has metadata but no SIF (run 'scv-hpc cache gc')", c.Dir, ErrCorrupt, digest)
+		return "", nil, fmt.Errorf("cache %s: %w: %s has metadata but no SIF", c.Dir, ErrCorrupt, digest)
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("cache %s: %s: %w", c.Dir, digest, err)
 	}
 	if st.Size() != meta.Size {
-		return "", nil, fmt.Errorf("cache %s: %w: %s: SIF is %d bytes, metadata says %d (run 'scv-hpc cache verify')",
+		return "", nil, fmt.Errorf("cache %s: %w: %s: SIF is %d bytes, metadata says %d",
 			c.Dir, ErrCorrupt, digest, st.Size(), meta.Size)
 	}
 	return c.abs(p), meta, nil
@@ -291,16 +291,33 @@ func readDirNames(dir string) ([]string, error) {
 	return names, nil
 }
 
-// writeErr wraps a failed write with what to do about it: a full disk, a read-only
-// cache and missing permissions are the usual causes on clusters.
-func (c *Cache) writeErr(op string, err error) error {
+// WriteError is a write into the cache that failed for a reason the user can act on:
+// a full disk or quota (syscall.ENOSPC, syscall.EDQUOT), a read-only file system
+// (syscall.EROFS) or missing permissions (fs.ErrPermission), matched with errors.Is.
+type WriteError struct {
+	Dir, Op string
+	Err     error
+}
+
+func (e *WriteError) Error() string {
 	switch {
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return fmt.Errorf("cache %s: no space left on device while %s (free space or quota, or point --cache elsewhere): %w", c.Dir, op, err)
-	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("cache %s is read-only, cannot %s (stage models from a node that can write the cache, or use a writable --cache): %w", c.Dir, op, err)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cache %s: permission denied while %s (ask the cache owner, or use your own --cache): %w", c.Dir, op, err)
+	case errors.Is(e.Err, syscall.ENOSPC), errors.Is(e.Err, syscall.EDQUOT):
+		return fmt.Sprintf("cache %s: no space left on device while %s: %v", e.Dir, e.Op, e.Err)
+	case errors.Is(e.Err, syscall.EROFS):
+		return fmt.Sprintf("cache %s is read-only, cannot %s: %v", e.Dir, e.Op, e.Err)
+	}
+	return fmt.Sprintf("cache %s: permission denied while %s: %v", e.Dir, e.Op, e.Err)
+}
+
+// Unwrap makes errors.Is match the cause.
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// writeErr wraps a failed write: a full disk, a read-only cache and missing
+// permissions, the usual causes on clusters, as a *WriteError.
+func (c *Cache) writeErr(op string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS) ||
+		errors.Is(err, fs.ErrPermission) {
+		return &WriteError{Dir: c.Dir, Op: op, Err: err}
 	}
 	return fmt.Errorf("cache %s: %s: %w", c.Dir, op, err)
 }

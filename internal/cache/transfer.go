@@ -104,7 +104,7 @@ func (c *Cache) exportEntry(ctx context.Context, digest string, rep progress.Rep
 		return BundleEntry{}, nil, fmt.Errorf("cache export %s: %w", digest, err)
 	}
 	if sum != m.SIFSHA256 || size != m.Size {
-		return BundleEntry{}, nil, fmt.Errorf("cache export: %w: %s: the SIF does not match its checksum (run 'scv-hpc cache verify')", ErrCorrupt, digest)
+		return BundleEntry{}, nil, fmt.Errorf("cache export: %w: %s: the SIF does not match its checksum", ErrCorrupt, digest)
 	}
 	msum, msize, _ := hashReader(bytes.NewReader(mb))
 	mn, sn := bundleNames(hex)

@@ -83,8 +83,8 @@ type Model struct {
 }
 
 // NotCachedError is the offline failure: the model is not in the cache and the network
-// may not be used. Its message is one line naming the model, the cache, and the
-// command that stages it. It matches cache.ErrNotCached and registry.ErrOffline.
+// may not be used. Its message is one line naming the model and the cache (the
+// command line adds the command that stages it). It matches cache.ErrNotCached and registry.ErrOffline.
 type NotCachedError struct {
 	Model, Image, CacheDir string
 }
@@ -94,8 +94,7 @@ func (e *NotCachedError) Error() string {
 	if e.Image != "" && e.Image != e.Model {
 		what += " (" + e.Image + ")"
 	}
-	return fmt.Sprintf("%s is not in the cache %s and --offline is set; on a machine with network run: scv-hpc stage %s --cache %s",
-		what, e.CacheDir, e.Model, e.CacheDir)
+	return fmt.Sprintf("%s is not in the cache %s and offline mode is set", what, e.CacheDir)
 }
 
 // Unwrap makes errors.Is match cache.ErrNotCached and registry.ErrOffline.

@@ -77,7 +77,7 @@ func TestEnsureOnlineThenOffline(t *testing.T) {
 	}
 
 	_, err = Ensure(ctx(t), "other", o)
-	want := fmt.Sprintf(`model "other" (%s/lab/other:1) is not in the cache %s and --offline is set; on a machine with network run: scv-hpc stage other --cache %s`, host, o.Cache.Dir, o.Cache.Dir)
+	want := fmt.Sprintf(`model "other" (%s/lab/other:1) is not in the cache %s and offline mode is set`, host, o.Cache.Dir)
 	if err == nil || err.Error() != want {
 		t.Fatalf("offline miss:\n got %v\nwant %s", err, want)
 	}
@@ -145,8 +145,8 @@ func TestEnsureFailureClasses(t *testing.T) {
 		{"gone", false, registry.ErrUnreachable, []string{`model "gone"`, dead + "/lab/x:1", "unreachable"}},
 		{"notag", false, registry.ErrNotFound, []string{`model "notag"`, "armonly:nope"}},
 		{host + "/lab/never:1", false, registry.ErrNotFound, []string{"never:1"}},
-		{"arm", false, registry.ErrNoPlatform, []string{`model "arm"`, "linux/amd64", "linux/arm64", "--platform"}},
-		{"gone", true, cache.ErrNotCached, []string{`model "gone"`, "--offline", "scv-hpc stage gone"}},
+		{"arm", false, registry.ErrNoPlatform, []string{`model "arm"`, "linux/amd64", "linux/arm64"}},
+		{"gone", true, cache.ErrNotCached, []string{`model "gone"`, "offline mode is set", o.Cache.Dir}},
 		{"nosuchmodel", false, catalog.ErrUnknown, []string{"not in the catalog"}},
 		{"/no/such/file.sif", false, os.ErrNotExist, []string{"/no/such/file.sif"}},
 	}
