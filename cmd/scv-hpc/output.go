@@ -20,9 +20,11 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/lockfile"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
@@ -137,6 +139,10 @@ func withHint(err error) error {
 		default:
 			hint = "free space or quota, or point --cache elsewhere"
 		}
+	case errors.Is(err, sif.ErrNoSpace):
+		hint = "free space there, or point --tmpdir (or TMPDIR) at a larger file system"
+	case errors.Is(err, lockfile.ErrNotRegular):
+		hint = "something not a regular file was put at a lock's path; remove it ('scv-hpc cache gc' does, in the cache)"
 	case errors.Is(err, cache.ErrCorrupt):
 		hint = "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"
 	case errors.As(err, &mismatch):

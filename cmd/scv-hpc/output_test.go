@@ -20,9 +20,11 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/lockfile"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
@@ -67,6 +69,8 @@ func TestWithHint(t *testing.T) {
 		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("write: %w", syscall.EROFS)}, "writable --cache"},
 		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("open: %w", fs.ErrPermission)}, "your own --cache"},
 		{fmt.Errorf("x: %w", cache.ErrCorrupt), "scv-hpc cache verify"},
+		{fmt.Errorf("extract: %w: %w", sif.ErrNoSpace, syscall.ENOSPC), "--tmpdir"},
+		{fmt.Errorf("lock: %w", lockfile.ErrNotRegular), "scv-hpc cache gc"},
 		{notLayout, "--oci-layout"},
 		{&registry.Error{Kind: registry.ErrUnreachable, Reason: registry.ErrPlainHTTP, Host: "reg.lab:5000", Msg: "m"}, "--insecure-registry reg.lab:5000"},
 		{&registry.Error{Kind: registry.ErrUnreachable, Reason: registry.ErrUntrustedCert, Msg: "m"}, "site CA"},

@@ -92,7 +92,7 @@ func (c *Cache) acquire(ctx context.Context, path, what string) (*heldLock, erro
 			c.Dir, what, li.Host, li.PID, li.Time.Format(time.RFC3339), c.staleAfter(), he.Cause)
 	case errors.Is(err, lockfile.ErrNotRegular):
 		// A FIFO or symlink planted at the lock path: lockfile refuses it at once.
-		return nil, fmt.Errorf("cache %s: lock of %s: %w (run 'scv-hpc cache gc')", c.Dir, what, err)
+		return nil, fmt.Errorf("cache %s: lock of %s: %w", c.Dir, what, err)
 	case err != nil:
 		return nil, c.writeErr("lock "+what, err)
 	}

@@ -35,10 +35,14 @@ type Provenance struct {
 	Platform string `json:"platform"` // os/arch[/variant]
 }
 
-// diskHint adds what to do to an out-of-space error.
+// ErrNoSpace is returned (beside the cause) when extracting a SIF's root file system
+// ran out of space or quota in the destination directory.
+var ErrNoSpace = errors.New("no space left for the root file system")
+
+// diskHint marks an out-of-space error with ErrNoSpace.
 func diskHint(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("%w (free space there, or point --tmpdir (or TMPDIR) at a larger file system)", err)
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
 	return err
 }
