@@ -139,6 +139,8 @@ func withHint(err error) error {
 		default:
 			hint = "free space or quota, or point --cache elsewhere"
 		}
+	case errors.Is(err, fetch.ErrTmpFull):
+		hint = "free space there, point --tmpdir elsewhere, or drop --no-layer-cache"
 	case errors.Is(err, sif.ErrNoSpace):
 		hint = "free space there, or point --tmpdir (or TMPDIR) at a larger file system"
 	case errors.Is(err, lockfile.ErrNotRegular):

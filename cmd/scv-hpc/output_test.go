@@ -69,6 +69,7 @@ func TestWithHint(t *testing.T) {
 		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("write: %w", syscall.EROFS)}, "writable --cache"},
 		{&cache.WriteError{Dir: "/c", Op: "converting x", Err: fmt.Errorf("open: %w", fs.ErrPermission)}, "your own --cache"},
 		{fmt.Errorf("x: %w", cache.ErrCorrupt), "scv-hpc cache verify"},
+		{fmt.Errorf("fetch x: %w /t: %w", fetch.ErrTmpFull, syscall.ENOSPC), "drop --no-layer-cache"},
 		{fmt.Errorf("extract: %w: %w", sif.ErrNoSpace, syscall.ENOSPC), "--tmpdir"},
 		{fmt.Errorf("lock: %w", lockfile.ErrNotRegular), "scv-hpc cache gc"},
 		{notLayout, "--oci-layout"},

@@ -82,6 +82,10 @@ type Model struct {
 	Built bool
 }
 
+// ErrTmpFull is returned when the layers fetched into the scratch directory
+// (Options.TmpDir, with NoLayerCache) do not fit there.
+var ErrTmpFull = errors.New("no space left for the layers in the scratch directory (--tmpdir)")
+
 // NotCachedError is the offline failure: the model is not in the cache and the network
 // may not be used. Its message is one line naming the model and the cache (the
 // command line adds the command that stages it). It matches cache.ErrNotCached and registry.ErrOffline.
@@ -286,7 +290,7 @@ func build(ctx context.Context, t *Target, img v1.Image, src registry.Source, tm
 		ro.Progress = func(string, string) progress.Reporter { return fetchPart }
 		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {
 			if dir != "" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
-				return nil, fmt.Errorf("fetch %s: no space left in --tmpdir %s (free space there, point --tmpdir elsewhere, or drop --no-layer-cache): %w", src.Ref, tmpDir, err)
+				return nil, fmt.Errorf("fetch %s: %w %s: %w", src.Ref, ErrTmpFull, tmpDir, err)
 			}
 			return nil, fmt.Errorf("fetch %s: %w", src.Ref, err)
 		}

@@ -73,6 +73,9 @@ func TestDiskFullNamesThePlace(t *testing.T) {
 			if strings.Contains(err.Error(), tt.notWant) {
 				t.Errorf("err = %v, blames %q, which is not full", err, tt.notWant)
 			}
+			if errors.Is(err, ErrTmpFull) != !tt.fullCache {
+				t.Errorf("err = %v: ErrTmpFull is %v, want %v", err, errors.Is(err, ErrTmpFull), !tt.fullCache)
+			}
 		})
 	}
 }
