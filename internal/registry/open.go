@@ -97,7 +97,7 @@ type Source struct {
 // to the registry, where an index resolves to the manifest for o.Platform; oci-layout:
 // and docker-archive: references read local files and work offline. Failures are
 // classified (errors.Is with ErrUnreachable, ErrAuth, ErrNotFound, ErrNoPlatform,
-// ErrBadReference, ErrOffline) and their message names ref and what to do.
+// ErrBadReference, ErrOffline) and their message names ref and what failed.
 func Open(ctx context.Context, ref string, o Options) (v1.Image, Source, error) {
 	o = o.withDefaults()
 	plat, err := v1.ParsePlatform(o.Platform)
