@@ -1,0 +1,207 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
+	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+)
+
+// oddModel is a predict-protocol-v1 model, run by python3, that misbehaves in the
+// way argv[1] names. Every answer it means carries {"path": the request's path}, so a
+// result stored under the wrong input shows.
+const oddModel = `import json, os, select, sys
+mode = sys.argv[1]
+out = sys.stdout.buffer
+def w(b):
+    out.write(b + b"\n"); out.flush()
+def ans(i, p, tag="real"):
+    w(json.dumps({"id": i, "ok": True, "result": {"path": p, "tag": tag}}).encode())
+if mode == "garbage":
+    for junk in [b"Loading checkpoint shards: 100%", b"\xff\xfe not utf-8 \x00 at all",
+                 b'{"progress":0.5}', b'{"id":"1","ok":true,"result":{"path":"/data/early","tag":"early"}}',
+                 b'{"batch":[{"id":"2","ok":true,"result":{"path":"/data/early","tag":"early"}}]}',
+                 b'{"scv":1,"ready":', b"x" * 300000]:
+        w(junk)
+w(b'{"scv":1,"ready":true,"model":"odd","max_batch":4}')
+buf = b""
+def requests(block):
+    global buf
+    while True:
+        r, _, _ = select.select([0], [], [], None if block else 0.05)
+        if not r:
+            return
+        chunk = os.read(0, 65536)
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+        block = False
+while True:
+    requests(True)
+    lines, _, buf = buf.rpartition(b"\n")
+    reqs = []
+    for line in lines.split(b"\n"):
+        if line:
+            m = json.loads(line)
+            reqs += m.get("batch", [m])
+    if mode == "reverse":
+        reqs.reverse()
+    for r in reqs:
+        i, p = r["id"], r["path"]
+        if mode == "unknown":
+            w(json.dumps({"id": str(int(i) + 1000000), "ok": True, "result": {"path": "/data/never", "tag": "unknown"}}).encode())
+            w(b'{"id":"18446744073709551615","ok":false,"error":"never asked"}')
+            w(b'{"id":"0","ok":true,"result":{"path":"/data/never","tag":"unknown"}}')
+        ans(i, p)
+        if mode == "twice":
+            ans(i, p, "second")
+            w(json.dumps({"id": i, "ok": False, "error": "third"}).encode())
+`
+
+// TestHeldOddModels: a model that prints garbage (and answers) before its handshake,
+// answers ids never asked, answers every id twice or answers out of order still gets
+// exactly one result per input, the first answer to the id asked, under the right
+// input, with no restart and no failure.
+func TestHeldOddModels(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	script := filepath.Join(t.TempDir(), "odd.py")
+	if err := os.WriteFile(script, []byte(oddModel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"garbage", "unknown", "twice", "reverse"} {
+		t.Run(mode, func(t *testing.T) {
+			paths := inputNames(40)
+			dir := makeJob(t, paths, "python3", "-u", script, mode)
+			o := testOptions(2)
+			o.Override.ItemTimeout = set(time.Hour)
+			st, err := runWithin(t, time.Minute, dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, r := range exactlyOnce(t, readResults(t, dir, 0), paths) {
+				var res struct{ Path, Tag string }
+				if !r.OK || json.Unmarshal(r.Result, &res) != nil || res.Path != "/data/"+p || res.Tag != "real" {
+					t.Errorf("%s: %+v (result %s), want ok with the model's first answer for it", p, r, r.Result)
+				}
+			}
+			if st.OK != int64(len(paths)) || st.Failed != 0 || st.Restarts != 0 {
+				t.Errorf("stats %+v, want %d ok, no failure, no restart", st, len(paths))
+			}
+			checkPythonReads(t, job.ResultFile(dir, 0))
+		})
+	}
+}
+
+// TestHeldOddNamesEndToEnd: data file names with tabs, quotes, $, backticks,
+// backslashes, non-ASCII and 255 bytes go through scan → shards → run → results →
+// collect as exactly one result line each, the model seeing each name as it is; names
+// that cannot be one line (a newline, bytes that are not UTF-8) are reported at scan
+// time, never run, never lost silently.
+func TestHeldOddNamesEndToEnd(t *testing.T) {
+	model := testModel(t)
+	data := filepath.Join(t.TempDir(), "data")
+	long := strings.Repeat("L", 251) + ".png" // 255 bytes, the most a name may have
+	odd := []string{
+		"tab\there.png", `quote"s.png`, "it's.png", "$HOME.png", "$(touch pwned).png",
+		"`touch pwned2`.png", `back\slash.png`, "ünï cødé.png", " lead and trail .png",
+		"-dash.png", "semi;colon&amp|pipe.png", "sub dir/$x `y` \"z\".png", long,
+		"sub dir/" + long,
+	}
+	unrunnable := map[string]string{"new\nline.png": "line break", "bad\xff.png": "UTF-8"}
+	for _, rel := range odd {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(data, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, rel), []byte(rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rel := range unrunnable {
+		if err := os.WriteFile(filepath.Join(data, rel), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dir := t.TempDir()
+	skipped := map[string]string{}
+	sum, err := sharding.WriteShards(context.Background(), dir, data, sharding.ScanOptions{
+		OnSkip: func(rel, reason string) { skipped[rel] = reason },
+	}, sharding.Plan{ShardSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, why := range unrunnable {
+		if !strings.Contains(skipped[rel], why) {
+			t.Errorf("%q: skipped as %q, want a report naming %q", rel, skipped[rel], why)
+		}
+	}
+	if sum.Inputs != int64(len(odd)) || len(skipped) != len(unrunnable) {
+		t.Fatalf("scan: %+v, skipped %q; want %d inputs and %d skipped", sum, skipped, len(odd), len(unrunnable))
+	}
+	j := &job.Job{Model: "testmodel", SIF: filepath.Join(data, "model.sif"), Predict: []string{model, "-max-batch", "3"},
+		DataRoot: data, Shards: sum.Shards, Inputs: sum.Inputs, Run: job.DefaultRunOptions()}
+	if err := job.Save(dir, j); err != nil {
+		t.Fatal(err)
+	}
+	shards := make([]int, sum.Shards)
+	var recs []results.Record
+	for i := range shards {
+		shards[i] = i
+	}
+	o := testOptions(2)
+	if _, err := RunJob(context.Background(), dir, nil, shards, o); err != nil {
+		t.Fatal(err)
+	}
+	for i := range shards {
+		recs = append(recs, readResults(t, dir, i)...)
+		checkPythonReads(t, job.ResultFile(dir, i))
+	}
+	for p, r := range exactlyOnce(t, recs, odd) {
+		var res struct{ Path string }
+		if !r.OK || json.Unmarshal(r.Result, &res) != nil || res.Path != path.Join("/data", p) {
+			t.Errorf("%q: %+v (result %s), want ok with the model seeing /data/%s", p, r, r.Result, p)
+		}
+	}
+
+	var out bytes.Buffer
+	tot, err := results.Collect(context.Background(), dir, &out, results.FormatJSONL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.OK != int64(len(odd)) || tot.Failed != 0 || tot.Pending != 0 {
+		t.Errorf("collect totals %+v, want %d ok", tot, len(odd))
+	}
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var r struct{ Path string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("collect line %q: %v", line, err)
+		}
+		seen[r.Path]++
+	}
+	for _, rel := range odd {
+		if seen[rel] != 1 {
+			t.Errorf("%q: %d collected lines, want 1", rel, seen[rel])
+		}
+	}
+	if len(seen) != len(odd) {
+		t.Errorf("%d distinct collected paths for %d inputs", len(seen), len(odd))
+	}
+	collected := filepath.Join(t.TempDir(), "all.jsonl")
+	if err := os.WriteFile(collected, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkPythonReads(t, collected)
+}
