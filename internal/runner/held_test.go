@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,4 +206,60 @@ func TestHeldOddNamesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPythonReads(t, collected)
+}
+
+// TestHeldSignalThenResume: a runner process stopped by SIGTERM (it ends on its own,
+// exit 7) or SIGKILL mid-run, whose results file then gets a torn last line (a write
+// cut off by a crash or a full disk), is resumed: every input ends with exactly one
+// whole result line, none of them the torn one, and Python reads the file.
+func TestHeldSignalThenResume(t *testing.T) {
+	model := testModel(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			paths := inputNames(1500)
+			dir := makeJob(t, paths, model, "-delay", "500us", "-max-batch", "4")
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "RUNNER_SIGTERM_JOB="+dir, "TMPDIR="+t.TempDir())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for len(readResults(t, dir, 0)) < 100 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if sig == syscall.SIGTERM && (!errors.As(err, &ee) || ee.ExitCode() != 7) {
+				t.Fatalf("runner ended with %v after SIGTERM, want the cancelled exit 7; stderr:\n%s", err, stderr.String())
+			}
+			n := len(readResults(t, dir, 0))
+			if n == 0 || n >= len(paths) {
+				t.Fatalf("%d result lines: the run was not stopped mid-way", n)
+			}
+			// A torn line naming an input not yet done: it must not count as its result.
+			pending := paths[len(paths)-1]
+			f, err := os.OpenFile(job.ResultFile(dir, 0), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(`{"path":"` + pending + `","ok":true,"result":{"path":"/data/` + pending + `","tor`); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+
+			if _, err := runWithin(t, time.Minute, dir, testOptions(2)); err != nil {
+				t.Fatal(err)
+			}
+			for p, r := range exactlyOnce(t, readResults(t, dir, 0), paths) {
+				var res struct{ Path string }
+				if !r.OK || json.Unmarshal(r.Result, &res) != nil || res.Path != "/data/"+p {
+					t.Errorf("%s: %+v (result %s)", p, r, r.Result)
+				}
+			}
+			checkPythonReads(t, job.ResultFile(dir, 0))
+		})
+	}
 }
