@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -261,5 +262,56 @@ func TestHeldSignalThenResume(t *testing.T) {
 			}
 			checkPythonReads(t, job.ResultFile(dir, 0))
 		})
+	}
+}
+
+// TestHeld20kSmallFiles: 20,000 small files go through scan → shards → run with two
+// workers as exactly one ok result each, the model seeing each path.
+func TestHeld20kSmallFiles(t *testing.T) {
+	const n = 20_000
+	model := testModel(t)
+	data := filepath.Join(t.TempDir(), "data")
+	var want []string
+	for i := range n {
+		rel := filepath.Join("d"+strconv.Itoa(i%20), "f"+strconv.Itoa(i)+".png")
+		if i < 20 {
+			if err := os.MkdirAll(filepath.Join(data, filepath.Dir(rel)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(data, rel), []byte{byte(i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, rel)
+	}
+	dir := t.TempDir()
+	sum, err := sharding.WriteShards(context.Background(), dir, data, sharding.ScanOptions{}, sharding.Plan{ShardSize: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Inputs != n || sum.Shards != 4 || sum.Bytes != n || sum.Skipped != 0 {
+		t.Fatalf("scan: %+v, want %d inputs of one byte in 4 shards", sum, n)
+	}
+	j := &job.Job{Model: "testmodel", SIF: filepath.Join(data, "model.sif"), Predict: []string{model, "-max-batch", "64"},
+		DataRoot: data, Shards: sum.Shards, Inputs: sum.Inputs, Run: job.DefaultRunOptions()}
+	if err := job.Save(dir, j); err != nil {
+		t.Fatal(err)
+	}
+	st, err := RunJob(context.Background(), dir, nil, []int{0, 1, 2, 3}, testOptions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OK != n || st.Failed != 0 {
+		t.Errorf("stats %+v, want %d ok", st, n)
+	}
+	var recs []results.Record
+	for i := range 4 {
+		recs = append(recs, readResults(t, dir, i)...)
+	}
+	for p, r := range exactlyOnce(t, recs, want) {
+		var res struct{ Path string }
+		if !r.OK || json.Unmarshal(r.Result, &res) != nil || res.Path != "/data/"+p {
+			t.Errorf("%s: %+v (result %s)", p, r, r.Result)
+		}
 	}
 }
