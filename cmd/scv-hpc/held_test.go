@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,5 +104,99 @@ func TestHeldBasicAuthLeavesNoCredentials(t *testing.T) {
 				t.Errorf("the docker config was rewritten: %s", b)
 			}
 		})
+	}
+}
+
+// snapshotTree maps every path under dir to its type, size and modification time.
+func snapshotTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		m[p] = fmt.Sprintf("%v %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestHeldReadOnlyCacheOffline: a cache filled by pull, then mounted read-only (as a
+// compute node sees a shared cache), serves pull --offline, cache ls, cache verify and
+// a whole predict --offline with the builtin runtime, and nothing in it changes.
+func TestHeldReadOnlyCacheOffline(t *testing.T) {
+	testenv.Need(t, "mksquashfs", "unsquashfs", "unshare", "mount")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a read-only bind mount in a private mount namespace, and for the builtin runtime")
+	}
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/held/model:1"
+	model := testenv.BuildProgram(t, "./internal/runner/testdata/testmodel")
+	img := testenv.Image(t, []imagebuild.File{{Path: "/usr/local/bin/model", Mode: 0o755, Src: model}},
+		imagebuild.Config{Entrypoint: []string{"/usr/local/bin/model"}, Labels: map[string]string{"org.scivision.predict": "/usr/local/bin/model"}})
+	if err := imagebuild.Push(t.Context(), img, ref, registry.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	bin, home := testenv.Binary(t), t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache")
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + t.TempDir(), "DOCKER_CONFIG=" + home}
+	pull := exec.CommandContext(t.Context(), bin, "--cache", cache, "pull", ref)
+	pull.Env = env
+	if out, err := pull.CombinedOutput(); err != nil {
+		t.Fatalf("pull: %v\n%s", err, out)
+	}
+	data, out := filepath.Join(t.TempDir(), "data"), filepath.Join(t.TempDir(), "out")
+	names := []string{"a.png", "b.png", "c d.png"}
+	os.MkdirAll(data, 0o755)
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(data, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshotTree(t, cache)
+
+	script := `set -e
+mount --bind -o ro "$C" "$C"
+"$BIN" --cache "$C" pull --offline "$REF"
+"$BIN" --cache "$C" cache ls
+"$BIN" --cache "$C" cache verify
+"$BIN" --cache "$C" predict --offline "$REF" --data "$D" --out "$O" --runtime builtin --gpus none --workers 1
+if touch "$C/probe" 2>/dev/null; then echo "the cache is writable"; exit 9; fi`
+	cmd := exec.CommandContext(t.Context(), "unshare", "-m", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(env, "C="+cache, "BIN="+bin, "REF="+ref, "D="+data, "O="+out)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("offline use of a read-only cache: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "3 inputs") {
+		t.Errorf("predict summary lacks \"3 inputs\":\n%s", b)
+	}
+	var lines []string
+	files, _ := filepath.Glob(filepath.Join(out, "results", "*.jsonl"))
+	for _, f := range files {
+		c, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.Split(strings.TrimSpace(string(c)), "\n")...)
+	}
+	if len(lines) != len(names) {
+		t.Errorf("%d result lines for %d inputs: %q", len(lines), len(names), lines)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, `"ok":true`) {
+			t.Errorf("result %s", l)
+		}
+	}
+	if after := snapshotTree(t, cache); !reflect.DeepEqual(before, after) {
+		t.Errorf("the read-only cache changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
