@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
@@ -198,5 +200,89 @@ if touch "$C/probe" 2>/dev/null; then echo "the cache is writable"; exit 9; fi`
 	}
 	if after := snapshotTree(t, cache); !reflect.DeepEqual(before, after) {
 		t.Errorf("the read-only cache changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// TestHeldGCAndRmDuringPull: cache rm of the image's digest while a pull converts
+// (its mksquashfs running) removes nothing, and cache gc run over and over from then
+// until the pull ends, each a process of its own, leaves the conversion alone: the
+// pull succeeds and the entry verifies.
+func TestHeldGCAndRmDuringPull(t *testing.T) {
+	testenv.Need(t, "mksquashfs", "unsquashfs")
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/held/big:1"
+	weights := make([]byte, 48<<20) // incompressible, so mksquashfs runs long enough
+	rand.Read(weights)
+	img := testenv.Image(t, []imagebuild.File{{Path: "/weights.bin", Mode: 0o644, Data: weights}},
+		imagebuild.Config{Labels: map[string]string{"org.scivision.predict": "/model"}})
+	if err := imagebuild.Push(t.Context(), img, ref, registry.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, home := testenv.Binary(t), t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache")
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + t.TempDir(), "DOCKER_CONFIG=" + home}
+	run := func(args ...string) (string, int) {
+		cmd := exec.CommandContext(t.Context(), bin, append([]string{"--cache", cache}, args...)...)
+		cmd.Env = env
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+
+	pull := exec.CommandContext(t.Context(), bin, "--cache", cache, "pull", ref)
+	pull.Env = env
+	var pullOut bytes.Buffer
+	pull.Stdout, pull.Stderr = &pullOut, &pullOut
+	if err := pull.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for childNamed(pull.Process.Pid, "mksquashfs") == 0 {
+		if time.Now().After(deadline) {
+			pull.Process.Kill()
+			t.Fatalf("the pull never ran mksquashfs:\n%s", pullOut.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// rm while mksquashfs runs: there is no entry yet, and the conversion is not one.
+	rmOut, rmCode := run("cache", "rm", d.String())
+	// gc over and over until the pull ends: through the conversion, the copy into the
+	// cache and the commit. (Not --all-unreferenced: an entry committed a moment before
+	// its ref is set is fair game for it.)
+	waited := make(chan error, 1)
+	go func() { waited <- pull.Wait() }()
+	var gcOut string
+	var gcCode, rounds int
+	var pullErr error
+	for done := false; !done && gcCode == 0; rounds++ {
+		gcOut, gcCode = run("cache", "gc")
+		select {
+		case pullErr = <-waited:
+			done = true
+		default:
+		}
+	}
+	t.Logf("%d rounds of gc during the pull; rm (exit %d): %s", rounds, rmCode, strings.TrimSpace(rmOut))
+	if gcCode != 0 {
+		pullErr = <-waited
+	}
+	if pullErr != nil {
+		t.Fatalf("pull raced by gc and rm: %v\n%s\ngc (exit %d): %s\nrm (exit %d): %s", pullErr, pullOut.String(), gcCode, gcOut, rmCode, rmOut)
+	}
+	if gcCode != 0 {
+		t.Errorf("cache gc during a pull: exit %d\n%s", gcCode, gcOut)
+	}
+	if rmCode == 0 {
+		t.Errorf("cache rm during a pull removed the entry being converted:\n%s", rmOut)
+	}
+	if out, code := run("cache", "verify"); code != 0 || !strings.Contains(out, d.String()) {
+		t.Errorf("cache verify after the pull: exit %d\n%s", code, out)
+	}
+	if out, code := run("cache", "path", ref); code != 0 || !strings.HasSuffix(strings.TrimSpace(out), strings.TrimPrefix(d.String(), "sha256:")+".sif") {
+		t.Errorf("cache path after the pull: exit %d: %s", code, out)
 	}
 }
