@@ -110,8 +110,9 @@ func TestHeldOddModels(t *testing.T) {
 // TestHeldOddNamesEndToEnd: data file names with tabs, quotes, $, backticks,
 // backslashes, non-ASCII and 255 bytes go through scan → shards → run → results →
 // collect as exactly one result line each, the model seeing each name as it is; names
-// that cannot be one line (a newline, bytes that are not UTF-8) are reported at scan
-// time, never run, never lost silently.
+// that cannot be one line (a newline, bytes that are not UTF-8), a FIFO named .png,
+// symlink loops and a directory link are reported at scan time, never run, and the
+// scan does not hang on them.
 func TestHeldOddNamesEndToEnd(t *testing.T) {
 	model := testModel(t)
 	data := filepath.Join(t.TempDir(), "data")
@@ -136,14 +137,38 @@ func TestHeldOddNamesEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Files that must be reported, not opened: opening a FIFO blocks for ever.
+	if err := syscall.Mkfifo(filepath.Join(data, "pipe.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range [][2]string{{"loop1.png", "loop2.png"}, {"loop2.png", "loop1.png"}, {"sub dir/up", ".."}} {
+		if err := os.Symlink(l[1], filepath.Join(data, l[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unrunnable["pipe.png"], unrunnable["loop1.png"], unrunnable["loop2.png"], unrunnable["sub dir/up/"] = "fifo", "loop", "loop", "directory"
 
 	dir := t.TempDir()
 	skipped := map[string]string{}
-	sum, err := sharding.WriteShards(context.Background(), dir, data, sharding.ScanOptions{
-		OnSkip: func(rel, reason string) { skipped[rel] = reason },
-	}, sharding.Plan{ShardSize: 4})
-	if err != nil {
-		t.Fatal(err)
+	type scanned struct {
+		sum sharding.Summary
+		err error
+	}
+	done := make(chan scanned, 1)
+	go func() {
+		sum, err := sharding.WriteShards(context.Background(), dir, data, sharding.ScanOptions{
+			OnSkip: func(rel, reason string) { skipped[rel] = reason },
+		}, sharding.Plan{ShardSize: 4})
+		done <- scanned{sum, err}
+	}()
+	var sum sharding.Summary
+	select {
+	case s := <-done:
+		if sum = s.sum; s.err != nil {
+			t.Fatal(s.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the scan did not end within 30s (a FIFO opened, a symlink loop followed?)")
 	}
 	for rel, why := range unrunnable {
 		if !strings.Contains(skipped[rel], why) {
