@@ -30,13 +30,14 @@ def w(b):
     out.write(b + b"\n"); out.flush()
 def ans(i, p, tag="real"):
     w(json.dumps({"id": i, "ok": True, "result": {"path": p, "tag": tag}}).encode())
+hello = b'{"scv":1,"ready":true,"model":"odd","max_batch":4}'
 if mode == "garbage":
-    for junk in [b"Loading checkpoint shards: 100%", b"\xff\xfe not utf-8 \x00 at all",
-                 b'{"progress":0.5}', b'{"id":"1","ok":true,"result":{"path":"/data/early","tag":"early"}}',
-                 b'{"batch":[{"id":"2","ok":true,"result":{"path":"/data/early","tag":"early"}}]}',
-                 b'{"scv":1,"ready":', b"x" * 300000]:
-        w(junk)
-w(b'{"scv":1,"ready":true,"model":"odd","max_batch":4}')
+    # One write, so that the runner reads the early answers and the handshake together.
+    w(b"\n".join([b"Loading checkpoint shards: 100%", b"\xff\xfe not utf-8 \x00 at all", b"x" * 300000,
+                  b'{"progress":0.5}', b'{"scv":1,"ready":', b'{"id":"1","ok":true,"result":{"path":"/data/early","tag":"early"}}',
+                  b'{"batch":[{"id":"2","ok":true,"result":{"path":"/data/early","tag":"early"}}]}', hello]))
+else:
+    w(hello)
 buf = b""
 def requests(block):
     global buf
