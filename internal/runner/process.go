@@ -29,6 +29,7 @@ type process struct {
 	waited    chan struct{} // closed when Wait returned
 	werr      error         // Wait's result, valid after waited
 	junk      int           // stdout lines that were not protocol (reader goroutine only)
+	greeted   bool          // the handshake was read (reader goroutine only)
 	eofKilled atomic.Bool   // killed because it closed stdout and lived on
 }
 
@@ -121,11 +122,18 @@ func (p *process) read(stdout io.Reader) {
 			}
 			line = long
 		}
+		n := len(chunk)
 		switch {
 		case over:
 			chunk = p.overlong(scan.finish(), chunk)
 		case len(line) > 0:
 			chunk = p.parse(line, chunk)
+		}
+		if !p.greeted && len(chunk) > n {
+			// Nothing was asked before the handshake: such an answer would otherwise
+			// be taken for the answer to the request that later gets its id.
+			fmt.Fprintf(p.log, "scv-hpc: ignored %d answer(s) written before the handshake\n", len(chunk)-n)
+			chunk = chunk[:n]
 		}
 		if cap(long) > 1<<20 {
 			long = nil // one huge answer does not pin its buffer for the process's life
@@ -149,6 +157,7 @@ func (p *process) parse(line []byte, chunk []response) []response {
 	hs, chunk, perr := parseLine(line, chunk)
 	switch {
 	case hs != nil:
+		p.greeted = true
 		select {
 		case p.hello <- *hs:
 		default: // a second handshake: ignored

@@ -1,0 +1,200 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
+)
+
+// layerDigests returns the digests of img's layers, as "sha256:…".
+func layerDigests(t *testing.T, img v1.Image) []string {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []string
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d.String())
+	}
+	return ds
+}
+
+// isLayerGET reports whether r downloads one of the layers.
+func isLayerGET(r *http.Request, layers []string) bool {
+	if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+		return false
+	}
+	for _, d := range layers {
+		if strings.HasSuffix(r.URL.Path, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHeldMisbehavingRegistries: a registry that answers HTTP 500 to every other
+// request, or sends its blobs slowly, still gives the exact image; one that hangs
+// in a layer download is left when the context ends; one that serves a layer with
+// a flipped byte is refused with a digest error, whatever the number of retries.
+func TestHeldMisbehavingRegistries(t *testing.T) {
+	img := platformImage(t, "linux", "amd64", 3)
+	layers := layerDigests(t, img)
+	var armed atomic.Bool // off while the test pushes the image
+	var served atomic.Int32
+	var stop atomic.Pointer[chan struct{}] // closed when a case ends, so a hung handler lets its server close
+	tests := []struct {
+		name    string
+		wrap    func(h http.Handler, w http.ResponseWriter, r *http.Request)
+		timeout time.Duration
+		wantErr func(error) bool
+	}{
+		{name: "HTTP 500 to every other request", wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if served.Add(1)%2 == 1 {
+				http.Error(w, "flaky", http.StatusInternalServerError)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}},
+		{name: "slow blobs", wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			for b := rec.Body.Bytes(); len(b) > 0; {
+				n := min(len(b), 256)
+				w.Write(b[:n])
+				w.(http.Flusher).Flush()
+				b = b[n:]
+				time.Sleep(20 * time.Millisecond)
+			}
+		}},
+		{name: "hangs in a layer download", timeout: 2 * time.Second, wantErr: func(err error) bool {
+			return errors.Is(err, context.DeadlineExceeded)
+		}, wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("partial"))
+			w.(http.Flusher).Flush()
+			select { // never more, until the client or the test gives up
+			case <-r.Context().Done():
+			case <-*stop.Load():
+			}
+		}},
+		{name: "a layer with a flipped byte", wantErr: func(err error) bool {
+			return err != nil && strings.Contains(err.Error(), "sha256 checksum")
+		}, wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers[1:2]) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			b := rec.Body.Bytes()
+			if len(b) > 0 {
+				b[len(b)/2] ^= 0x20
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(b)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			armed.Store(false)
+			served.Store(0)
+			host := startRegistry(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !armed.Load() {
+						h.ServeHTTP(w, r)
+						return
+					}
+					tt.wrap(h, w, r)
+				})
+			})
+			ch := make(chan struct{})
+			stop.Store(&ch)
+			t.Cleanup(func() { close(ch) })
+			push(t, host+"/held/img:1", img)
+			armed.Store(true)
+
+			ctx := context.Background()
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			dir := t.TempDir()
+			o := fastOptions()
+			type pulled struct {
+				img v1.Image
+				err error
+			}
+			done := make(chan pulled, 1)
+			go func() { // a pull that never ends must fail the test, not hang it
+				got, _, err := registry.Open(ctx, host+"/held/img:1", o)
+				if err != nil {
+					done <- pulled{nil, err}
+					return
+				}
+				local, err := registry.Prefetch(ctx, got, dir, o)
+				done <- pulled{local, err}
+			}()
+			var err error
+			select {
+			case p := <-done:
+				if err = p.err; err == nil && digestOf(t, p.img) != digestOf(t, img) {
+					t.Errorf("digest %s, want %s", digestOf(t, p.img), digestOf(t, img))
+				}
+			case <-time.After(tt.timeout + 20*time.Second):
+				t.Fatalf("the pull did not end %s after its deadline", 20*time.Second)
+			}
+			if served.Load() == 0 {
+				t.Fatal("the registry never misbehaved: the test exercised nothing")
+			}
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("pull through the registry: %v", err)
+				}
+				return
+			}
+			if !tt.wantErr(err) {
+				t.Fatalf("error %v, not the one expected", err)
+			}
+			// A layer that did not arrive whole is not left where it would be trusted.
+			bad := filepath.Join(dir, "sha256", strings.TrimPrefix(layers[1], "sha256:"))
+			if _, err := os.Stat(bad); err == nil && tt.timeout == 0 {
+				t.Errorf("the corrupt layer was kept as %s", bad)
+			}
+		})
+	}
+}
