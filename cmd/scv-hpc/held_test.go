@@ -204,15 +204,15 @@ if touch "$C/probe" 2>/dev/null; then echo "the cache is writable"; exit 9; fi`
 }
 
 // TestHeldGCAndRmDuringPull: cache rm of the image's digest while a pull converts
-// (its mksquashfs running) removes nothing, and cache gc run over and over from then
+// (its squashfs packer running) removes nothing, and cache gc run over and over from then
 // until the pull ends, each a process of its own, leaves the conversion alone: the
 // pull succeeds and the entry verifies.
 func TestHeldGCAndRmDuringPull(t *testing.T) {
-	testenv.Need(t, "mksquashfs", "unsquashfs")
+	testenv.Need(t, "tar2sqfs", "unsquashfs")
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/held/big:1"
-	weights := make([]byte, 48<<20) // incompressible, so mksquashfs runs long enough
+	weights := make([]byte, 48<<20) // incompressible, so the packer runs long enough
 	rand.Read(weights)
 	img := testenv.Image(t, []imagebuild.File{{Path: "/weights.bin", Mode: 0o644, Data: weights}},
 		imagebuild.Config{Labels: map[string]string{"org.scivision.predict": "/model"}})
@@ -241,14 +241,15 @@ func TestHeldGCAndRmDuringPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
-	for childNamed(pull.Process.Pid, "mksquashfs") == 0 {
+	// The streaming conversion packs with tar2sqfs (mksquashfs -tar is its fallback).
+	for childNamed(pull.Process.Pid, "tar2sqfs") == 0 && childNamed(pull.Process.Pid, "mksquashfs") == 0 {
 		if time.Now().After(deadline) {
 			pull.Process.Kill()
-			t.Fatalf("the pull never ran mksquashfs:\n%s", pullOut.String())
+			t.Fatalf("the pull never ran its squashfs packer:\n%s", pullOut.String())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	// rm while mksquashfs runs: there is no entry yet, and the conversion is not one.
+	// rm while the packer runs: there is no entry yet, and the conversion is not one.
 	rmOut, rmCode := run("cache", "rm", d.String())
 	// gc over and over until the pull ends: through the conversion, the copy into the
 	// cache and the commit. (Not --all-unreferenced: an entry committed a moment before
