@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tool"
 )
 
 // Packers: what turns the image into the squashfs partition.
@@ -124,7 +126,7 @@ func packStream(ctx context.Context, packer, bin string, args []string, write fu
 	}
 	if waitErr != nil {
 		// The tool's own message: a broken pipe is only its consequence.
-		return fmt.Errorf("%w: %s %s: %w: %s", errPacker, filepath.Base(bin), argsText(args), waitErr, tail(stderr.String(), 1000))
+		return fmt.Errorf("%w: %s %s: %w: %s", errPacker, filepath.Base(bin), argsText(args), waitErr, tool.Tail(stderr.String(), 1000))
 	}
 	if werr != nil {
 		return werr

@@ -1,17 +1,16 @@
 package convert
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tool"
 )
 
 // convertTree is the tree path: the layers are unpacked into a directory
@@ -77,39 +76,9 @@ func runMksquashfs(ctx context.Context, bin, rootDir, out string, opts Options, 
 		"-no-xattrs", "-no-progress", "-quiet",
 	)
 	args = append(args, extra...)
-	if _, err := runTool(ctx, bin, args...); err != nil {
+	if _, err := tool.Run(ctx, bin, args...); err != nil {
 		os.Remove(out)
 		return fmt.Errorf("make squashfs: %w", spaceHint(err, "the output directory", filepath.Dir(out)))
 	}
 	return nil
-}
-
-// runTool runs a squashfs tool; cancelling ctx kills it. The error carries
-// the tail of its stderr.
-func runTool(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Base(bin), ctxErr)
-	}
-	msg := tail(stderr.String(), 1000)
-	if msg == "" {
-		msg = tail(stdout.String(), 1000)
-	}
-	return nil, fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, msg)
-}
-
-func tail(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }

@@ -1,7 +1,6 @@
 package sif
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/sylabs/sif/v2/pkg/sif"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tool"
 )
 
 // ErrNoUnsquashfs is returned when unsquashfs is not on PATH.
@@ -29,36 +28,6 @@ func lookTool(name string, missing error) (string, error) {
 		return "", missing
 	}
 	return p, nil
-}
-
-// runTool runs a squashfs tool; cancelling ctx kills it. The error carries
-// the tail of its stderr.
-func runTool(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Base(bin), ctxErr)
-	}
-	msg := tail(stderr.String(), 1000)
-	if msg == "" {
-		msg = tail(stdout.String(), 1000)
-	}
-	return nil, fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, msg)
-}
-
-func tail(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 // PrimaryPartition returns the offset and size in bytes of the squashfs
@@ -149,7 +118,7 @@ func ExtractRootfsInto(ctx context.Context, sifPath, dir string) (err error) {
 		args = append(args, "-no-xattrs")
 	}
 	args = append(args, sifPath)
-	if _, err := runTool(ctx, bin, args...); err != nil {
+	if _, err := tool.Run(ctx, bin, args...); err != nil {
 		return fmt.Errorf("extract %s: %w", sifPath, diskHint(err))
 	}
 	return nil
@@ -161,5 +130,5 @@ func catFile(ctx context.Context, sifPath string, offset int64, name string) ([]
 	if err != nil {
 		return nil, err
 	}
-	return runTool(ctx, bin, "-o", strconv.FormatInt(offset, 10), "-cat", sifPath, name)
+	return tool.Run(ctx, bin, "-o", strconv.FormatInt(offset, 10), "-cat", sifPath, name)
 }
