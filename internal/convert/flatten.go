@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 )
 
 const (
@@ -310,7 +312,7 @@ func (f *flattener) whiteout(rel, base string) error {
 	// Only a directory (or what cannot be told) has recorded entries below it.
 	fi, err := os.Lstat(f.fs.host(res))
 	wasDir := err != nil || fi.IsDir()
-	if err := removeAll(f.fs.host(res)); err != nil {
+	if err := fsutil.RemoveAll(f.fs.host(res)); err != nil {
 		return err
 	}
 	f.forget(res, wasDir)
@@ -331,7 +333,7 @@ func (f *flattener) clearLower(res, rel string) error {
 		childRel := path.Join(rel, e.Name())
 		childRes := path.Join(res, e.Name())
 		if !f.touched[childRel] {
-			if err := removeAll(f.fs.host(childRes)); err != nil {
+			if err := fsutil.RemoveAll(f.fs.host(childRes)); err != nil {
 				return err
 			}
 			f.forget(childRes, e.IsDir())

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 )
 
 // maxSymlinks bounds the symlinks followed while resolving one path, like the
@@ -197,7 +199,7 @@ func (r *rootFS) prepareEntry(rel string, keepDir bool) (string, error) {
 	case keepDir && fi.IsDir():
 		return res, nil
 	}
-	if err := removeAll(r.host(res)); err != nil {
+	if err := fsutil.RemoveAll(r.host(res)); err != nil {
 		return "", err
 	}
 	if r.onRemove != nil && fi.IsDir() {
@@ -229,21 +231,4 @@ func parentRel(rel string) string {
 		return rel[:i]
 	}
 	return ""
-}
-
-// removeAll removes p and everything below it, making directories writable
-// first when a plain removal fails (an unprivileged conversion can meet
-// read-only directories from the image).
-func removeAll(p string) error {
-	err := os.RemoveAll(p)
-	if err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, werr error) error {
-		if werr == nil && d.IsDir() {
-			_ = os.Chmod(q, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(p)
 }

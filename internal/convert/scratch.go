@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 )
 
 // scratchPrefix starts the name of every scratch directory a conversion makes
@@ -56,7 +58,7 @@ func SweepScratch(dir string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		if err := removeAll(p); err != nil {
+		if err := fsutil.RemoveAll(p); err != nil {
 			return removed, err
 		}
 		removed = append(removed, p)

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
@@ -87,7 +88,7 @@ func writeSingularityD(r *rootFS, sd singularityD) error {
 	// An image's own /.singularity.d that is not a directory (a symlink, a
 	// file) would redirect the writes below: replace it.
 	if fi, err := os.Lstat(r.host(".singularity.d")); err == nil && !fi.IsDir() {
-		if err := removeAll(r.host(".singularity.d")); err != nil {
+		if err := fsutil.RemoveAll(r.host(".singularity.d")); err != nil {
 			return err
 		}
 	}

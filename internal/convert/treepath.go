@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/tool"
 )
 
@@ -24,7 +25,7 @@ func convertTree(ctx context.Context, mksquashfs string, layers []v1.Layer, sd s
 		return times, err
 	}
 	defer func() {
-		if rerr := removeAll(work); rerr != nil && err == nil {
+		if rerr := fsutil.RemoveAll(work); rerr != nil && err == nil {
 			err = fmt.Errorf("remove temporary root file system %s: %w", work, rerr)
 		}
 	}()

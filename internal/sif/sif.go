@@ -13,9 +13,6 @@ package sif
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"syscall"
 )
 
@@ -45,21 +42,4 @@ func diskHint(err error) error {
 		return fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
 	return err
-}
-
-// removeAll removes p and everything below it, making directories writable
-// first when a plain removal fails (an unprivileged extraction can meet
-// read-only directories from the image).
-func removeAll(p string) error {
-	err := os.RemoveAll(p)
-	if err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, werr error) error {
-		if werr == nil && d.IsDir() {
-			_ = os.Chmod(q, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(p)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sylabs/sif/v2/pkg/sif"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/tool"
 )
 
@@ -77,7 +78,7 @@ func ExtractRootfs(ctx context.Context, sifPath, dstDir string) error {
 		return err
 	}
 	if err := os.Rename(tmp, dstDir); err != nil {
-		_ = removeAll(tmp)
+		_ = fsutil.RemoveAll(tmp)
 		return fmt.Errorf("extract %s: %w", sifPath, err)
 	}
 	return nil
@@ -102,7 +103,7 @@ func ExtractRootfsInto(ctx context.Context, sifPath, dir string) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			_ = removeAll(dir)
+			_ = fsutil.RemoveAll(dir)
 		}
 	}()
 	bin, err := lookTool("unsquashfs", ErrNoUnsquashfs)
