@@ -151,31 +151,13 @@ func describe(l v1.Layer, dir string) (*localLayer, error) {
 // fetchLayer downloads one layer into a temp file, checks size and digest, then renames
 // it into place, so a file under its digest's name is always complete.
 func fetchLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep interface{ Add(int64) }) error {
-	delay := o.RetryDelay
-	for attempt := 0; ; attempt++ {
-		n, err := download(ctx, l, ll, rep.Add)
-		if err == nil {
-			return nil
-		}
-		rep.Add(-n) // that attempt's bytes are thrown away
-		if attempt >= o.Retries || ctx.Err() != nil || !transient(err) {
-			return err
-		}
-		o.Log.Warn().Err(err).Str("layer", ll.digest.String()).Dur("retry_in", delay).Msg("layer download failed; retrying")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay *= 2
-	}
+	return withRetries(ctx, ll, o, rep, func() (int64, error) { return download(ctx, l, ll, rep.Add) })
 }
 
 // storeLayer gets one layer through o.Blobs: from the store when it holds it,
 // else downloaded into it (the store checks the digest), with retries.
 func storeLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep interface{ Add(int64) }) error {
-	delay := o.RetryDelay
-	for attempt := 0; ; attempt++ {
+	return withRetries(ctx, ll, o, rep, func() (int64, error) {
 		var n int64
 		path, fetched, err := o.Blobs.Blob(ctx, ll.digest.String(), ll.size, func(w io.Writer) error {
 			rep.Add(-n) // an earlier try inside the store's lock
@@ -188,14 +170,28 @@ func storeLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep 
 			_, err = io.Copy(w, &ctxReader{ctx: ctx, r: rc, add: func(k int64) { n += k; rep.Add(k) }})
 			return err
 		})
+		if err != nil {
+			return n, err
+		}
+		ll.path, ll.reused = path, !fetched
+		if !fetched {
+			rep.Add(ll.size)
+		}
+		return 0, nil
+	})
+}
+
+// withRetries runs one layer's fetch until it succeeds, retrying transient failures
+// up to o.Retries times (o.RetryDelay, doubling); the bytes a failed try reported to
+// rep are taken back.
+func withRetries(ctx context.Context, ll *localLayer, o Options, rep interface{ Add(int64) }, try func() (int64, error)) error {
+	delay := o.RetryDelay
+	for attempt := 0; ; attempt++ {
+		n, err := try()
 		if err == nil {
-			ll.path, ll.reused = path, !fetched
-			if !fetched {
-				rep.Add(ll.size)
-			}
 			return nil
 		}
-		rep.Add(-n)
+		rep.Add(-n) // that try's bytes are thrown away
 		if attempt >= o.Retries || ctx.Err() != nil || !transient(err) {
 			return err
 		}
