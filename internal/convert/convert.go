@@ -49,8 +49,9 @@ type Options struct {
 	// Compression is the squashfs compressor; the zero value is
 	// DefaultCompression (gzip level 1).
 	Compression Compression
-	// Packer is "tar2sqfs", "mksquashfs" (-tar) or "tree"; empty (the default)
-	// takes the first of them that is installed. The log says which ran.
+	// Packer is "builtin", "tar2sqfs", "mksquashfs" (-tar) or "tree"; empty
+	// (the default) takes the builtin writer for gzip and zstd, else the
+	// first of the others that is installed. The log says which ran.
 	Packer string
 	// TmpDir is where the tree path unpacks the image; default os.TempDir().
 	// The streaming paths write nothing there: their squashfs is made next
@@ -58,10 +59,11 @@ type Options struct {
 	TmpDir string
 	// Processors is the number of compressor threads; 0 uses all cores.
 	Processors int
-	// TwoPass makes the tar2sqfs path merge every layer before it streams
-	// anything, instead of streaming each file as it is read and starting
-	// again only when a later entry replaces a file already streamed. The
-	// SIF is the same; only the time differs.
+	// TwoPass makes the builtin and tar2sqfs paths merge every layer before
+	// they pack anything, instead of packing each file as it is read (and,
+	// for tar2sqfs, starting again when a later entry replaces a file
+	// already streamed; the builtin writer leaves such a file's bytes
+	// unreachable in the image). Each layer is then read twice.
 	TwoPass bool
 	// NoSpool makes the streaming paths decompress each layer twice instead
 	// of keeping it, S2-compressed, in an unlinked file next to dst between
@@ -99,7 +101,7 @@ func Convert(ctx context.Context, img v1.Image, dst string, prov Provenance, opt
 	if opts.Progress == nil {
 		opts.Progress = progress.Nop{}
 	}
-	packer, bin, err := choosePacker(opts.Packer)
+	packer, bin, err := choosePacker(opts.Packer, opts.Compression)
 	if err != nil {
 		return err
 	}
@@ -129,9 +131,12 @@ func Convert(ctx context.Context, img v1.Image, dst string, prov Provenance, opt
 	sqfs := dst + ".sqfs"
 	defer os.Remove(sqfs)
 	var times stageTimes
-	if packer == PackerTree {
+	switch packer {
+	case PackerBuiltin:
+		times, err = convertBuiltin(ctx, layers, sd, sqfs, opts)
+	case PackerTree:
 		times, err = convertTree(ctx, bin, layers, sd, sqfs, opts)
-	} else {
+	default:
 		times, err = convertStream(ctx, packer, bin, layers, sd, sqfs, opts)
 	}
 	if err != nil {

@@ -19,8 +19,13 @@ import (
 
 // Packers: what turns the image into the squashfs partition.
 const (
+	// PackerBuiltin is scv-hpc's own squashfs writer (internal/squashfs), in
+	// this process: the default for gzip and zstd, the fastest by far
+	// (builtin.go).
+	PackerBuiltin = "builtin"
 	// PackerTar2sqfs pipes the merged tar stream into tar2sqfs
-	// (squashfs-tools-ng). The default: it measured faster than mksquashfs -tar.
+	// (squashfs-tools-ng): the default for xz, lz4 and lzo, which the builtin
+	// writer lacks; it measured faster than mksquashfs -tar.
 	PackerTar2sqfs = "tar2sqfs"
 	// PackerMksquashfs pipes the merged tar stream into mksquashfs -tar
 	// (squashfs-tools 4.5 or later).
@@ -47,16 +52,24 @@ func mksquashfsReadsTar(bin string) bool {
 	return major > 4 || major == 4 && minor >= 5
 }
 
-// choosePacker returns the packer to use and its binary: want if given
-// ("tar2sqfs", "mksquashfs", "tree"), else the first available of tar2sqfs,
-// mksquashfs -tar and the tree path.
-func choosePacker(want string) (name, bin string, err error) {
-	order := []string{PackerTar2sqfs, PackerMksquashfs, PackerTree}
+// choosePacker returns the packer to use for c and its binary (none for
+// the builtin one): want if given ("builtin", "tar2sqfs", "mksquashfs",
+// "tree"), else the builtin writer where it has c's algorithm, else the
+// first available of tar2sqfs, mksquashfs -tar and the tree path.
+func choosePacker(want string, c Compression) (name, bin string, err error) {
+	order := []string{PackerBuiltin, PackerTar2sqfs, PackerMksquashfs, PackerTree}
 	if want != "" {
 		order = []string{want}
 	}
 	for _, p := range order {
 		switch p {
+		case PackerBuiltin:
+			if builtinAlgos[c.Algo] {
+				return p, "", nil
+			}
+			if want != "" {
+				return "", "", fmt.Errorf("the builtin squashfs packer has no %s: use gzip or zstd, or another packer", c.Algo)
+			}
 		case PackerTar2sqfs:
 			if b, err := exec.LookPath("tar2sqfs"); err == nil {
 				return p, b, nil
@@ -70,7 +83,7 @@ func choosePacker(want string) (name, bin string, err error) {
 				return p, b, nil
 			}
 		default:
-			return "", "", fmt.Errorf("unknown squashfs packer %q (use tar2sqfs, mksquashfs or tree)", want)
+			return "", "", fmt.Errorf("unknown squashfs packer %q (use builtin, tar2sqfs, mksquashfs or tree)", want)
 		}
 	}
 	if want != "" {

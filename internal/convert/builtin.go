@@ -1,0 +1,269 @@
+package convert
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/rs/zerolog"
+
+	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
+)
+
+// The builtin packer is scv-hpc's own squashfs writer (internal/squashfs),
+// in this process: no tar stream, no pipe, no second read of the layers.
+// Each regular file's bytes go into the image while its layer inflates, on
+// the other cores; once every layer is merged the tree is named from the
+// merged headers. The bytes of files that a later layer replaced or removed
+// stay in the image, unreachable. Where they are more than
+// maxUnusedShare of the content (and more than minUnusedRewrite bytes), the
+// image is written again from the merged tree, reading each layer twice, so
+// that no image carries much more than what it holds.
+var (
+	maxUnusedShare   int64 = 8 // 1/8
+	minUnusedRewrite int64 = 64 << 20
+)
+
+// builtinAlgos are the compressors the builtin packer has.
+var builtinAlgos = map[string]bool{"gzip": true, "zstd": true}
+
+// convertBuiltin writes the squashfs of layers and sd at sqfs with the
+// builtin packer.
+func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqfs string, opts Options) (stageTimes, error) {
+	var times stageTimes
+	start := time.Now()
+	fail := func(err error) (stageTimes, error) {
+		return times, fmt.Errorf("make squashfs: %w", spaceHint(err, "the output directory", filepath.Dir(sqfs)))
+	}
+	f, err := os.Create(sqfs)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	sw, err := newBuiltinWriter(f, opts)
+	if err != nil {
+		return fail(err)
+	}
+	defer sw.Abort()
+
+	var m *builtinMerger
+	var data map[*inode]*squashfs.Data
+	twoPass := opts.TwoPass
+	if !twoPass {
+		if m, data, err = builtinOnePass(ctx, sw, layers, opts); err != nil {
+			return times, fmt.Errorf("read layers: %w", err)
+		}
+		if unused, total := sw.Unused(), m.dataBytes; unused > minUnusedRewrite && unused > total/maxUnusedShare {
+			opts.Log.Info().Int64("unused_bytes", unused).Int64("bytes", total).
+				Msg("later layers replaced much of what earlier ones hold: writing the image again from the merged layers")
+			twoPass = true
+			sw.Abort()
+			if err := truncate(f); err != nil {
+				return fail(err)
+			}
+			if sw, err = newBuiltinWriter(f, opts); err != nil {
+				return fail(err)
+			}
+			defer sw.Abort()
+		}
+	}
+	if twoPass {
+		if m, err = builtinMerge(ctx, layers, opts.Log); err != nil {
+			return times, fmt.Errorf("read layers: %w", err)
+		}
+		if err := m.t.addSingularityD(sd); err != nil {
+			return times, fmt.Errorf("add /.singularity.d: %w", err)
+		}
+		if data, err = builtinData(ctx, sw, layers, m.t, opts); err != nil {
+			return times, fmt.Errorf("read layers: %w", err)
+		}
+	}
+	if !twoPass {
+		if err := m.t.addSingularityD(sd); err != nil {
+			return times, fmt.Errorf("add /.singularity.d: %w", err)
+		}
+	}
+	times.flatten = time.Since(start)
+	start = time.Now()
+	if err := nameTree(ctx, sw, m.t, data); err != nil {
+		return fail(err)
+	}
+	if err := sw.Close(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	times.compress = time.Since(start)
+	if unused := sw.Unused(); unused > 0 {
+		opts.Log.Info().Int64("unused_bytes", unused).Msg("files that later layers replaced or removed stay in the image, unreachable")
+	}
+	opts.Log.Debug().Int("entries", m.entries).Int("skipped", m.skipped).Msg("layers merged and packed")
+	return times, nil
+}
+
+func newBuiltinWriter(f *os.File, opts Options) (*squashfs.Writer, error) {
+	return squashfs.NewWriter(f, squashfs.Options{Compression: opts.Compression.Algo, Level: opts.Compression.Level, Workers: opts.Processors})
+}
+
+func truncate(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// builtinMerger is a merger that also counts the file bytes it saw.
+type builtinMerger struct {
+	*merger
+	dataBytes int64
+}
+
+// builtinOnePass merges the layers, lowest first, writing every regular
+// file's bytes into sw as its entry is read.
+func builtinOnePass(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer, opts Options) (*builtinMerger, map[*inode]*squashfs.Data, error) {
+	m := &builtinMerger{merger: newMerger(opts.Log)}
+	data := map[*inode]*squashfs.Data{}
+	for i, l := range layers {
+		m.startLayer(i)
+		err := readLayer(ctx, l, func(hdr *tar.Header, k int, r io.Reader) error {
+			if err := m.apply(hdr, k); err != nil {
+				return err
+			}
+			n := m.lastFile
+			if n == nil {
+				return nil
+			}
+			d, err := sw.Data(r, n.size)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", hdr.Name, err)
+			}
+			data[n] = d
+			m.dataBytes += n.size
+			opts.Progress.Add(n.size)
+			return nil
+		})
+		if err != nil {
+			return nil, nil, layerErr(layers, i, err)
+		}
+	}
+	return m, data, nil
+}
+
+// builtinMerge merges the layers' headers (contents skipped).
+func builtinMerge(ctx context.Context, layers []v1.Layer, log zerolog.Logger) (*builtinMerger, error) {
+	m, spools, err := mergeLayers(ctx, layers, 2, "", log)
+	closeSpools(spools)
+	if err != nil {
+		return nil, err
+	}
+	return &builtinMerger{merger: m}, nil
+}
+
+// builtinData reads the layers again and writes into sw the bytes of the
+// files that survive in t.
+func builtinData(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer, t *tree, opts Options) (map[*inode]*squashfs.Data, error) {
+	need := (&tarWriter{}).index(t)
+	data := map[*inode]*squashfs.Data{}
+	for i, l := range layers {
+		if need[i] == nil {
+			continue
+		}
+		err := readLayer(ctx, l, func(hdr *tar.Header, k int, r io.Reader) error {
+			n := need[i][k]
+			if n == nil {
+				return nil
+			}
+			if hdr.Size != n.size {
+				return fmt.Errorf("entry %q changed between two reads of the layer", hdr.Name)
+			}
+			d, err := sw.Data(r, n.size)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", hdr.Name, err)
+			}
+			data[n] = d
+			opts.Progress.Add(n.size)
+			return nil
+		})
+		if err != nil {
+			return nil, layerErr(layers, i, err)
+		}
+	}
+	return data, nil
+}
+
+// readLayer calls fn with every header of layer l, its index and its
+// content, and reads the blob to its end (where its digest is checked).
+func readLayer(ctx context.Context, l v1.Layer, fn func(hdr *tar.Header, k int, r io.Reader) error) error {
+	rc, err := openLayer(l)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for k := 0; ; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := fn(hdr, k, tr); err != nil {
+			return err
+		}
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return fmt.Errorf("read layer: %w", err)
+	}
+	return nil
+}
+
+// nameTree adds every name of t to sw, in path order: directories,
+// symlinks, devices, FIFOs, and regular files with the bytes written for
+// them (data) or held in the tree (/.singularity.d); the other names of a
+// hard-linked file become links to its first.
+func nameTree(ctx context.Context, sw *squashfs.Writer, t *tree, data map[*inode]*squashfs.Data) error {
+	first := map[*inode]string{}
+	err := t.walk(func(rel string, n *inode) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !n.isDir() {
+			if f, ok := first[n]; ok {
+				return sw.Link(rel, f)
+			}
+			first[n] = rel
+		}
+		e := squashfs.Entry{Type: n.typ, Mode: n.mode, UID: n.uid, GID: n.gid,
+			Target: n.link, Major: n.major, Minor: n.minor}
+		if n.typ == tar.TypeReg {
+			if n.layer < 0 {
+				d, err := sw.Data(bytes.NewReader(n.data), int64(len(n.data)))
+				if err != nil {
+					return fmt.Errorf("/%s: %w", rel, err)
+				}
+				e.Data = d
+			} else if e.Data = data[n]; e.Data == nil {
+				return fmt.Errorf("/%s: its content was not read from its layer", rel)
+			}
+		}
+		return sw.Add(rel, e)
+	})
+	if err != nil {
+		return err
+	}
+	root := t.root
+	return sw.Add("", squashfs.Entry{Type: tar.TypeDir, Mode: root.mode, UID: root.uid, GID: root.gid})
+}

@@ -1,0 +1,366 @@
+package squashfs
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// DefaultBlockSize is the data block size of mksquashfs and tar2sqfs.
+const DefaultBlockSize = 128 << 10
+
+// Options tune a Writer. The zero value writes gzip level 1 blocks of
+// 128 KiB with one compressor per core.
+type Options struct {
+	// Compression is "gzip" (the default) or "zstd".
+	Compression string
+	// Level is the compression level: 1–9 for gzip (default 1), 1–22 for
+	// zstd (default 3).
+	Level int
+	// BlockSize is a power of two from 4 KiB to 1 MiB; default 128 KiB.
+	BlockSize int
+	// Workers is the number of compressing goroutines; default GOMAXPROCS.
+	Workers int
+}
+
+// Entry describes one name of the tree. Type is a tar type flag:
+// tar.TypeDir, TypeReg, TypeSymlink, TypeChar, TypeBlock or TypeFifo.
+type Entry struct {
+	Type         byte
+	Mode         int64 // permission bits, set-id and sticky bits included
+	UID, GID     int
+	Data         *Data  // TypeReg: its content, from Writer.Data
+	Target       string // TypeSymlink
+	Major, Minor int64  // TypeChar, TypeBlock
+}
+
+// ErrExists is an Add of a name that is already in the tree (a directory
+// added again only updates its attributes).
+var ErrExists = errors.New("name already in the tree")
+
+// ErrClosed is a call on a Writer that was closed or aborted.
+var ErrClosed = errors.New("squashfs writer closed")
+
+// Writer writes one squashfs image. Data, Add and Link may come in any
+// order, except that a Data is written before an entry names it and a link
+// target is added before the link; Close writes the tables. A Writer is not
+// safe for concurrent use.
+type Writer struct {
+	f         io.WriterAt
+	blockSize int
+	blockLog  uint16
+	compID    uint16
+	newComp   func() compressor
+	p         *pipeline
+	fragBuf   []byte
+	frags     []*fragEntry
+	root      *node
+	datas     []*Data
+	closed    bool
+}
+
+type node struct {
+	e        Entry
+	children map[string]*node // directories
+	nlink    uint32           // names of a non-directory
+	ino      uint32
+	ref      uint64 // inode reference, once written
+	written  bool
+}
+
+func (n *node) isDir() bool { return n.e.Type == tar.TypeDir }
+
+// NewWriter starts an image at offset 0 of f, which must be empty or be
+// truncated by the caller: the data blocks are written through f's Write as
+// they are compressed, the superblock through WriteAt at Close.
+func NewWriter(f interface {
+	io.Writer
+	io.WriterAt
+}, o Options) (*Writer, error) {
+	if o.Compression == "" {
+		o.Compression = "gzip"
+	}
+	if o.Level == 0 {
+		o.Level = map[string]int{"gzip": 1, "zstd": 3}[o.Compression]
+	}
+	if o.BlockSize == 0 {
+		o.BlockSize = DefaultBlockSize
+	}
+	if o.BlockSize < 4096 || o.BlockSize > 1<<20 || o.BlockSize&(o.BlockSize-1) != 0 {
+		return nil, fmt.Errorf("squashfs block size %d: want a power of two from 4096 to 1048576", o.BlockSize)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	id, newComp, err := newCompressorFunc(o.Compression, o.Level)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(make([]byte, superblockSize)); err != nil {
+		return nil, fmt.Errorf("write squashfs superblock: %w", err)
+	}
+	w := &Writer{
+		f: f, blockSize: o.BlockSize, blockLog: uint16(bits.TrailingZeros(uint(o.BlockSize))),
+		compID: id, newComp: newComp,
+		root: &node{e: Entry{Type: tar.TypeDir, Mode: 0o755}, children: map[string]*node{}},
+	}
+	w.p = newPipeline(f, superblockSize, o.BlockSize, o.Workers, newComp)
+	return w, nil
+}
+
+// Data writes size bytes read from r as the content of a regular file, to
+// be named by one or more entries (Add with Entry.Data, or Link). The full
+// blocks are compressed in the background; the tail goes into a fragment
+// block shared with other files' tails.
+func (w *Writer) Data(r io.Reader, size int64) (*Data, error) {
+	if w.closed {
+		return nil, ErrClosed
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("file size %d", size)
+	}
+	bs := int64(w.blockSize)
+	d := &Data{size: size, frag: invalidFrag, blocks: make([]uint32, size/bs)}
+	for i := range d.blocks {
+		buf := w.p.getBuf()[:bs]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			w.p.putBuf(buf)
+			return nil, fmt.Errorf("read file content: %w", noEOF(err))
+		}
+		if err := w.p.submit(&block{src: buf, file: d, idx: i}); err != nil {
+			return nil, fmt.Errorf("write squashfs: %w", err)
+		}
+	}
+	if tail := int(size % bs); tail > 0 {
+		if len(w.fragBuf)+tail > w.blockSize {
+			if err := w.flushFragment(); err != nil {
+				return nil, err
+			}
+		}
+		if w.fragBuf == nil {
+			w.fragBuf = w.p.getBuf()
+		}
+		off := len(w.fragBuf)
+		w.fragBuf = w.fragBuf[:off+tail]
+		if _, err := io.ReadFull(r, w.fragBuf[off:]); err != nil {
+			w.fragBuf = w.fragBuf[:off]
+			return nil, fmt.Errorf("read file content: %w", noEOF(err))
+		}
+		d.frag, d.fragOff = uint32(len(w.frags)), uint32(off)
+	}
+	w.datas = append(w.datas, d)
+	return d, nil
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func (w *Writer) flushFragment() error {
+	if len(w.fragBuf) == 0 {
+		return nil
+	}
+	e := &fragEntry{}
+	w.frags = append(w.frags, e)
+	b := &block{src: w.fragBuf, frag: e}
+	w.fragBuf = nil
+	if err := w.p.submit(b); err != nil {
+		return fmt.Errorf("write squashfs: %w", err)
+	}
+	return nil
+}
+
+// Unused returns the bytes of Data that no entry names: content written and
+// then not used, which stays in the image unreachable.
+func (w *Writer) Unused() int64 {
+	var n int64
+	for _, d := range w.datas {
+		if !d.used {
+			n += d.size
+		}
+	}
+	return n
+}
+
+// Add puts e at name, a slash-separated path relative to the root ("" or
+// "." is the root itself, which must be a directory). Missing parent
+// directories are made with mode 0755, owned by 0:0, until an Add of their
+// own sets their attributes.
+func (w *Writer) Add(name string, e Entry) error {
+	if w.closed {
+		return ErrClosed
+	}
+	switch e.Type {
+	case tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeReg:
+		if e.Data == nil {
+			return fmt.Errorf("add %q: a regular file without Data", name)
+		}
+	default:
+		return fmt.Errorf("add %q: unsupported type %q", name, e.Type)
+	}
+	if e.UID < 0 || e.GID < 0 || int64(e.UID) > math.MaxUint32 || int64(e.GID) > math.MaxUint32 {
+		return fmt.Errorf("add %q: owner %d:%d out of range", name, e.UID, e.GID)
+	}
+	parent, base, err := w.parent(name)
+	if err != nil {
+		return err
+	}
+	if parent == nil { // the root
+		if e.Type != tar.TypeDir {
+			return fmt.Errorf("add %q: the root must be a directory", name)
+		}
+		w.root.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
+		return nil
+	}
+	if old, ok := parent.children[base]; ok {
+		if old.isDir() && e.Type == tar.TypeDir {
+			old.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
+			return nil
+		}
+		return fmt.Errorf("add %q: %w", name, ErrExists)
+	}
+	n := &node{e: e, nlink: 1}
+	if e.Type == tar.TypeDir {
+		n.children = map[string]*node{}
+		n.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
+	}
+	if e.Data != nil {
+		e.Data.used = true
+	}
+	parent.children[base] = n
+	return nil
+}
+
+// Link adds name as another name (a hard link) of target, which must be in
+// the tree and not be a directory.
+func (w *Writer) Link(name, target string) error {
+	if w.closed {
+		return ErrClosed
+	}
+	tp, tb, err := w.parent(target)
+	if err != nil {
+		return err
+	}
+	var t *node
+	if tp != nil {
+		t = tp.children[tb]
+	}
+	if t == nil || t.isDir() {
+		return fmt.Errorf("link %q to %q: the target is not a file in the tree", name, target)
+	}
+	parent, base, err := w.parent(name)
+	if err != nil {
+		return err
+	}
+	if parent == nil {
+		return fmt.Errorf("link %q: the root cannot be a link", name)
+	}
+	if _, ok := parent.children[base]; ok {
+		return fmt.Errorf("link %q: %w", name, ErrExists)
+	}
+	t.nlink++
+	parent.children[base] = t
+	return nil
+}
+
+// parent returns the directory that holds name, made as needed, and name's
+// last element; nil for the root.
+func (w *Writer) parent(name string) (*node, string, error) {
+	clean := strings.Trim(path.Clean("/"+name), "/")
+	if clean == "" {
+		return nil, "", nil
+	}
+	elems := strings.Split(clean, "/")
+	dir := w.root
+	for i, el := range elems {
+		if len(el) > maxNameLen {
+			return nil, "", fmt.Errorf("name %q: an element is longer than %d bytes", name, maxNameLen)
+		}
+		if i == len(elems)-1 {
+			return dir, el, nil
+		}
+		next, ok := dir.children[el]
+		if !ok {
+			next = &node{e: Entry{Type: tar.TypeDir, Mode: 0o755}, children: map[string]*node{}}
+			dir.children[el] = next
+		} else if !next.isDir() {
+			return nil, "", fmt.Errorf("name %q: /%s is not a directory", name, strings.Join(elems[:i+1], "/"))
+		}
+		dir = next
+	}
+	panic("unreachable")
+}
+
+// Abort stops the background compression and writes nothing more; the
+// image is incomplete. Close after Abort returns ErrClosed.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.p.putBuf(w.fragBuf)
+	w.fragBuf = nil
+	_ = w.p.close()
+}
+
+// AddTar adds every entry of the tar stream r: regular files with their
+// content, hard links (to names earlier in the stream or already added),
+// directories, symlinks, devices and FIFOs; "./" sets the root's
+// attributes. Other entry types and extended headers are skipped.
+func (w *Writer) AddTar(r io.Reader) error {
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		e := Entry{Type: hdr.Typeflag, Mode: hdr.Mode & 0o7777, UID: hdr.Uid, GID: hdr.Gid,
+			Target: hdr.Linkname, Major: hdr.Devmajor, Minor: hdr.Devminor}
+		switch hdr.Typeflag {
+		//lint:ignore SA1019 old tar writers still write TypeRegA
+		case tar.TypeReg, tar.TypeRegA:
+			e.Type = tar.TypeReg
+			if e.Data, err = w.Data(tr, hdr.Size); err != nil {
+				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			}
+		case tar.TypeLink:
+			if err := w.Link(hdr.Name, hdr.Linkname); err != nil {
+				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			}
+			continue
+		case tar.TypeSymlink:
+			e.Mode = 0o777
+		case tar.TypeDir, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		default:
+			continue
+		}
+		if err := w.Add(hdr.Name, e); err != nil {
+			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+		}
+	}
+}
+
+// sortedNames returns a directory's entry names in byte order, as the
+// kernel's lookup and mksquashfs expect.
+func sortedNames(n *node) []string {
+	names := make([]string, 0, len(n.children))
+	for name := range n.children {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
