@@ -60,8 +60,11 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 		if m, data, err = builtinOnePass(ctx, sw, layers, opts); err != nil {
 			return times, fmt.Errorf("read layers: %w", err)
 		}
-		if unused, total := sw.Unused(), m.dataBytes; unused > minUnusedRewrite && unused > total/maxUnusedShare {
-			opts.Log.Info().Int64("unused_bytes", unused).Int64("bytes", total).
+		if err := m.t.addSingularityD(sd); err != nil {
+			return times, fmt.Errorf("add /.singularity.d: %w", err)
+		}
+		if unused := m.dataBytes - survivingBytes(m.t, data); unused > minUnusedRewrite && unused > m.dataBytes/maxUnusedShare {
+			opts.Log.Info().Int64("unused_bytes", unused).Int64("bytes", m.dataBytes).
 				Msg("later layers replaced much of what earlier ones hold: writing the image again from the merged layers")
 			twoPass = true
 			sw.Abort()
@@ -85,11 +88,6 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 			return times, fmt.Errorf("read layers: %w", err)
 		}
 	}
-	if !twoPass {
-		if err := m.t.addSingularityD(sd); err != nil {
-			return times, fmt.Errorf("add /.singularity.d: %w", err)
-		}
-	}
 	times.flatten = time.Since(start)
 	start = time.Now()
 	if err := nameTree(ctx, sw, m.t, data); err != nil {
@@ -107,6 +105,20 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 	}
 	opts.Log.Debug().Int("entries", m.entries).Int("skipped", m.skipped).Msg("layers merged and packed")
 	return times, nil
+}
+
+// survivingBytes is the size of the files of t whose bytes are in data.
+func survivingBytes(t *tree, data map[*inode]*squashfs.Data) int64 {
+	var n int64
+	seen := map[*inode]bool{}
+	_ = t.walk(func(_ string, in *inode) error {
+		if d := data[in]; d != nil && !seen[in] {
+			seen[in] = true
+			n += d.Size()
+		}
+		return nil
+	})
+	return n
 }
 
 func newBuiltinWriter(f *os.File, opts Options) (*squashfs.Writer, error) {

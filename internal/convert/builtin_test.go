@@ -40,6 +40,8 @@ func TestBuiltinReplacedFiles(t *testing.T) {
 		{"a hard link keeps a removed name's bytes", imageOf(t, demoConfig,
 			[]ent{file("opt/app", "app", 0o755), hardlink("opt/app2", "opt/app")},
 			[]ent{whiteout("opt/.wh.app")}), false, false},
+		{"a big file, nothing replaced", imageOf(t, demoConfig,
+			[]ent{file("data/big", big, 0o644)}, []ent{file("data/other", big[:100], 0o644)}), false, false},
 		{"most bytes replaced: written again", imageOf(t, demoConfig,
 			[]ent{file("data/big", big, 0o644), file("data/small", "s", 0o644)},
 			[]ent{file("data/big", "now small", 0o644)}), true, true},
