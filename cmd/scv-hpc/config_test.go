@@ -96,7 +96,7 @@ func TestSiteConfigCache(t *testing.T) {
 
 // TestConversionSettings: compression and the layer cache come from the resolved
 // config (pull's flag > SCV_HPC_COMPRESSION > the site config's compression: >
-// gzip:1), reach the SIF and the blob store, and a bad value is a usage error before anything is fetched.
+// gzip:3), reach the SIF and the blob store, and a bad value is a usage error before anything is fetched.
 func TestConversionSettings(t *testing.T) {
 	testenv.Need(t, "unsquashfs")
 	reg := testenv.StartRegistryStoppable(t)

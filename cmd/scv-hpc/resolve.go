@@ -37,7 +37,7 @@ func (f *fetchFlags) register(fs *pflag.FlagSet, g *config.Flags) {
 	fs.StringVar(&f.platform, "platform", registry.DefaultPlatform, "image platform os/arch[/variant] to pick from a multi-platform image")
 	fs.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP (loopback registries always are); repeatable")
 	fs.BoolVar(&g.NoLayerCache, "no-layer-cache", false, "do not keep the image's layers in the cache's blob store (default: keep them, so models sharing layers download them once; env SCV_HPC_LAYER_CACHE=false, site config layer_cache: false)")
-	fs.StringVar(&g.Compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:1; env SCV_HPC_COMPRESSION, site config compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
+	fs.StringVar(&g.Compression, "compression", "", "squashfs compression of new SIFs, ALGO[:LEVEL]: gzip, zstd, xz, lz4, lzo (default gzip:3; env SCV_HPC_COMPRESSION, site config compression:; zstd packs faster and smaller where every node's kernel and squashfuse read it)")
 }
 
 // fetchOptions builds fetch.Options from the global flags and, when given, the fetch

@@ -181,7 +181,7 @@ func (c *Config) Settings() []Setting { return c.settings }
 // Resolve loads the site config and resolves every setting: flags > environment >
 // site config > defaults. getenv is os.LookupEnv in the program. Defaults: cache
 // $XDG_CACHE_HOME/scv-hpc, else ~/.cache/scv-hpc; tmpdir the system's; log level info,
-// format auto; offline false; compression gzip:1; layer cache on; blob max age 168h.
+// format auto; offline false; compression gzip:3; layer cache on; blob max age 168h.
 func Resolve(f Flags, getenv func(string) (string, bool)) (*Config, error) {
 	if f.Set == nil {
 		f.Set = func(string) bool { return false }

@@ -120,7 +120,7 @@ func TestConversionPrecedence(t *testing.T) {
 		age      time.Duration
 		ageFrom  string
 	}{
-		{"defaults", Flags{}, map[string]string{EnvConfig: empty}, "gzip:1", "default", true, 168 * time.Hour, "default"},
+		{"defaults", Flags{}, map[string]string{EnvConfig: empty}, "gzip:3", "default", true, 168 * time.Hour, "default"},
 		{"site config", Flags{}, map[string]string{EnvConfig: site}, "xz", "site config " + site, false, 48 * time.Hour, "site config " + site},
 		{"env over site", Flags{}, map[string]string{EnvConfig: site, EnvCompression: "zstd:5", EnvLayerCache: "yes", EnvBlobMaxAge: "1h"},
 			"zstd:5", "env " + EnvCompression, true, time.Hour, "env " + EnvBlobMaxAge},

@@ -19,25 +19,27 @@ type Compression struct {
 	Level int
 }
 
-// DefaultCompression is gzip at level 1: every squashfs reader that
+// DefaultCompression is gzip at level 3: every squashfs reader that
 // Apptainer and SingularityCE use decodes gzip (kernels back to RHEL 8,
-// squashfuse, SingularityCE 3.x's image check, which refuses zstd), gzip
-// decodes at the same speed whatever the level, and level 1 packed the
-// OpenCV image 4.5 times faster than level 9 for a SIF 10% larger (README:
-// measured table). zstd packs faster and smaller where the site's kernels
-// or squashfuse read it (scv-hpc doctor says which).
-var DefaultCompression = Compression{Algo: "gzip", Level: 1}
+// squashfuse, SingularityCE 3.x's image check, which refuses zstd), and gzip
+// decodes at the same speed whatever the level. With the builtin writer
+// (klauspost/compress's deflate) level 3 packed the OpenCV image in about a
+// third of the CPU time of tar2sqfs at zlib level 1, for a SIF 13% larger than
+// mksquashfs's level 9 (levels 1 and 2 were no faster and 16–19% larger;
+// README: measured table). zstd packs faster and smaller where the site's
+// kernels or squashfuse read it (scv-hpc doctor says which).
+var DefaultCompression = Compression{Algo: "gzip", Level: 3}
 
 // defaultLevels are the levels of an algorithm named without one: the fast
-// end for gzip and zstd (the tools' own default, 9 and 15, pack 5–10 times
+// end for gzip and zstd (the tools' own defaults, 9 and 15, pack 5–10 times
 // slower for a few percent); the tools' defaults for the others.
-var defaultLevels = map[string]int{"gzip": 1, "zstd": 3}
+var defaultLevels = map[string]int{"gzip": 3, "zstd": 3}
 
 // levels gives the levels each algorithm accepts; lz4 takes none.
 var levels = map[string][2]int{"gzip": {1, 9}, "zstd": {1, 22}, "xz": {0, 9}, "lzo": {1, 9}, "lz4": {0, 0}}
 
 // ParseCompression parses ALGO[:LEVEL] ("gzip", "zstd:3", "xz"). An empty
-// string is DefaultCompression; "gzip" alone is gzip:1 and "zstd" alone
+// string is DefaultCompression; "gzip" alone is gzip:3 and "zstd" alone
 // zstd:3.
 func ParseCompression(s string) (Compression, error) {
 	if s == "" {

@@ -13,8 +13,8 @@ func TestParseCompression(t *testing.T) {
 		bad      bool
 		mksq, ng []string
 	}{
-		{in: "", want: DefaultCompression, mksq: []string{"-comp", "gzip", "-Xcompression-level", "1"}, ng: []string{"-c", "gzip", "-X", "level=1"}},
-		{in: "gzip", want: Compression{"gzip", 1}},
+		{in: "", want: DefaultCompression, mksq: []string{"-comp", "gzip", "-Xcompression-level", "3"}, ng: []string{"-c", "gzip", "-X", "level=3"}},
+		{in: "gzip", want: Compression{"gzip", 3}},
 		{in: "GZIP:9", want: Compression{"gzip", 9}, mksq: []string{"-comp", "gzip", "-Xcompression-level", "9"}},
 		{in: "zstd", want: Compression{"zstd", 3}, mksq: []string{"-comp", "zstd", "-Xcompression-level", "3"}, ng: []string{"-c", "zstd", "-X", "level=3"}},
 		{in: "zstd:3", want: Compression{"zstd", 3}, ng: []string{"-c", "zstd", "-X", "level=3"}},

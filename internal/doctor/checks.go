@@ -109,15 +109,18 @@ func (d *doctor) userNamespaces(_ context.Context) Check {
 func (d *doctor) squashfsTools(ctx context.Context) []Check {
 	var out []Check
 	for _, tool := range []struct{ name, why string }{
-		{"tar2sqfs", "converting images streams them into it (squashfs-tools-ng); without it, mksquashfs -tar or the slower unpacked-tree path"},
-		{"mksquashfs", "converting images to SIF needs it"},
+		{"tar2sqfs", "--compression xz, lz4 or lzo streams images into it (squashfs-tools-ng); without it, mksquashfs -tar or the slower unpacked-tree path. gzip and zstd (the default is gzip) need no tool"},
+		{"mksquashfs", "--compression xz, lz4 or lzo needs it where tar2sqfs is missing. gzip and zstd (the default is gzip) need no tool"},
 		{"unsquashfs", "--runtime builtin needs it to unpack images"},
 	} {
 		c := Check{Name: tool.name}
-		if _, err := d.p.LookPath(tool.name); err != nil && tool.name == "tar2sqfs" {
+		if _, err := d.p.LookPath(tool.name); err != nil && tool.name != "unsquashfs" {
 			c.Status = Warn
 			c.Detail = "not on PATH: " + tool.why
 			c.Fix = "install squashfs-tools-ng (apt-get install squashfs-tools-ng / dnf install squashfs-tools-ng)"
+			if tool.name == "mksquashfs" {
+				c.Fix = "install squashfs-tools (apt-get install squashfs-tools / dnf install squashfs-tools), or 'module load squashfs-tools'"
+			}
 			out = append(out, c)
 			continue
 		} else if err != nil {

@@ -38,7 +38,7 @@ type Options struct {
 	// Its Offline field is forced to Options.Offline.
 	Registry registry.Options
 	// Compression is the squashfs compressor of new SIFs, ALGO[:LEVEL]
-	// (convert.ParseCompression); empty is convert.DefaultCompression (gzip:1).
+	// (convert.ParseCompression); empty is convert.DefaultCompression (gzip:3).
 	Compression string
 	// TmpDir holds the downloaded layers of a conversion and, on the tree path
 	// only, its unpacked root file system (default TMPDIR).

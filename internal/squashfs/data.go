@@ -11,7 +11,7 @@ import (
 type Data struct {
 	size    int64
 	start   uint64   // file offset of the first block
-	blocks  []uint32 // stored size of each full block, dataUncompBit when not compressed
+	blocks  []uint32 // stored size of each full block, dataUncompBit when not compressed (the pipeline's writer appends)
 	frag    uint32   // fragment block holding the tail, or invalidFrag
 	fragOff uint32   // offset of the tail in the fragment block
 	used    bool     // named by an entry
@@ -27,7 +27,6 @@ type block struct {
 	out  []byte // src compressed, or nil: stored as is
 	done chan struct{}
 	file *Data      // the file of a full block, or nil
-	idx  int        // the block's number in file
 	frag *fragEntry // the entry of a fragment block, or nil
 }
 
@@ -107,10 +106,10 @@ func (p *pipeline) writer() {
 			}
 		}
 		if b.file != nil {
-			if b.idx == 0 {
+			if len(b.file.blocks) == 0 {
 				b.file.start = p.pos
 			}
-			b.file.blocks[b.idx] = size
+			b.file.blocks = append(b.file.blocks, size)
 		} else {
 			*b.frag = fragEntry{start: p.pos, size: size}
 		}

@@ -16,12 +16,12 @@ import (
 // DefaultBlockSize is the data block size of mksquashfs and tar2sqfs.
 const DefaultBlockSize = 128 << 10
 
-// Options tune a Writer. The zero value writes gzip level 1 blocks of
+// Options tune a Writer. The zero value writes gzip level 3 blocks of
 // 128 KiB with one compressor per core.
 type Options struct {
 	// Compression is "gzip" (the default) or "zstd".
 	Compression string
-	// Level is the compression level: 1–9 for gzip (default 1), 1–22 for
+	// Level is the compression level: 1–9 for gzip (default 3), 1–22 for
 	// zstd (default 3).
 	Level int
 	// BlockSize is a power of two from 4 KiB to 1 MiB; default 128 KiB.
@@ -88,7 +88,7 @@ func NewWriter(f interface {
 		o.Compression = "gzip"
 	}
 	if o.Level == 0 {
-		o.Level = map[string]int{"gzip": 1, "zstd": 3}[o.Compression]
+		o.Level = map[string]int{"gzip": 3, "zstd": 3}[o.Compression]
 	}
 	if o.BlockSize == 0 {
 		o.BlockSize = DefaultBlockSize
@@ -127,14 +127,16 @@ func (w *Writer) Data(r io.Reader, size int64) (*Data, error) {
 		return nil, fmt.Errorf("file size %d", size)
 	}
 	bs := int64(w.blockSize)
-	d := &Data{size: size, frag: invalidFrag, blocks: make([]uint32, size/bs)}
-	for i := range d.blocks {
+	// The block list grows as blocks are written: a size that the stream
+	// does not hold allocates nothing.
+	d := &Data{size: size, frag: invalidFrag}
+	for range size / bs {
 		buf := w.p.getBuf()[:bs]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			w.p.putBuf(buf)
 			return nil, fmt.Errorf("read file content: %w", noEOF(err))
 		}
-		if err := w.p.submit(&block{src: buf, file: d, idx: i}); err != nil {
+		if err := w.p.submit(&block{src: buf, file: d}); err != nil {
 			return nil, fmt.Errorf("write squashfs: %w", err)
 		}
 	}

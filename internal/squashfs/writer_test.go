@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -117,6 +116,11 @@ func writeImage(t testing.TB, path string, tarStream []byte, o Options) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func lookPath(tool string) (string, bool) {
+	p, err := exec.LookPath(tool)
+	return p, err == nil
 }
 
 func need(t testing.TB, tools ...string) {
@@ -264,4 +268,3 @@ func firstDiff(a, b string) string {
 	return "(same lines)"
 }
 
-var _ = io.EOF

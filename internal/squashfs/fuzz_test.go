@@ -1,0 +1,60 @@
+package squashfs
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzAddTar feeds arbitrary tar streams to the writer: whatever the input,
+// it must not panic or hang, and a stream it takes must close into an image.
+// With SCV_FUZZ_UNSQUASHFS=1 every image is also listed by unsquashfs (slow:
+// the plain test run does it for the seeds).
+func FuzzAddTar(f *testing.F) {
+	f.Add(tarOf(f, sampleTree(f, 4096)[:40]))
+	f.Add(tarOf(f, []testEntry{
+		{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "a", Linkname: "missing"}},
+		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "../../x", Size: 1}, data: []byte("x")},
+		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "x/y", Size: 1}, data: []byte("y")},
+		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "x/y/z"}},
+		{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "."}},
+	}))
+	f.Add([]byte("not a tar"))
+	_, haveUnsquashfs := lookPath("unsquashfs")
+	haveUnsquashfs = haveUnsquashfs && (os.Getenv("SCV_FUZZ_UNSQUASHFS") == "1" || !fuzzing())
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		p := filepath.Join(t.TempDir(), "f.sqfs")
+		out, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		w, err := NewWriter(out, Options{BlockSize: 4096, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AddTar(bytes.NewReader(stream)); err != nil {
+			w.Abort()
+			return
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("close after a stream it took: %v", err)
+		}
+		if haveUnsquashfs {
+			run(t, "unsquashfs", "-n", "-lln", p)
+		}
+	})
+}
+
+// fuzzing reports whether the test binary runs the fuzzer (-test.fuzz).
+func fuzzing() bool {
+	for _, a := range os.Args {
+		if strings.HasPrefix(a, "-test.fuzz=") {
+			return true
+		}
+	}
+	return false
+}
