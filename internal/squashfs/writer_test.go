@@ -267,4 +267,3 @@ func firstDiff(a, b string) string {
 	}
 	return "(same lines)"
 }
-
