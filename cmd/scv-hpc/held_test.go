@@ -241,8 +241,7 @@ func TestHeldGCAndRmDuringPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
-	// The streaming conversion packs with tar2sqfs (mksquashfs -tar is its fallback).
-	for childNamed(pull.Process.Pid, "tar2sqfs") == 0 && childNamed(pull.Process.Pid, "mksquashfs") == 0 {
+	for !packing(pull.Process.Pid, cache) {
 		if time.Now().After(deadline) {
 			pull.Process.Kill()
 			t.Fatalf("the pull never ran its squashfs packer:\n%s", pullOut.String())

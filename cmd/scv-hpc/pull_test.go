@@ -247,18 +247,17 @@ func TestPullKilledMidConversion(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it while tar2sqfs, its child, packs the layers: the lock is held, the
-	// conversion is half done.
+	// Kill it while it packs the layers (its squashfs is being written): the lock
+	// is held, the conversion is half done.
 	deadline := time.Now().Add(time.Minute)
-	child := 0
-	for child == 0 {
-		child = childNamed(cmd.Process.Pid, "tar2sqfs")
+	for !packing(cmd.Process.Pid, c.cache) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatal("the pull never ran tar2sqfs")
+			t.Fatal("the pull never packed a squashfs")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+	child := childNamed(cmd.Process.Pid, "tar2sqfs") // 0 with the builtin packer
 	if locks, _ := filepath.Glob(filepath.Join(c.cache, "locks", "sha256-*.lock")); len(locks) != 1 {
 		t.Errorf("locks during the conversion: %v, want one", locks)
 	}
@@ -267,7 +266,7 @@ func TestPullKilledMidConversion(t *testing.T) {
 	}
 	cmd.Wait()
 	// tar2sqfs dies with its parent (PR_SET_PDEATHSIG).
-	for i := 0; syscall.Kill(child, 0) == nil; i++ {
+	for i := 0; child != 0 && syscall.Kill(child, 0) == nil; i++ {
 		if i == 500 {
 			syscall.Kill(child, syscall.SIGKILL)
 			t.Fatal("tar2sqfs outlived the killed pull")
@@ -359,6 +358,19 @@ func TestOfflineAndFailureClasses(t *testing.T) {
 }
 
 // childNamed returns the pid of a child of parent whose command is name, or 0.
+// packing reports whether the pull pid is packing a squashfs into cache: its
+// partition file (CACHE/tmp/*.sqfs) holds more than 1 MiB, or a squashfs tool
+// runs as its child.
+func packing(pid int, cache string) bool {
+	parts, _ := filepath.Glob(filepath.Join(cache, "tmp", "*.sqfs"))
+	for _, p := range parts {
+		if st, err := os.Stat(p); err == nil && st.Size() > 1<<20 {
+			return true
+		}
+	}
+	return childNamed(pid, "tar2sqfs") != 0 || childNamed(pid, "mksquashfs") != 0
+}
+
 func childNamed(parent int, name string) int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range stats {

@@ -144,28 +144,28 @@ type builtinMerger struct {
 func builtinOnePass(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer, opts Options) (*builtinMerger, map[*inode]*squashfs.Data, error) {
 	m := &builtinMerger{merger: newMerger(opts.Log)}
 	data := map[*inode]*squashfs.Data{}
-	for i, l := range layers {
-		m.startLayer(i)
-		err := readLayer(ctx, l, func(hdr *tar.Header, k int, r io.Reader) error {
-			if err := m.apply(hdr, k); err != nil {
-				return err
-			}
-			n := m.lastFile
-			if n == nil {
-				return nil
-			}
-			d, err := sw.Data(r, n.size)
-			if err != nil {
-				return fmt.Errorf("entry %q: %w", hdr.Name, err)
-			}
-			data[n] = d
-			m.dataBytes += n.size
-			opts.Progress.Add(n.size)
-			return nil
-		})
-		if err != nil {
-			return nil, nil, layerErr(layers, i, err)
+	err := eachLayer(ctx, layers, nil, func(i int, hdr *tar.Header, k int, r io.Reader) error {
+		if k == 0 {
+			m.startLayer(i)
 		}
+		if err := m.apply(hdr, k); err != nil {
+			return err
+		}
+		n := m.lastFile
+		if n == nil {
+			return nil
+		}
+		d, err := sw.Data(r, n.size)
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+		data[n] = d
+		m.dataBytes += n.size
+		opts.Progress.Add(n.size)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return m, data, nil
 }
@@ -185,42 +185,72 @@ func builtinMerge(ctx context.Context, layers []v1.Layer, log zerolog.Logger) (*
 func builtinData(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer, t *tree, opts Options) (map[*inode]*squashfs.Data, error) {
 	need := (&tarWriter{}).index(t)
 	data := map[*inode]*squashfs.Data{}
-	for i, l := range layers {
-		if need[i] == nil {
-			continue
-		}
-		err := readLayer(ctx, l, func(hdr *tar.Header, k int, r io.Reader) error {
-			n := need[i][k]
-			if n == nil {
-				return nil
-			}
-			if hdr.Size != n.size {
-				return fmt.Errorf("entry %q changed between two reads of the layer", hdr.Name)
-			}
-			d, err := sw.Data(r, n.size)
-			if err != nil {
-				return fmt.Errorf("entry %q: %w", hdr.Name, err)
-			}
-			data[n] = d
-			opts.Progress.Add(n.size)
+	err := eachLayer(ctx, layers, func(i int) bool { return need[i] != nil }, func(i int, hdr *tar.Header, k int, r io.Reader) error {
+		n := need[i][k]
+		if n == nil {
 			return nil
-		})
-		if err != nil {
-			return nil, layerErr(layers, i, err)
 		}
-	}
-	return data, nil
+		if hdr.Size != n.size {
+			return fmt.Errorf("entry %q changed between two reads of the layer", hdr.Name)
+		}
+		d, err := sw.Data(r, n.size)
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+		data[n] = d
+		opts.Progress.Add(n.size)
+		return nil
+	})
+	return data, err
 }
 
-// readLayer calls fn with every header of layer l, its index and its
-// content, and reads the blob to its end (where its digest is checked).
-func readLayer(ctx context.Context, l v1.Layer, fn func(hdr *tar.Header, k int, r io.Reader) error) error {
-	rc, err := openLayer(l)
-	if err != nil {
-		return err
+// eachLayer calls fn with every header of the layers that want selects (nil:
+// all), lowest first, with its layer, its index in the layer and its
+// content, and reads each blob to its end (where its digest is checked).
+// Each layer inflates in a goroutine of its own, up to readAheadDepth chunks
+// ahead, and the next layer starts while this one is read.
+func eachLayer(ctx context.Context, layers []v1.Layer, want func(int) bool, fn func(i int, hdr *tar.Header, k int, r io.Reader) error) error {
+	open := func(i int) io.ReadCloser {
+		if want != nil && !want(i) {
+			return nil
+		}
+		rc, err := openLayer(layers[i])
+		if err != nil {
+			return errReader{err}
+		}
+		return readAhead(rc, readAheadChunk, readAheadDepth)
 	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
+	var next io.ReadCloser
+	if len(layers) > 0 {
+		next = open(0)
+	}
+	defer func() {
+		if next != nil {
+			next.Close()
+		}
+	}()
+	for i := range layers {
+		cur := next
+		next = nil
+		if i+1 < len(layers) {
+			next = open(i + 1)
+		}
+		if cur == nil {
+			continue
+		}
+		err := readTar(ctx, cur, func(hdr *tar.Header, k int, r io.Reader) error { return fn(i, hdr, k, r) })
+		cur.Close()
+		if err != nil {
+			return layerErr(layers, i, err)
+		}
+	}
+	return nil
+}
+
+// readTar calls fn with every header of the tar stream r, its index and its
+// content, and reads r to its end.
+func readTar(ctx context.Context, r io.Reader, fn func(hdr *tar.Header, k int, r io.Reader) error) error {
+	tr := tar.NewReader(r)
 	for k := 0; ; k++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -236,7 +266,7 @@ func readLayer(ctx context.Context, l v1.Layer, fn func(hdr *tar.Header, k int, 
 			return err
 		}
 	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("read layer: %w", err)
 	}
 	return nil

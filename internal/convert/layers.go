@@ -111,13 +111,16 @@ func (d *digestReader) Read(p []byte) (int, error) {
 // chunk bytes ahead of the reader: the next layer decompresses while this
 // one is merged or written, with memory bounded to depth*chunk.
 func readAhead(r io.ReadCloser, chunk, depth int) io.ReadCloser {
-	ra := &aheadReader{ch: make(chan []byte, depth), stop: make(chan struct{}), done: make(chan struct{}), src: r}
+	ra := &aheadReader{ch: make(chan []byte, depth), free: make(chan []byte, depth+1),
+		stop: make(chan struct{}), done: make(chan struct{}), src: r}
 	go ra.fill(chunk)
 	return ra
 }
 
 type aheadReader struct {
 	ch   chan []byte
+	free chan []byte // chunks read out, to fill again
+	full []byte      // the chunk cur is part of
 	stop chan struct{}
 	done chan struct{}
 	src  io.ReadCloser
@@ -129,8 +132,13 @@ func (a *aheadReader) fill(chunk int) {
 	defer close(a.done)
 	defer close(a.ch)
 	for {
-		buf := make([]byte, chunk)
-		n, err := io.ReadFull(a.src, buf)
+		var buf []byte
+		select {
+		case buf = <-a.free:
+		default:
+			buf = make([]byte, chunk)
+		}
+		n, err := io.ReadFull(a.src, buf[:chunk])
 		if n > 0 {
 			select {
 			case a.ch <- buf[:n]:
@@ -150,6 +158,13 @@ func (a *aheadReader) fill(chunk int) {
 
 func (a *aheadReader) Read(p []byte) (int, error) {
 	for len(a.cur) == 0 {
+		if a.full != nil {
+			select {
+			case a.free <- a.full[:cap(a.full)]:
+			default:
+			}
+			a.full = nil
+		}
 		b, ok := <-a.ch
 		if !ok {
 			if a.err != nil {
@@ -157,7 +172,7 @@ func (a *aheadReader) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
-		a.cur = b
+		a.cur, a.full = b, b
 	}
 	n := copy(p, a.cur)
 	a.cur = a.cur[n:]
