@@ -32,7 +32,7 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 		Example: `  scv-hpc collect /scratch/run1 -o results.jsonl
   scv-hpc collect /scratch/run1 -o results.csv
   scv-hpc collect /scratch/run1 -o - | jq 'select(.ok|not)'`,
-		Args: exactArgsUsage(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{errors.New("collect: -o FILE is required (.jsonl or .csv, or - for stdout)")}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/spf13/cobra"
-
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
@@ -63,16 +61,6 @@ func loadJobDir(arg string) (string, *job.Job, error) {
 		return "", nil, err
 	}
 	return dir, j, nil
-}
-
-// exactArgsUsage is cobra.ExactArgs returning a usage error (exit code 2).
-func exactArgsUsage(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{err}
-		}
-		return nil
-	}
 }
 
 // notCached adds to a model's not-cached error (online: offline ones say it) the
@@ -159,6 +147,10 @@ func withHint(err error) error {
 		hint = "use 'scv-hpc resubmit' for a submitted job, or a new --out"
 	case errors.Is(err, slurm.ErrNotSubmitted):
 		hint = "it was not created by 'scv-hpc submit'; run it with 'scv-hpc predict' or 'scv-hpc run-shard'"
+	case errors.Is(err, jobsetup.ErrListNeeded):
+		hint = "give --files-from with the list to re-shard"
+	case errors.Is(err, slurm.ErrNoBinary):
+		hint = "give --scv-hpc PATH"
 	case errors.Is(err, jobsetup.ErrRescanSlurm):
 		hint = "use 'scv-hpc resubmit', or a new --out"
 	case errors.Is(err, slurm.ErrUnsafeValue):

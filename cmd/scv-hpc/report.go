@@ -35,7 +35,7 @@ The results are read in one pass with bounded memory, so millions of inputs are 
 FILE is replaced atomically; '-o -' writes to stdout.`,
 		Example: `  scv-hpc report /scratch/run1 -o run1.html
   scv-hpc report ./run1 -o - --samples 48 > run1.html`,
-		Args: exactArgsUsage(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{errors.New("report: -o FILE.html is required (or - for stdout)")}

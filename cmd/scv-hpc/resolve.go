@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/spf13/pflag"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/config"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
@@ -71,14 +75,29 @@ func (a *app) fetchOptions(f *fetchFlags) (fetch.Options, error) {
 	return o, nil
 }
 
-// ensureModel returns the SIF of MODEL, pulling and converting it when needed (and
-// allowed: with --offline only the cache is read). For commands that run a model.
-func (a *app) ensureModel(ctx context.Context, model string) (*fetch.Model, error) {
+// newJob returns the job of MODEL with the run options run: the model's SIF ensured
+// (pulled and converted when needed and allowed: with --offline only the cache is
+// read), and the cache it is in, made absolute, recorded for the nodes.
+func (a *app) newJob(ctx context.Context, model string, run job.RunOptions) (job.Job, error) {
 	o, err := a.fetchOptions(nil)
 	if err != nil {
-		return nil, err
+		return job.Job{}, err
 	}
 	o.Verify = true // once per job created, never per array task
 	m, err := fetch.Ensure(ctx, model, o)
-	return m, corruptHint(model, err)
+	if err != nil {
+		return job.Job{}, corruptHint(model, err)
+	}
+	if run.CacheDir, err = filepath.Abs(a.cacheDir); err != nil {
+		return job.Job{}, err
+	}
+	return job.Job{Model: model, Ref: m.Ref, Digest: m.Digest, SIF: m.SIF, Predict: m.Predict, GPU: m.GPU, Run: run}, nil
+}
+
+// givenLogLevel is the --log-level given to cmd, or "" when none was.
+func (a *app) givenLogLevel(cmd *cobra.Command) string {
+	if cmd.Flags().Changed("log-level") {
+		return a.logLevel
+	}
+	return ""
 }

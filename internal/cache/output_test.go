@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -114,4 +115,46 @@ func TestCheckOutputFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExportTo: a bundle written to a file outside the cache, or to a stdout that is
+// not the cache's, imports again; a path inside the cache is refused, writing nothing.
+func TestExportTo(t *testing.T) {
+	c := Open(t.TempDir())
+	d, sifPath := commitTest(t, c, "faces")
+	out := filepath.Join(t.TempDir(), "b.tar")
+	n, err := c.ExportTo(t.Context(), out, nil, nil)
+	if st, serr := os.Stat(out); err != nil || serr != nil || n != st.Size() || n == 0 {
+		t.Fatalf("ExportTo(%s) = %d, %v (%v)", out, n, err, serr)
+	}
+	var stdout bytes.Buffer
+	if n, err := c.ExportTo(t.Context(), "-", &stdout, []string{d}); err != nil || n != 0 || stdout.Len() == 0 {
+		t.Fatalf("ExportTo(-) = %d, %v, %d bytes", n, err, stdout.Len())
+	}
+	for _, r := range []io.Reader{mustOpen(t, out), &stdout} {
+		rep, err := Open(t.TempDir()).Import(t.Context(), r, ImportOptions{})
+		if err != nil || len(rep.Imported) != 1 || rep.Imported[0] != d {
+			t.Errorf("import of the export: %+v, %v", rep, err)
+		}
+	}
+	if _, err := c.ExportTo(t.Context(), filepath.Join(c.Dir, "b.tar"), nil, nil); !errors.Is(err, ErrInsideCache) {
+		t.Errorf("export into the cache: %v, want ErrInsideCache", err)
+	}
+	f, err := os.OpenFile(sifPath, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := c.ExportTo(t.Context(), "-", f, nil); !errors.Is(err, ErrInsideCache) {
+		t.Errorf("export to a stdout that is the cached SIF: %v, want ErrInsideCache", err)
+	}
+}
+
+func mustOpen(t *testing.T, p string) *os.File {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

@@ -23,8 +23,8 @@ import (
 )
 
 // ErrBadOption marks run options that cannot be used (a negative count, an unknown
-// runtime, a malformed GPU list): a usage error.
-var ErrBadOption = errors.New("bad run option")
+// runtime, a malformed GPU list): job.ErrBadOption, which the flags give too.
+var ErrBadOption = job.ErrBadOption
 
 // RunnerOptions turns a job's recorded run options r, with the explicit overrides ov
 // (the flags a user set), into runner.Options: the runtime selected (container.Select)
