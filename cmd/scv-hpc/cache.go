@@ -3,17 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
-	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/units"
+	"github.com/scivision-hpc/scv-hpc/internal/sweep"
 )
 
 func newCacheCmd(a *app) *cobra.Command {
@@ -50,30 +46,13 @@ func cacheLsCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if entries == nil {
-					entries = []cache.Entry{}
-				}
-				return printJSON(a, entries)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DIGEST\tSIZE\tPLATFORM\tCREATED\tREFS")
-			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), units.Bytes(e.Size), dash(e.Platform),
-					e.Created.Local().Format(time.DateTime), dash(strings.Join(e.Refs, ", ")))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
+				return printJSON(a, nonNil(entries))
 			}
 			blobs, err := a.openCache().Blobs()
 			if err != nil {
 				return err
 			}
-			var bytes int64
-			for _, b := range blobs {
-				bytes += b.Size
-			}
-			_, err = fmt.Fprintf(a.stdout, "layer blobs: %d, %s (shared by conversions; cache gc drops unused ones)\n", len(blobs), units.Bytes(bytes))
-			return err
+			return cache.WriteList(a.stdout, entries, blobs)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (full digests and paths)")
@@ -124,40 +103,15 @@ cache gc' cleans up). Exit status 1 when anything needs attention.`,
 			if err != nil {
 				return err
 			}
-			problems := 0
-			for _, r := range results {
-				if r.Problem() {
-					problems++
-				}
-			}
 			if asJSON {
-				if results == nil {
-					results = []cache.VerifyResult{}
-				}
-				if err := printJSON(a, results); err != nil {
-					return err
-				}
+				err = printJSON(a, nonNil(results))
 			} else {
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "STATUS\tDIGEST/REF\tDETAIL")
-				for _, r := range results {
-					what := r.Digest
-					if r.Ref != "" {
-						what = r.Ref
-					}
-					if what == "" {
-						what = r.Path
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Status, what, dash(r.Detail))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
+				err = cache.WriteVerify(a.stdout, results)
 			}
-			if problems > 0 {
-				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cacheDir, problems)
+			if n := cache.Problems(results); n > 0 && err == nil {
+				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cacheDir, n)
 			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -209,48 +163,19 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
   scv-hpc cache gc --corrupt --dry-run --cache /shared/scv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := a.openCache().GC(cmd.Context(), opts)
+			rep, err := sweep.Run(cmd.Context(), a.openCache(), opts, a.cfg.BlobMaxAge, a.tmpDir)
 			if err != nil {
 				return err
-			}
-			blobs, err := a.openCache().GCBlobs(a.cfg.BlobMaxAge, opts.DryRun)
-			if err != nil {
-				return err
-			}
-			for _, b := range blobs {
-				p, _ := a.openCache().BlobPath(b.Digest)
-				rep.Removed = append(rep.Removed, cache.VerifyResult{Status: "unused-blob", Digest: b.Digest, Path: p,
-					Detail: "layer blob unused since " + b.Used.Format(time.DateTime)})
-				rep.Bytes += b.Size
-			}
-			if !opts.DryRun {
-				tmp := a.tmpDir
-				if tmp == "" {
-					tmp = os.TempDir()
-				}
-				gone, _ := convert.SweepScratch(tmp)
-				for _, p := range gone {
-					rep.Removed = append(rep.Removed, cache.VerifyResult{Status: cache.StatusStaleTemp, Path: p, Detail: "scratch directory of a conversion that died"})
-				}
 			}
 			if asJSON {
-				if err := printJSON(a, rep); err != nil {
-					return err
-				}
+				err = printJSON(a, rep)
 			} else {
-				verb := "removed"
-				if opts.DryRun {
-					verb = "would remove"
-				}
-				for _, r := range rep.Removed {
-					fmt.Fprintf(a.stdout, "%s %s %s\n", verb, r.Status, r.Path)
-				}
-				fmt.Fprintf(a.stdout, "%s %d item(s), %s\n", verb, len(rep.Removed), units.Bytes(rep.Bytes))
+				err = rep.WriteText(a.stdout, opts.DryRun)
 			}
-			if len(rep.Errors) > 0 {
+			if len(rep.Errors) > 0 && err == nil {
 				return fmt.Errorf("cache gc: %d removal(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
 			}
-			return nil
+			return err
 		},
 	}
 	f := cmd.Flags()

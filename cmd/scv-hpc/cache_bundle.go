@@ -11,7 +11,6 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
@@ -42,31 +41,18 @@ must lie outside the cache directory; '-' writes to standard output.`,
 				}
 				digests = append(digests, d)
 			}
-			write := func(w io.Writer) error { return o.Cache.Export(cmd.Context(), w, digests) }
-			if args[0] == "-" {
-				if f, ok := a.stdout.(*os.File); ok {
-					// Redirected to a file: it must not be one of the cache's.
-					if err := o.Cache.CheckOutputFile(f); err != nil {
-						return fmt.Errorf("cache export: standard output: %w", err)
-					}
-				}
-				return write(a.stdout)
-			}
-			if err := o.Cache.CheckOutput(args[0]); err != nil {
+			n, err := o.Cache.ExportTo(cmd.Context(), args[0], a.stdout, digests)
+			if err != nil {
 				return fmt.Errorf("cache export: %w", err)
 			}
-			if err := fsutil.WriteAtomic(args[0], 0o644, write); err != nil {
-				return fmt.Errorf("cache export %s: %w", args[0], err)
-			}
-			st, err := os.Stat(args[0])
-			if err != nil {
-				return err
+			if args[0] == "-" {
+				return nil
 			}
 			what := "all entries"
 			if len(digests) > 0 {
 				what = strings.Join(args[1:], ", ")
 			}
-			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(st.Size()))
+			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(n))
 			return nil
 		},
 	}
@@ -104,14 +90,7 @@ make the command exit 1.`,
 			if err != nil {
 				return err
 			}
-			opts := cache.ImportOptions{Force: force, ImageOf: func(id string) (string, bool) {
-				e, err := cat.Lookup(id)
-				if err != nil {
-					return "", false
-				}
-				return e.Image, true
-			}}
-			rep, err := a.openCache().Import(cmd.Context(), r, opts)
+			rep, err := a.openCache().Import(cmd.Context(), r, cache.ImportOptions{Force: force, ImageOf: cat.ImageOf})
 			for _, m := range rep.Moved {
 				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
 					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)
@@ -120,25 +99,8 @@ make the command exit 1.`,
 				if jerr := printJSON(a, rep); jerr != nil {
 					return jerr
 				}
-			} else {
-				for _, d := range rep.Imported {
-					fmt.Fprintf(a.stdout, "imported %s\n", d)
-				}
-				for _, d := range rep.Present {
-					fmt.Fprintf(a.stdout, "present  %s\n", d)
-				}
-				for _, f := range rep.Failed {
-					fmt.Fprintf(a.stdout, "FAILED   %s: %s\n", f.Digest, f.Err)
-				}
-				if len(rep.Refs) > 0 {
-					fmt.Fprintf(a.stdout, "refs     %s\n", strings.Join(rep.Refs, ", "))
-				}
-				for _, m := range rep.Moved {
-					fmt.Fprintf(a.stdout, "moved    %s: %s -> %s\n", m.Ref, m.From, m.To)
-				}
-				for _, f := range rep.Refused {
-					fmt.Fprintf(a.stdout, "REFUSED  %s -> %s: %s\n", f.Ref, f.Digest, f.Reason)
-				}
+			} else if werr := rep.WriteText(a.stdout); werr != nil {
+				return werr
 			}
 			if err != nil {
 				if errors.Is(err, cache.ErrRefRefused) && !force {

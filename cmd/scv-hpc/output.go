@@ -35,6 +35,14 @@ func printJSON(a *app, v any) error {
 	return enc.Encode(v)
 }
 
+// nonNil returns s, or an empty list for nil: JSON shows [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // dash shows an empty table cell as "-".
 func dash(s string) string {
 	if s == "" {

@@ -47,23 +47,16 @@ each model's status, and the exit status is 1 if any failed.`,
 			if err != nil {
 				return err
 			}
-			rs := fetch.PullAll(cmd.Context(), models, o, jobs, func(i int, r fetch.PullResult) {
+			rows, failed := fetch.Rows(models, fetch.PullAll(cmd.Context(), models, o, jobs, false, func(i int, r fetch.PullResult) {
 				if r.Err != nil {
 					a.log.Error().Str("model", models[i]).Msg(withHint(r.Err).Error())
 				}
-			})
-			results := make([]fetchResult, len(models))
-			failed := 0
-			for i, r := range rs {
-				if results[i] = fetchRow(models[i], r); r.Err != nil {
-					failed++
-				}
-			}
+			}), explainPull)
 			if asJSON {
-				if err := printJSON(a, results); err != nil {
+				if err := printJSON(a, rows); err != nil {
 					return err
 				}
-			} else if err := writeFetchTable(a.stdout, results); err != nil {
+			} else if err := fetch.WriteRows(a.stdout, rows); err != nil {
 				return err
 			}
 			if failed > 0 {

@@ -58,17 +58,17 @@ type PullResult struct {
 	Err   error
 }
 
-// PullAll pulls models (Pull, without force), jobs at a time (at least 1). done, when
+// PullAll pulls models (Pull, with force), jobs at a time (at least 1). done, when
 // set, hears of each model as it ends (from several goroutines at once). A model never
 // started because ctx ended gets ctx's error: every model has a result.
-func PullAll(ctx context.Context, models []string, o Options, jobs int, done func(i int, r PullResult)) []PullResult {
+func PullAll(ctx context.Context, models []string, o Options, jobs int, force bool, done func(i int, r PullResult)) []PullResult {
 	res := make([]PullResult, len(models))
 	started := make([]bool, len(models))
 	pool := pond.NewPool(max(jobs, 1), pond.WithContext(ctx))
 	for i, m := range models {
 		pool.Submit(func() {
 			started[i] = true
-			mod, err := Pull(ctx, m, o, false)
+			mod, err := Pull(ctx, m, o, force)
 			res[i] = PullResult{Model: mod, Err: err}
 			if done != nil {
 				done(i, res[i])
