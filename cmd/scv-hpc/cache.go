@@ -109,7 +109,7 @@ cache gc' cleans up). Exit status 1 when anything needs attention.`,
 				err = cache.WriteVerify(a.stdout, results)
 			}
 			if n := cache.Problems(results); n > 0 && err == nil {
-				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cacheDir, n)
+				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cfg.Cache, n)
 			}
 			return err
 		},
@@ -163,7 +163,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
   scv-hpc cache gc --corrupt --dry-run --cache /shared/scv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := sweep.Run(cmd.Context(), a.openCache(), opts, a.cfg.BlobMaxAge, a.tmpDir)
+			rep, err := sweep.Run(cmd.Context(), a.openCache(), opts, a.cfg.BlobMaxAge, a.cfg.TmpDir)
 			if err != nil {
 				return err
 			}
@@ -182,7 +182,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 	f.BoolVar(&opts.Corrupt, "corrupt", false, "also re-hash every SIF and remove corrupt entries")
 	f.BoolVar(&opts.AllUnreferenced, "all-unreferenced", false, "also remove entries that no ref points at")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "only report what would be removed")
-	f.DurationVar(&a.flags.BlobMaxAge, "blob-max-age", 0, "remove layer blobs no conversion used for this long (default 168h; env SCV_HPC_BLOB_MAX_AGE, site config blob_max_age:; negative: all)")
+	a.flags.AddGCFlags(f)
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

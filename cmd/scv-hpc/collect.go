@@ -39,7 +39,7 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 			}
 			f, err := results.FormatFor(out, format)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			dir := args[0]
 			if out != "-" {
@@ -48,18 +48,10 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 				}
 			}
 			var tot results.Totals
-			run := func(w io.Writer) error {
-				var err error
+			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
 				tot, err = results.Collect(cmd.Context(), dir, w, f)
 				return err
-			}
-			where := out
-			if out == "-" {
-				where = "stdout"
-				err = run(a.stdout)
-			} else {
-				err = fsutil.WriteAtomic(out, 0o644, run)
-			}
+			})
 			if err != nil {
 				return fmt.Errorf("collect %s: %w", dir, err)
 			}

@@ -44,7 +44,7 @@ layer holding every file --add.
     --oci-layout ./images:plankton-1.2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			digest, err := f.Build(cmd.Context(), registry.Options{Log: a.log, Offline: a.offline}, a.log)
+			digest, err := f.Build(cmd.Context(), registry.Options{Log: a.log, Offline: a.cfg.Offline}, a.log)
 			if err != nil {
 				return err
 			}

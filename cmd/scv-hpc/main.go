@@ -17,8 +17,11 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/imagebuild"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/report"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+	"github.com/scivision-hpc/scv-hpc/internal/watch"
 )
 
 func main() {
@@ -48,7 +51,8 @@ var errInputsFailed = errors.New("finished with failed inputs")
 // such an error is a wrong invocation (exit code 2), as a usageError is.
 var usageErrors = []error{
 	job.ErrBadOption, jobsetup.ErrBadFlag, sharding.ErrBadPlan, sharding.ErrBadInclude,
-	execute.ErrNoShard, slurm.ErrBadOption, slurm.ErrTemplate, imagebuild.ErrBadFlag,
+	execute.ErrNoShard, slurm.ErrBadOption, slurm.ErrTemplate, imagebuild.ErrBadFlag, report.ErrBadOption,
+	watch.ErrBadInterval, results.ErrFormat,
 }
 
 // usageError marks a wrong invocation (exit code 2).

@@ -7,11 +7,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
 func newPullCmd(a *app) *cobra.Command {
 	var (
-		ff    fetchFlags
+		ff    registry.Options
 		force bool
 	)
 	cmd := &cobra.Command{
@@ -52,7 +53,8 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 			return nil
 		},
 	}
-	ff.register(cmd.Flags(), &a.flags)
+	ff.AddFlags(cmd.Flags())
+	a.flags.AddConversionFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&force, "force", false, "convert again even if the image digest is cached (replaces the entry)")
 	return cmd
 }

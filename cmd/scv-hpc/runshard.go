@@ -63,15 +63,8 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 			if cmd.Flags().Changed("index") {
 				given = &index
 			}
-			shard, err := execute.TaskShard(given, offset, os.LookupEnv)
+			j, shard, err := execute.LoadTask(dir, given, offset, os.LookupEnv)
 			if err != nil {
-				return err
-			}
-			j, err := job.Load(dir)
-			if err != nil {
-				return err
-			}
-			if err := execute.CheckShard(dir, j, shard); err != nil {
 				return err
 			}
 			ov, err := rf.Override(cmd.Flags().Changed)

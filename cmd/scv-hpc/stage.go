@@ -8,11 +8,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
 func newStageCmd(a *app) *cobra.Command {
 	var (
-		ff     fetchFlags
+		ff     registry.Options
 		file   string
 		jobs   int
 		asJSON bool
@@ -60,12 +61,13 @@ each model's status, and the exit status is 1 if any failed.`,
 				return err
 			}
 			if failed > 0 {
-				return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cacheDir)
+				return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cfg.Cache)
 			}
 			return nil
 		},
 	}
-	ff.register(cmd.Flags(), &a.flags)
+	ff.AddFlags(cmd.Flags())
+	a.flags.AddConversionFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")

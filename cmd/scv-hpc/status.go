@@ -73,13 +73,7 @@ func (a *app) watchStatus(ctx context.Context, dir string, interval time.Duratio
 	}
 	o := watch.Options{Interval: interval, Terminal: logging.IsTerminal(a.stdout), Query: (&slurm.Client{}).QueryAll}
 	o.Width, o.Height = watch.TerminalSize(a.stdout)
-	_, err := watch.Run(ctx, dir, a.stdout, o)
-	switch {
-	case errors.Is(err, watch.ErrBadInterval):
-		return usageError{err}
-	case err != nil && ctx.Err() != nil:
-		return nil // stopped by the user: nothing to clean up
-	case err != nil:
+	if _, err := watch.Run(ctx, dir, a.stdout, o); err != nil && ctx.Err() == nil { // Ctrl-C: nothing to clean up
 		return fmt.Errorf("status %s: %w", dir, err)
 	}
 	return nil

@@ -73,7 +73,7 @@ docs/slurm.md.`,
 			if o.WantGPU(j.GPU) {
 				a.log.Info().Str("model", args[0]).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
 			}
-			o.CacheDir, o.LogLevel = j.Run.CacheDir, a.logLevel
+			o.CacheDir, o.LogLevel = j.Run.CacheDir, a.cfg.LogLevel
 			if err := slurm.SaveOptions(s.Dir, o); err != nil {
 				return err
 			}

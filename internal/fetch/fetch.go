@@ -223,6 +223,24 @@ func Resolve(ctx context.Context, model string, o Options) (*Model, error) {
 	return m, check(ctx, t, m, o)
 }
 
+// SIFPath returns the SIF file model names: a path ending in .sif (Parse's rule of
+// what is a SIF) as it is, without opening it, else the SIF of the model in the cache
+// (Resolve: cache only).
+func SIFPath(ctx context.Context, model string, o Options) (string, error) {
+	t, err := Parse(model, o.Catalog)
+	if err != nil {
+		return "", err
+	}
+	if t.Kind == KindSIF {
+		return t.SIF, nil
+	}
+	m, err := Resolve(ctx, model, o)
+	if err != nil {
+		return "", err
+	}
+	return m.SIF, nil
+}
+
 func resolve(t *Target, o Options) (*Model, error) {
 	digest, path, meta, err := Cached(o.Cache, t)
 	if err != nil {
