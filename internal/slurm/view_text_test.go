@@ -108,7 +108,9 @@ func TestFlagsOptions(t *testing.T) {
 		check    func(o *Options) bool
 		bad      error
 	}{
-		{"base kept", nil, "", func(o *Options) bool { return o.Partition == "site" && o.LogLevel == "" && o.SignalSeconds == DefaultSignalSeconds }, nil},
+		{"base kept", nil, "", func(o *Options) bool {
+			return o.Partition == "site" && o.LogLevel == "" && o.SignalSeconds == DefaultSignalSeconds
+		}, nil},
 		{"flags over base", []string{"--partition=gpu", "--sbatch-arg=--x"}, "debug", func(o *Options) bool {
 			return o.Partition == "gpu" && o.LogLevel == "debug" && strings.Join(o.SbatchArgs, " ") == "--site --x"
 		}, nil},
