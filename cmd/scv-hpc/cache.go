@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,14 +46,13 @@ func cacheLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(a, nonNil(entries))
-			}
-			blobs, err := a.openCache().Blobs()
-			if err != nil {
-				return err
-			}
-			return cache.WriteList(a.stdout, entries, blobs)
+			return a.render(asJSON, nonNil(entries), func(w io.Writer) error {
+				blobs, err := a.openCache().Blobs()
+				if err != nil {
+					return err
+				}
+				return cache.WriteList(w, entries, blobs)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (full digests and paths)")
@@ -103,11 +103,7 @@ cache gc' cleans up). Exit status 1 when anything needs attention.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				err = printJSON(a, nonNil(results))
-			} else {
-				err = cache.WriteVerify(a.stdout, results)
-			}
+			err = a.render(asJSON, nonNil(results), func(w io.Writer) error { return cache.WriteVerify(w, results) })
 			if n := cache.Problems(results); n > 0 && err == nil {
 				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cfg.Cache, n)
 			}
@@ -167,11 +163,7 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				err = printJSON(a, rep)
-			} else {
-				err = rep.WriteText(a.stdout, opts.DryRun)
-			}
+			err = a.render(asJSON, rep, func(w io.Writer) error { return rep.WriteText(w, opts.DryRun) })
 			if len(rep.Errors) > 0 && err == nil {
 				return fmt.Errorf("cache gc: %d removal(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
 			}

@@ -95,12 +95,8 @@ make the command exit 1.`,
 				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
 					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)
 			}
-			if asJSON {
-				if jerr := printJSON(a, rep); jerr != nil {
-					return jerr
-				}
-			} else if werr := rep.WriteText(a.stdout); werr != nil {
-				return werr
+			if rerr := a.render(asJSON, rep, rep.WriteText); rerr != nil {
+				return rerr
 			}
 			if err != nil {
 				if errors.Is(err, cache.ErrRefRefused) && !force {

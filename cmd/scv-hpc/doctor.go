@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -36,11 +37,7 @@ to fix what is not ok. Exit status 1 when a check fails.`,
 			// Where each setting came from (flag, environment, site config, default),
 			// then the host's checks.
 			checks := append(doctor.Settings(a.cfg.Settings()), doctor.Run(cmd.Context(), opts)...)
-			if asJSON {
-				err = printJSON(a, checks)
-			} else {
-				err = doctor.WriteText(a.stdout, checks)
-			}
+			err = a.render(asJSON, checks, func(w io.Writer) error { return doctor.WriteText(w, checks) })
 			if n := doctor.Failed(checks); n > 0 && err == nil {
 				return fmt.Errorf("doctor: %d check(s) failed (see the fixes above)", n)
 			}

@@ -38,10 +38,7 @@ or a MODEL looked up in the cache (it is not fetched: pull it first).`,
 				return fmt.Errorf("inspect %s: %w", args[0], err)
 			}
 			info.ReadRunscript(cmd.Context())
-			if asJSON {
-				return printJSON(a, info)
-			}
-			return info.WriteText(a.stdout)
+			return a.render(asJSON, info, info.WriteText)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
@@ -25,10 +27,7 @@ models or override them by name. CACHED shows whether the model's SIF is in the 
 				return err
 			}
 			views := fetch.DescribeAll(a.openCache(), cat, a.log)
-			if asJSON {
-				return printJSON(a, views)
-			}
-			return fetch.WriteModels(a.stdout, views)
+			return a.render(asJSON, views, func(w io.Writer) error { return fetch.WriteModels(w, views) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
@@ -54,10 +53,7 @@ func modelsInfoCmd(a *app) *cobra.Command {
 				return err
 			}
 			v := fetch.Describe(a.openCache(), e, a.log)
-			if asJSON {
-				return printJSON(a, v)
-			}
-			return v.WriteCard(a.stdout)
+			return a.render(asJSON, v, v.WriteCard)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a card")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -35,27 +36,20 @@ func printJSON(a *app, v any) error {
 	return enc.Encode(v)
 }
 
+// render prints v as JSON with --json (printJSON), else as text.
+func (a *app) render(asJSON bool, v any, text func(w io.Writer) error) error {
+	if asJSON {
+		return printJSON(a, v)
+	}
+	return text(a.stdout)
+}
+
 // nonNil returns s, or an empty list for nil: JSON shows [] rather than null.
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
 	}
 	return s
-}
-
-// dash shows an empty table cell as "-".
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }
 
 // loadJobDir reads the job in the directory arg names and returns its absolute path.

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -30,16 +30,12 @@ each model's status, and the exit status is 1 if any failed.`,
   scv-hpc stage faces plankton@2.1 --cache /shared/scv
   grep -v deprecated models.txt | scv-hpc stage -f - --cache /shared/scv --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			models := append([]string{}, args...)
-			if file != "" {
-				list, err := readListFile(a, file)
-				if err != nil {
-					return err
-				}
-				models = append(models, list...)
+			models, err := fetch.Models(args, file, a.stdin)
+			if errors.Is(err, fetch.ErrNoModels) {
+				return usageError{fmt.Errorf("stage: %w (-f FILE)", err)}
 			}
-			if len(models) == 0 {
-				return usageError{fmt.Errorf("stage: no models: give MODEL arguments or -f FILE")}
+			if err != nil {
+				return fmt.Errorf("stage: %w", err)
 			}
 			if jobs < 1 {
 				return usageError{fmt.Errorf("stage: --jobs %d: want at least 1", jobs)}
@@ -53,11 +49,7 @@ each model's status, and the exit status is 1 if any failed.`,
 					a.log.Error().Str("model", models[i]).Msg(withHint(r.Err).Error())
 				}
 			}), explainPull)
-			if asJSON {
-				if err := printJSON(a, rows); err != nil {
-					return err
-				}
-			} else if err := fetch.WriteRows(a.stdout, rows); err != nil {
+			if err := a.render(asJSON, rows, func(w io.Writer) error { return fetch.WriteRows(w, rows) }); err != nil {
 				return err
 			}
 			if failed > 0 {
@@ -72,18 +64,4 @@ each model's status, and the exit status is 1 if any failed.`,
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
-}
-
-func readListFile(a *app, file string) ([]string, error) {
-	var r io.Reader = a.stdin
-	name := "standard input"
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, fmt.Errorf("stage: model list: %w", err)
-		}
-		defer f.Close()
-		r, name = f, file
-	}
-	return fetch.ReadModelList(r, name)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -53,10 +54,7 @@ Slurm, when no task of the job is pending or running.`,
 			if out.SlurmError != "" {
 				a.log.Warn().Str("error", out.SlurmError).Msg("cannot ask Slurm; showing the results files only")
 			}
-			if asJSON {
-				return printJSON(a, out)
-			}
-			return out.WriteText(a.stdout, statusTableMax, all)
+			return a.render(asJSON, out, func(w io.Writer) error { return out.WriteText(w, statusTableMax, all) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")

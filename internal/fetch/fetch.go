@@ -146,7 +146,7 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 		// resolved to before: run that, say so, and name the digest it is.
 		if m, cerr := resolve(t, o); cerr == nil {
 			o.Log.Warn().Str("model", t.Name()).Str("digest", m.Digest).Err(err).
-				Msg("registry unreachable: using the cached image this reference last resolved to (pass --offline to skip the check)")
+				Msg("registry unreachable: using the cached image this reference last resolved to (not checked for a newer one)")
 			return m, check(ctx, t, m, o)
 		}
 	}

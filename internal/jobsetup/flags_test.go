@@ -46,7 +46,9 @@ func TestFlagsSpec(t *testing.T) {
 				t.Fatal(err)
 			}
 			s, err := f.Spec("predict", fs.Changed, strings.NewReader(""), zerolog.Nop())
-			defer s.List.Close()
+			if err == nil {
+				defer s.List.Close()
+			}
 			if tt.bad != "" {
 				if !errors.Is(err, ErrBadFlag) || !strings.Contains(err.Error(), tt.bad) {
 					t.Fatalf("Spec: %v, want ErrBadFlag with %q", err, tt.bad)
