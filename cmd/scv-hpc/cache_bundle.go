@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -77,20 +75,11 @@ make the command exit 1.`,
   scv-hpc --offline cache path faces --cache /shared/scv   # then use it offline`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader = a.stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return fmt.Errorf("cache import: %w", err)
-				}
-				defer f.Close()
-				r = f
-			}
 			cat, err := a.loadCatalog()
 			if err != nil {
 				return err
 			}
-			rep, err := a.openCache().Import(cmd.Context(), r, cache.ImportOptions{Force: force, ImageOf: cat.ImageOf})
+			rep, err := a.openCache().ImportFrom(cmd.Context(), args[0], a.stdin, cache.ImportOptions{Force: force, ImageOf: cat.ImageOf})
 			for _, m := range rep.Moved {
 				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
 					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)

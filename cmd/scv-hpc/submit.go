@@ -60,23 +60,12 @@ docs/slurm.md.`,
 			if s.Job, err = a.newJob(ctx, args[0], run); err != nil {
 				return fmt.Errorf("submit: %w", err)
 			}
-			s.Job.Slurm = &job.Slurm{}
-			unlock, err := job.Dir(s.Dir).LockNew()
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			j, err := jobsetup.Create(ctx, s)
+			o.LogLevel = a.cfg.LogLevel
+			j, unlock, err := jobsetup.CreateForSlurm(ctx, s, o)
 			if err != nil {
 				return fmt.Errorf("submit: %w", err)
 			}
-			if o.WantGPU(j.GPU) {
-				a.log.Info().Str("model", args[0]).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
-			}
-			o.CacheDir, o.LogLevel = j.Run.CacheDir, a.cfg.LogLevel
-			if err := slurm.SaveOptions(s.Dir, o); err != nil {
-				return err
-			}
+			defer unlock()
 			err = a.submitShards(ctx, slurm.JobRequest{JobDir: s.Dir, Job: j, Options: o, Template: tmpl, Shards: j.AllShards(), DryRun: dryRun}, asJSON)
 			if err != nil && len(j.Slurm.Arrays) == 0 {
 				return fmt.Errorf("%w\nthe job directory %s is kept: fix the cause, then run 'scv-hpc resubmit %s' (its flags override the saved settings)",

@@ -134,3 +134,17 @@ func (c *Cache) ExportTo(ctx context.Context, path string, stdout io.Writer, dig
 	}
 	return st.Size(), nil
 }
+
+// ImportFrom imports the bundle in the file path (Import), or for "-" the one on
+// stdin.
+func (c *Cache) ImportFrom(ctx context.Context, path string, stdin io.Reader, opts ImportOptions) (ImportReport, error) {
+	if path == "-" {
+		return c.Import(ctx, stdin, opts)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	defer f.Close()
+	return c.Import(ctx, f, opts)
+}

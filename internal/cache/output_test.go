@@ -118,7 +118,7 @@ func TestCheckOutputFile(t *testing.T) {
 }
 
 // TestExportTo: a bundle written to a file outside the cache, or to a stdout that is
-// not the cache's, imports again; a path inside the cache is refused, writing nothing.
+// not the cache's, imports again (ImportFrom); a path inside the cache is refused, writing nothing.
 func TestExportTo(t *testing.T) {
 	c := Open(t.TempDir())
 	d, sifPath := commitTest(t, c, "faces")
@@ -131,11 +131,18 @@ func TestExportTo(t *testing.T) {
 	if n, err := c.ExportTo(t.Context(), "-", &stdout, []string{d}); err != nil || n != 0 || stdout.Len() == 0 {
 		t.Fatalf("ExportTo(-) = %d, %v, %d bytes", n, err, stdout.Len())
 	}
-	for _, r := range []io.Reader{mustOpen(t, out), &stdout} {
-		rep, err := Open(t.TempDir()).Import(t.Context(), r, ImportOptions{})
+	// ImportFrom reads the file, or stdin for "-".
+	for _, src := range []struct {
+		path  string
+		stdin io.Reader
+	}{{out, nil}, {"-", &stdout}} {
+		rep, err := Open(t.TempDir()).ImportFrom(t.Context(), src.path, src.stdin, ImportOptions{})
 		if err != nil || len(rep.Imported) != 1 || rep.Imported[0] != d {
-			t.Errorf("import of the export: %+v, %v", rep, err)
+			t.Errorf("import of the export (%s): %+v, %v", src.path, rep, err)
 		}
+	}
+	if _, err := c.ImportFrom(t.Context(), out+".none", nil, ImportOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("import of a missing file: %v", err)
 	}
 	if _, err := c.ExportTo(t.Context(), filepath.Join(c.Dir, "b.tar"), nil, nil); !errors.Is(err, ErrInsideCache) {
 		t.Errorf("export into the cache: %v, want ErrInsideCache", err)
@@ -148,13 +155,4 @@ func TestExportTo(t *testing.T) {
 	if _, err := c.ExportTo(t.Context(), "-", f, nil); !errors.Is(err, ErrInsideCache) {
 		t.Errorf("export to a stdout that is the cached SIF: %v, want ErrInsideCache", err)
 	}
-}
-
-func mustOpen(t *testing.T, p string) *os.File {
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }
