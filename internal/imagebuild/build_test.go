@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -93,5 +94,51 @@ func TestFlagsBuild(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFlagsBuildPushInsecure: a registry that is not on loopback is pushed to over
+// plain HTTP only when --insecure-registry names it.
+func TestFlagsBuildPushInsecure(t *testing.T) {
+	var ip string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			ip = n.IP.String()
+			break
+		}
+	}
+	if ip == "" {
+		t.Skip("no address of this host that is not loopback")
+	}
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Skip(err)
+	}
+	srv := httptest.NewUnstartedServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	host := l.Addr().String()
+	src := filepath.Join(t.TempDir(), "model")
+	if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, insecure := range []bool{false, true} {
+		var f imagebuild.Flags
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		f.AddFlags(fs)
+		args := []string{"--add=" + src + ":/m", "--push=" + host + "/lab/m:1"}
+		if insecure {
+			args = append(args, "--insecure-registry="+host)
+		}
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.Build(context.Background(), registry.Options{Retries: -1}, zerolog.Nop())
+		if insecure != (err == nil) {
+			t.Errorf("push with --insecure-registry %v: %v", insecure, err)
+		}
 	}
 }
