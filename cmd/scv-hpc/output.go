@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
@@ -75,12 +74,7 @@ func (a *app) notCached(model string, err error) error {
 }
 
 // shellWord quotes s for a shell command line only when it needs it.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
-	}
-	return slurm.Quote(s)
-}
+func shellWord(s string) string { return slurm.QuoteArgs([]string{s}) }
 
 // corruptHint adds what to do to an error that reports a corrupt cached SIF of model
 // (cache.ErrCorrupt); other errors are returned as they are.
