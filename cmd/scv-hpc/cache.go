@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -126,20 +125,8 @@ func cacheRmCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, arg := range args {
-				digest, err := a.digestOf(o, arg)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("cache rm: %w", err))
-					continue
-				}
-				if err := o.Cache.Remove(digest); err != nil {
-					errs = append(errs, fmt.Errorf("rm %s: %w", arg, err))
-					continue
-				}
-				fmt.Fprintf(a.stdout, "removed %s (%s)\n", arg, digest)
-			}
-			return errors.Join(errs...)
+			explain := func(m string, err error) error { return fmt.Errorf("cache rm: %w", a.notCached(m, err)) }
+			return fetch.Remove(o, args, explain, func(m, digest string) { fmt.Fprintf(a.stdout, "removed %s (%s)\n", m, digest) })
 		},
 	}
 }

@@ -31,13 +31,9 @@ must lie outside the cache directory; '-' writes to standard output.`,
 			if err != nil {
 				return err
 			}
-			var digests []string
-			for _, m := range args[1:] {
-				d, err := a.digestOf(o, m)
-				if err != nil {
-					return fmt.Errorf("cache export: %w", err)
-				}
-				digests = append(digests, d)
+			digests, err := fetch.CachedDigests(o, args[1:], a.notCached)
+			if err != nil {
+				return fmt.Errorf("cache export: %w", err)
 			}
 			n, err := o.Cache.ExportTo(cmd.Context(), args[0], a.stdout, digests)
 			if err != nil {
@@ -99,10 +95,4 @@ make the command exit 1.`,
 	imp.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
 	imp.Flags().BoolVar(&force, "force", false, "move refs this cache maps to another digest (each move is reported)")
 	return []*cobra.Command{export, imp}
-}
-
-// digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func (a *app) digestOf(o fetch.Options, model string) (string, error) {
-	d, err := fetch.CachedDigest(o, model)
-	return d, a.notCached(model, err)
 }

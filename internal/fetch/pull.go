@@ -52,6 +52,40 @@ func CachedDigest(o Options, model string) (string, error) {
 	return d, nil
 }
 
+// CachedDigests is CachedDigest of each of models, in order; the first that fails
+// stops it, its error explained by explain(model, err) (the command's hint).
+func CachedDigests(o Options, models []string, explain func(model string, err error) error) ([]string, error) {
+	var digests []string
+	for _, m := range models {
+		d, err := CachedDigest(o, m)
+		if err != nil {
+			return nil, explain(m, err)
+		}
+		digests = append(digests, d)
+	}
+	return digests, nil
+}
+
+// Remove removes the cache entry of each of models (a MODEL or a sha256 digest:
+// CachedDigest) and its refs, each on its own: removed hears of each one removed, and
+// the errors of the others, each explained by explain(model, err), are joined.
+func Remove(o Options, models []string, explain func(model string, err error) error, removed func(model, digest string)) error {
+	var errs []error
+	for _, m := range models {
+		d, err := CachedDigest(o, m)
+		if err != nil {
+			errs = append(errs, explain(m, err))
+			continue
+		}
+		if err := o.Cache.Remove(d); err != nil {
+			errs = append(errs, fmt.Errorf("rm %s: %w", m, err))
+			continue
+		}
+		removed(m, d)
+	}
+	return errors.Join(errs...)
+}
+
 // PullResult is the outcome of one model of PullAll: its SIF, or why not.
 type PullResult struct {
 	Model *Model
