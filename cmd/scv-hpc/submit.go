@@ -60,6 +60,9 @@ docs/slurm.md.`,
 			if s.Job, err = a.newJob(ctx, args[0], run); err != nil {
 				return fmt.Errorf("submit: %w", err)
 			}
+			if o.WantGPU(s.Job.GPU) {
+				a.log.Info().Str("model", args[0]).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
+			}
 			o.LogLevel = a.cfg.LogLevel
 			j, unlock, err := jobsetup.CreateForSlurm(ctx, s, o)
 			if err != nil {

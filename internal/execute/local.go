@@ -36,7 +36,7 @@ func Local(ctx context.Context, s jobsetup.Spec, ov job.Override, o runner.Optio
 	}
 	j := res.Job
 	if res.Outcome == jobsetup.Resumed {
-		o.Log.Info().Str("out", s.Dir).Int("shards", j.Shards).Int64("inputs", j.Inputs).Msg("resuming the job in --out")
+		o.Log.Info().Str("out", s.Dir).Int("shards", j.Shards).Int64("inputs", j.Inputs).Msg("resuming the job")
 	}
 	if NeedsOwnOptions(j.Run, s.Job.Run, ov) {
 		if o, err = RunnerOptions(j.Run, ov, o.Log, o.Progress); err != nil {

@@ -10,10 +10,9 @@ import (
 
 // CreateForSlurm creates the job s asks for, to be submitted to Slurm with the options
 // o: under the job lock of s.Dir (the directory made when missing), job.json with an
-// empty Slurm record (Create), then slurm.json: o with the cache the job's SIF is in,
-// and one GPU per task when the model wants a GPU and o asks for none (Options.WantGPU,
-// logged). The caller holds the returned lock through the submission and releases it;
-// on an error nothing is held.
+// empty Slurm record (Create), then slurm.json: o with the cache the job's SIF is in.
+// The caller holds the returned lock through the submission and releases it; on an
+// error nothing is held.
 func CreateForSlurm(ctx context.Context, s Spec, o *slurm.Options) (*job.Job, job.Unlock, error) {
 	unlock, err := job.Dir(s.Dir).LockNew()
 	if err != nil {
@@ -24,9 +23,6 @@ func CreateForSlurm(ctx context.Context, s Spec, o *slurm.Options) (*job.Job, jo
 	if err != nil {
 		unlock()
 		return nil, nil, err
-	}
-	if o.WantGPU(j.GPU) {
-		s.Log.Info().Str("model", j.Model).Msg("the model wants a GPU: asking Slurm for one per task (--gpus-per-task 1); set --gres or --gpus-per-task to change")
 	}
 	o.CacheDir = j.Run.CacheDir
 	if err := slurm.SaveOptions(s.Dir, o); err != nil {

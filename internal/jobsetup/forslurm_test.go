@@ -11,15 +11,16 @@ import (
 )
 
 // TestCreateForSlurm: job.json with a Slurm record and slurm.json with the job's cache
-// and a GPU for a GPU model are written, and the job lock is held until released; a
+// and the options given are written, and the job lock is held until released; a
 // second creation in the same directory fails and holds nothing.
 func TestCreateForSlurm(t *testing.T) {
-	for _, gpu := range []bool{false, true} {
+	for _, gpus := range []int{0, 2} {
 		data, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
 		files(t, data, "a.png", "b.png", "c.png")
 		s := spec(t, data, out)
-		s.Job.GPU, s.Job.Run.CacheDir = gpu, "/shared/cache"
+		s.Job.Run.CacheDir = "/shared/cache"
 		o := slurm.DefaultOptions()
+		o.GPUsPerTask = gpus
 		j, unlock, err := CreateForSlurm(context.Background(), s, &o)
 		if err != nil {
 			t.Fatal(err)
@@ -36,8 +37,8 @@ func TestCreateForSlurm(t *testing.T) {
 		if err != nil || j.Shards != 2 || loaded.Slurm == nil || loaded.Shards != 2 {
 			t.Errorf("job %+v, loaded %+v, %v; want 2 shards and a Slurm record", j, loaded, err)
 		}
-		if want := map[bool]int{false: 0, true: 1}[gpu]; saved.CacheDir != "/shared/cache" || saved.GPUsPerTask != want {
-			t.Errorf("gpu %v: slurm.json %+v, want the cache and %d GPU per task", gpu, saved, want)
+		if saved.CacheDir != "/shared/cache" || saved.GPUsPerTask != gpus {
+			t.Errorf("slurm.json %+v, want the cache and %d GPUs per task", saved, gpus)
 		}
 		o = slurm.DefaultOptions()
 		if _, _, err := CreateForSlurm(context.Background(), s, &o); !errors.Is(err, job.ErrExists) {
