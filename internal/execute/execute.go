@@ -2,7 +2,7 @@
 // recorded run options (with explicit overrides) into runner.Options, takes each
 // shard's lock so that no shard runs twice at once (across nodes), and runs the
 // shards through the runner — one shard (a Slurm array task, run-shard) or all of them
-// (predict).
+// (predict, which Local runs whole: the job opened under its lock, then every shard).
 package execute
 
 import (
