@@ -1,19 +1,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
+	"io"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
-	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/units"
+	"github.com/scivision-hpc/scv-hpc/internal/sweep"
 )
 
 func newCacheCmd(a *app) *cobra.Command {
@@ -49,31 +45,13 @@ func cacheLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if entries == nil {
-					entries = []cache.Entry{}
+			return a.render(asJSON, nonNil(entries), func(w io.Writer) error {
+				blobs, err := a.openCache().Blobs()
+				if err != nil {
+					return err
 				}
-				return printJSON(a, entries)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DIGEST\tSIZE\tPLATFORM\tCREATED\tREFS")
-			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), units.Bytes(e.Size), dash(e.Platform),
-					e.Created.Local().Format(time.DateTime), dash(strings.Join(e.Refs, ", ")))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			blobs, err := a.openCache().Blobs()
-			if err != nil {
-				return err
-			}
-			var bytes int64
-			for _, b := range blobs {
-				bytes += b.Size
-			}
-			_, err = fmt.Fprintf(a.stdout, "layer blobs: %d, %s (shared by conversions; cache gc drops unused ones)\n", len(blobs), units.Bytes(bytes))
-			return err
+				return cache.WriteList(w, entries, blobs)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (full digests and paths)")
@@ -124,40 +102,11 @@ cache gc' cleans up). Exit status 1 when anything needs attention.`,
 			if err != nil {
 				return err
 			}
-			problems := 0
-			for _, r := range results {
-				if r.Problem() {
-					problems++
-				}
+			err = a.render(asJSON, nonNil(results), func(w io.Writer) error { return cache.WriteVerify(w, results) })
+			if n := cache.Problems(results); n > 0 && err == nil {
+				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cfg.Cache, n)
 			}
-			if asJSON {
-				if results == nil {
-					results = []cache.VerifyResult{}
-				}
-				if err := printJSON(a, results); err != nil {
-					return err
-				}
-			} else {
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "STATUS\tDIGEST/REF\tDETAIL")
-				for _, r := range results {
-					what := r.Digest
-					if r.Ref != "" {
-						what = r.Ref
-					}
-					if what == "" {
-						what = r.Path
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Status, what, dash(r.Detail))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-			}
-			if problems > 0 {
-				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cacheDir, problems)
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -176,20 +125,8 @@ func cacheRmCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, arg := range args {
-				digest, err := a.digestOf(o, arg)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("cache rm: %w", err))
-					continue
-				}
-				if err := o.Cache.Remove(digest); err != nil {
-					errs = append(errs, fmt.Errorf("rm %s: %w", arg, err))
-					continue
-				}
-				fmt.Fprintf(a.stdout, "removed %s (%s)\n", arg, digest)
-			}
-			return errors.Join(errs...)
+			explain := func(m string, err error) error { return fmt.Errorf("cache rm: %w", a.notCached(m, err)) }
+			return fetch.Remove(o, args, explain, func(m, digest string) { fmt.Fprintf(a.stdout, "removed %s (%s)\n", m, digest) })
 		},
 	}
 }
@@ -209,55 +146,22 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
   scv-hpc cache gc --corrupt --dry-run --cache /shared/scv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := a.openCache().GC(cmd.Context(), opts)
+			rep, err := sweep.Run(cmd.Context(), a.openCache(), opts, a.cfg.BlobMaxAge, a.cfg.TmpDir)
 			if err != nil {
 				return err
 			}
-			blobs, err := a.openCache().GCBlobs(a.cfg.BlobMaxAge, opts.DryRun)
-			if err != nil {
-				return err
-			}
-			for _, b := range blobs {
-				p, _ := a.openCache().BlobPath(b.Digest)
-				rep.Removed = append(rep.Removed, cache.VerifyResult{Status: "unused-blob", Digest: b.Digest, Path: p,
-					Detail: "layer blob unused since " + b.Used.Format(time.DateTime)})
-				rep.Bytes += b.Size
-			}
-			if !opts.DryRun {
-				tmp := a.tmpDir
-				if tmp == "" {
-					tmp = os.TempDir()
-				}
-				gone, _ := convert.SweepScratch(tmp)
-				for _, p := range gone {
-					rep.Removed = append(rep.Removed, cache.VerifyResult{Status: cache.StatusStaleTemp, Path: p, Detail: "scratch directory of a conversion that died"})
-				}
-			}
-			if asJSON {
-				if err := printJSON(a, rep); err != nil {
-					return err
-				}
-			} else {
-				verb := "removed"
-				if opts.DryRun {
-					verb = "would remove"
-				}
-				for _, r := range rep.Removed {
-					fmt.Fprintf(a.stdout, "%s %s %s\n", verb, r.Status, r.Path)
-				}
-				fmt.Fprintf(a.stdout, "%s %d item(s), %s\n", verb, len(rep.Removed), units.Bytes(rep.Bytes))
-			}
-			if len(rep.Errors) > 0 {
+			err = a.render(asJSON, rep, func(w io.Writer) error { return rep.WriteText(w, opts.DryRun) })
+			if len(rep.Errors) > 0 && err == nil {
 				return fmt.Errorf("cache gc: %d removal(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
 			}
-			return nil
+			return err
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&opts.Corrupt, "corrupt", false, "also re-hash every SIF and remove corrupt entries")
 	f.BoolVar(&opts.AllUnreferenced, "all-unreferenced", false, "also remove entries that no ref points at")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "only report what would be removed")
-	f.DurationVar(&a.flags.BlobMaxAge, "blob-max-age", 0, "remove layer blobs no conversion used for this long (default 168h; env SCV_HPC_BLOB_MAX_AGE, site config blob_max_age:; negative: all)")
+	a.flags.AddGCFlags(f)
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -3,15 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
@@ -34,39 +31,22 @@ must lie outside the cache directory; '-' writes to standard output.`,
 			if err != nil {
 				return err
 			}
-			var digests []string
-			for _, m := range args[1:] {
-				d, err := a.digestOf(o, m)
-				if err != nil {
-					return fmt.Errorf("cache export: %w", err)
-				}
-				digests = append(digests, d)
-			}
-			write := func(w io.Writer) error { return o.Cache.Export(cmd.Context(), w, digests) }
-			if args[0] == "-" {
-				if f, ok := a.stdout.(*os.File); ok {
-					// Redirected to a file: it must not be one of the cache's.
-					if err := o.Cache.CheckOutputFile(f); err != nil {
-						return fmt.Errorf("cache export: standard output: %w", err)
-					}
-				}
-				return write(a.stdout)
-			}
-			if err := o.Cache.CheckOutput(args[0]); err != nil {
+			digests, err := fetch.CachedDigests(o, args[1:], a.notCached)
+			if err != nil {
 				return fmt.Errorf("cache export: %w", err)
 			}
-			if err := fsutil.WriteAtomic(args[0], 0o644, write); err != nil {
-				return fmt.Errorf("cache export %s: %w", args[0], err)
-			}
-			st, err := os.Stat(args[0])
+			n, err := o.Cache.ExportTo(cmd.Context(), args[0], a.stdout, digests)
 			if err != nil {
-				return err
+				return fmt.Errorf("cache export: %w", err)
+			}
+			if args[0] == "-" {
+				return nil
 			}
 			what := "all entries"
 			if len(digests) > 0 {
 				what = strings.Join(args[1:], ", ")
 			}
-			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(st.Size()))
+			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(n))
 			return nil
 		},
 	}
@@ -91,54 +71,17 @@ make the command exit 1.`,
   scv-hpc --offline cache path faces --cache /shared/scv   # then use it offline`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader = a.stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return fmt.Errorf("cache import: %w", err)
-				}
-				defer f.Close()
-				r = f
-			}
 			cat, err := a.loadCatalog()
 			if err != nil {
 				return err
 			}
-			opts := cache.ImportOptions{Force: force, ImageOf: func(id string) (string, bool) {
-				e, err := cat.Lookup(id)
-				if err != nil {
-					return "", false
-				}
-				return e.Image, true
-			}}
-			rep, err := a.openCache().Import(cmd.Context(), r, opts)
+			rep, err := a.openCache().ImportFrom(cmd.Context(), args[0], a.stdin, cache.ImportOptions{Force: force, ImageOf: cat.ImageOf})
 			for _, m := range rep.Moved {
 				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
 					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)
 			}
-			if asJSON {
-				if jerr := printJSON(a, rep); jerr != nil {
-					return jerr
-				}
-			} else {
-				for _, d := range rep.Imported {
-					fmt.Fprintf(a.stdout, "imported %s\n", d)
-				}
-				for _, d := range rep.Present {
-					fmt.Fprintf(a.stdout, "present  %s\n", d)
-				}
-				for _, f := range rep.Failed {
-					fmt.Fprintf(a.stdout, "FAILED   %s: %s\n", f.Digest, f.Err)
-				}
-				if len(rep.Refs) > 0 {
-					fmt.Fprintf(a.stdout, "refs     %s\n", strings.Join(rep.Refs, ", "))
-				}
-				for _, m := range rep.Moved {
-					fmt.Fprintf(a.stdout, "moved    %s: %s -> %s\n", m.Ref, m.From, m.To)
-				}
-				for _, f := range rep.Refused {
-					fmt.Fprintf(a.stdout, "REFUSED  %s -> %s: %s\n", f.Ref, f.Digest, f.Reason)
-				}
+			if rerr := a.render(asJSON, rep, rep.WriteText); rerr != nil {
+				return rerr
 			}
 			if err != nil {
 				if errors.Is(err, cache.ErrRefRefused) && !force {
@@ -152,10 +95,4 @@ make the command exit 1.`,
 	imp.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
 	imp.Flags().BoolVar(&force, "force", false, "move refs this cache maps to another digest (each move is reported)")
 	return []*cobra.Command{export, imp}
-}
-
-// digestOf resolves a MODEL or a sha256 digest to a cached digest (cache only).
-func (a *app) digestOf(o fetch.Options, model string) (string, error) {
-	d, err := fetch.CachedDigest(o, model)
-	return d, a.notCached(model, err)
 }

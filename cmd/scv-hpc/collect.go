@@ -32,14 +32,14 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 		Example: `  scv-hpc collect /scratch/run1 -o results.jsonl
   scv-hpc collect /scratch/run1 -o results.csv
   scv-hpc collect /scratch/run1 -o - | jq 'select(.ok|not)'`,
-		Args: exactArgsUsage(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{errors.New("collect: -o FILE is required (.jsonl or .csv, or - for stdout)")}
 			}
 			f, err := results.FormatFor(out, format)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			dir := args[0]
 			if out != "-" {
@@ -48,18 +48,10 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 				}
 			}
 			var tot results.Totals
-			run := func(w io.Writer) error {
-				var err error
+			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
 				tot, err = results.Collect(cmd.Context(), dir, w, f)
 				return err
-			}
-			where := out
-			if out == "-" {
-				where = "stdout"
-				err = run(a.stdout)
-			} else {
-				err = fsutil.WriteAtomic(out, 0o644, run)
-			}
+			})
 			if err != nil {
 				return fmt.Errorf("collect %s: %w", dir, err)
 			}

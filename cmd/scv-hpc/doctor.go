@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +27,7 @@ to fix what is not ok. Exit status 1 when a check fails.`,
   scv-hpc doctor --cache /shared/scv --json | jq '.[] | select(.status != "ok")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := doctor.Options{CacheDir: a.cacheDir, TmpDir: a.tmpDir}
+			opts := doctor.Options{CacheDir: a.cfg.Cache, TmpDir: a.cfg.TmpDir}
 			cat, err := a.loadCatalog()
 			if err != nil {
 				a.log.Warn().Err(err).Msg("catalog unreadable: offline readiness not checked")
@@ -38,50 +36,14 @@ to fix what is not ok. Exit status 1 when a check fails.`,
 			}
 			// Where each setting came from (flag, environment, site config, default),
 			// then the host's checks.
-			var checks []doctor.Check
-			for _, st := range a.cfg.Settings() {
-				checks = append(checks, doctor.Check{Name: "setting " + st.Name, Status: doctor.OK, Detail: fmt.Sprintf("%s (from %s)", dash(st.Value), st.Source)})
-			}
-			checks = append(checks, doctor.Run(cmd.Context(), opts)...)
-			if asJSON {
-				if err := printJSON(a, checks); err != nil {
-					return err
-				}
-			} else if err := printChecks(a.stdout, checks); err != nil {
-				return err
-			}
-			if doctor.Worst(checks) == doctor.Fail {
-				n := 0
-				for _, c := range checks {
-					if c.Status == doctor.Fail {
-						n++
-					}
-				}
+			checks := append(doctor.Settings(a.cfg.Settings()), doctor.Run(cmd.Context(), opts)...)
+			err = a.render(asJSON, checks, func(w io.Writer) error { return doctor.WriteText(w, checks) })
+			if n := doctor.Failed(checks); n > 0 && err == nil {
 				return fmt.Errorf("doctor: %d check(s) failed (see the fixes above)", n)
 			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print the checks as a JSON array of {"name","status","detail","fix"}`)
 	return cmd
-}
-
-// printChecks writes one aligned line per check, and its fix below when not ok.
-func printChecks(w io.Writer, checks []doctor.Check) error {
-	width := 0
-	for _, c := range checks {
-		width = max(width, len(c.Name))
-	}
-	var b strings.Builder
-	for _, c := range checks {
-		fmt.Fprintf(&b, "%-4s  %-*s  %s\n", c.Status, width, c.Name, c.Detail)
-		if c.Fix != "" {
-			fmt.Fprintf(&b, "%-4s  %-*s  fix: %s\n", "", width, "", c.Fix)
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	if err != nil {
-		return errors.Join(errors.New("writing the report"), err)
-	}
-	return nil
 }

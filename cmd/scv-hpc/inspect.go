@@ -29,27 +29,16 @@ or a MODEL looked up in the cache (it is not fetched: pull it first).`,
 			}
 			// What is a SIF is fetch.Parse's rule (a path ending in .sif), as for
 			// every other command; anything else is looked up in the cache.
-			t, err := fetch.Parse(args[0], o.Catalog)
+			path, err := fetch.SIFPath(cmd.Context(), args[0], o)
 			if err != nil {
-				return err
-			}
-			path := t.SIF
-			if t.Kind != fetch.KindSIF {
-				m, err := fetch.Resolve(cmd.Context(), args[0], o)
-				if err != nil {
-					return a.notCached(args[0], err)
-				}
-				path = m.SIF
+				return a.notCached(args[0], err)
 			}
 			info, err := sif.Inspect(path)
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", args[0], err)
 			}
 			info.ReadRunscript(cmd.Context())
-			if asJSON {
-				return printJSON(a, info)
-			}
-			return info.WriteText(a.stdout)
+			return a.render(asJSON, info, info.WriteText)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

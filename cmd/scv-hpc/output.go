@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
-	"strings"
 	"syscall"
-
-	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
@@ -37,19 +35,20 @@ func printJSON(a *app, v any) error {
 	return enc.Encode(v)
 }
 
-// dash shows an empty table cell as "-".
-func dash(s string) string {
-	if s == "" {
-		return "-"
+// render prints v as JSON with --json (printJSON), else as text.
+func (a *app) render(asJSON bool, v any, text func(w io.Writer) error) error {
+	if asJSON {
+		return printJSON(a, v)
 	}
-	return s
+	return text(a.stdout)
 }
 
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
+// nonNil returns s, or an empty list for nil: JSON shows [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
-	return d
+	return s
 }
 
 // loadJobDir reads the job in the directory arg names and returns its absolute path.
@@ -65,32 +64,17 @@ func loadJobDir(arg string) (string, *job.Job, error) {
 	return dir, j, nil
 }
 
-// exactArgsUsage is cobra.ExactArgs returning a usage error (exit code 2).
-func exactArgsUsage(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{err}
-		}
-		return nil
-	}
-}
-
 // notCached adds to a model's not-cached error (online: offline ones say it) the
 // command that fetches it.
 func (a *app) notCached(model string, err error) error {
 	if errors.Is(err, cache.ErrNotCached) && !errors.Is(err, registry.ErrOffline) {
-		return fmt.Errorf("%w; run: scv-hpc pull %s --cache %s", err, shellWord(model), shellWord(a.cacheDir))
+		return fmt.Errorf("%w; run: scv-hpc pull %s --cache %s", err, shellWord(model), shellWord(a.cfg.Cache))
 	}
 	return err
 }
 
 // shellWord quotes s for a shell command line only when it needs it.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
-	}
-	return slurm.Quote(s)
-}
+func shellWord(s string) string { return slurm.QuoteArgs([]string{s}) }
 
 // corruptHint adds what to do to an error that reports a corrupt cached SIF of model
 // (cache.ErrCorrupt); other errors are returned as they are.
@@ -111,8 +95,47 @@ type hinted struct {
 func (h *hinted) Error() string { return h.msg }
 func (h *hinted) Unwrap() error { return h.err }
 
+// hints are what to type next for the sentinel errors of internal packages, the first
+// that matches winning (withHint).
+var hints = []struct {
+	err  error
+	hint string
+}{
+	{fetch.ErrTmpFull, "free space there, point --tmpdir elsewhere, or drop --no-layer-cache"},
+	{sif.ErrNoSpace, "free space there, or point --tmpdir (or TMPDIR) at a larger file system"},
+	{lockfile.ErrNotRegular, "something not a regular file was put at a lock's path; remove it ('scv-hpc cache gc' does, in the cache)"},
+	{cache.ErrCorrupt, "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"},
+	{job.ErrNoJob, "create one with 'scv-hpc predict' or 'scv-hpc submit'"},
+	{job.ErrExists, "use 'scv-hpc resubmit' for a submitted job, or a new --out"},
+	{slurm.ErrNotSubmitted, "it was not created by 'scv-hpc submit'; run it with 'scv-hpc predict' or 'scv-hpc run-shard'"},
+	{jobsetup.ErrListNeeded, "give --files-from with the list to re-shard"},
+	{slurm.ErrNoBinary, "give --scv-hpc PATH"},
+	{jobsetup.ErrRescanSlurm, "use 'scv-hpc resubmit', or a new --out"},
+	{slurm.ErrUnsafeValue, "pass such a value with --sbatch-arg instead"},
+	{slurm.ErrGPUsAndGres, "give either --gpus-per-task or --gres, not both"},
+	{slurm.ErrNoSlurm, "run this on a Slurm login node (or 'scv-hpc predict' on this machine)"},
+	{sharding.ErrNoInputs, "check --data and --include"},
+	{sharding.ErrNotDir, "--data takes the directory that holds the images"},
+	{jobsetup.ErrNoDataDir, "--data takes the directory that holds the images"},
+	{gpu.ErrBadList, "check --gpus"},
+	{catalog.ErrUnknown, "list the models with 'scv-hpc models'"},
+	{catalog.ErrUnreadable, "check --catalog and SCV_HPC_CATALOG"},
+	{fetch.ErrForceOffline, "drop --force or --offline"},
+	{fetch.ErrNoPredict, "add 'predict:' to a --catalog entry"},
+	{execute.ErrNoIndex, "run-shard needs --index I (or $SLURM_ARRAY_TASK_ID inside a Slurm array)"},
+	{container.ErrUnknownRuntime, "use --runtime auto, apptainer, singularity or builtin"},
+	{container.ErrRootfsDir, "set --tmpdir to a writable local disk"},
+	{runner.ErrScratch, "set --tmpdir (or TMPDIR) to a writable local disk"},
+	{imagebuild.ErrTempFile, "set --tmpdir (or TMPDIR) to a writable local disk"},
+	{registry.ErrUntrustedCert, "install the site CA in the system trust store, or use --offline with a staged cache"},
+	{registry.ErrUnreachable, "check the network and try again later, or use --offline with a staged cache"},
+	{registry.ErrNoPlatform, "choose one with --platform"},
+	{registry.ErrNotLayout, "write one with 'scv-hpc image build --oci-layout DIR:TAG' or 'skopeo copy ... oci:DIR:TAG'"},
+}
+
 // withHint adds what to type next to the errors of internal packages that call for
-// it; other errors are returned as they are.
+// it (typed errors whose hint names what they hold, then the hints table); other
+// errors are returned as they are.
 func withHint(err error) error {
 	var (
 		mismatch *job.MismatchError
@@ -126,83 +149,35 @@ func withHint(err error) error {
 	)
 	hint := ""
 	switch {
-	case errors.As(err, &done):
+	case err == nil || errors.As(err, &done):
 		return err
 	case errors.As(err, &offline):
 		hint = fmt.Sprintf("on a machine with network run: scv-hpc stage %s --cache %s", shellWord(offline.Model), shellWord(offline.CacheDir))
+	case errors.As(err, &write) && errors.Is(err, syscall.EROFS):
+		hint = "stage models from a node that can write the cache, or use a writable --cache"
+	case errors.As(err, &write) && errors.Is(err, fs.ErrPermission):
+		hint = "ask the cache owner, or use your own --cache"
 	case errors.As(err, &write):
-		switch {
-		case errors.Is(err, syscall.EROFS):
-			hint = "stage models from a node that can write the cache, or use a writable --cache"
-		case errors.Is(err, fs.ErrPermission):
-			hint = "ask the cache owner, or use your own --cache"
-		default:
-			hint = "free space or quota, or point --cache elsewhere"
-		}
-	case errors.Is(err, fetch.ErrTmpFull):
-		hint = "free space there, point --tmpdir elsewhere, or drop --no-layer-cache"
-	case errors.Is(err, sif.ErrNoSpace):
-		hint = "free space there, or point --tmpdir (or TMPDIR) at a larger file system"
-	case errors.Is(err, lockfile.ErrNotRegular):
-		hint = "something not a regular file was put at a lock's path; remove it ('scv-hpc cache gc' does, in the cache)"
-	case errors.Is(err, cache.ErrCorrupt):
-		hint = "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"
+		hint = "free space or quota, or point --cache elsewhere"
 	case errors.As(err, &mismatch):
 		hint = "use a new --out, or --force to move the old job aside and start anew"
 	case errors.As(err, &changed):
 		hint = "run again with --rescan to re-shard it (results of the inputs still there are kept), or use a new --out"
 	case errors.As(err, &busy):
 		hint = fmt.Sprintf("wait for that run to end, or stop it (the lock of a run that died on another node is taken over after %s)", job.LockStale)
-	case errors.Is(err, job.ErrNoJob):
-		hint = "create one with 'scv-hpc predict' or 'scv-hpc submit'"
-	case errors.Is(err, job.ErrExists):
-		hint = "use 'scv-hpc resubmit' for a submitted job, or a new --out"
-	case errors.Is(err, slurm.ErrNotSubmitted):
-		hint = "it was not created by 'scv-hpc submit'; run it with 'scv-hpc predict' or 'scv-hpc run-shard'"
-	case errors.Is(err, jobsetup.ErrRescanSlurm):
-		hint = "use 'scv-hpc resubmit', or a new --out"
-	case errors.Is(err, slurm.ErrUnsafeValue):
-		hint = "pass such a value with --sbatch-arg instead"
-	case errors.Is(err, slurm.ErrGPUsAndGres):
-		hint = "give either --gpus-per-task or --gres, not both"
-	case errors.Is(err, slurm.ErrNoSlurm):
-		hint = "run this on a Slurm login node (or 'scv-hpc predict' on this machine)"
-	case errors.Is(err, sharding.ErrNoInputs):
-		hint = "check --data and --include"
-	case errors.Is(err, sharding.ErrNotDir), errors.Is(err, jobsetup.ErrNoDataDir):
-		hint = "--data takes the directory that holds the images"
-	case errors.Is(err, gpu.ErrBadList):
-		hint = "check --gpus"
-	case errors.Is(err, catalog.ErrUnknown):
-		hint = "list the models with 'scv-hpc models'"
-	case errors.Is(err, catalog.ErrUnreadable):
-		hint = "check --catalog and SCV_HPC_CATALOG"
-	case errors.Is(err, fetch.ErrForceOffline):
-		hint = "drop --force or --offline"
-	case errors.Is(err, fetch.ErrNoPredict):
-		hint = "add 'predict:' to a --catalog entry"
-	case errors.Is(err, execute.ErrNoIndex):
-		hint = "run-shard needs --index I (or $SLURM_ARRAY_TASK_ID inside a Slurm array)"
 	case errors.As(err, &missing):
 		hint = fmt.Sprintf("install it, load its module (module load %s), or use --runtime builtin (no GPU binding)", missing.Name)
-	case errors.Is(err, container.ErrUnknownRuntime):
-		hint = "use --runtime auto, apptainer, singularity or builtin"
-	case errors.Is(err, container.ErrRootfsDir):
-		hint = "set --tmpdir to a writable local disk"
-	case errors.Is(err, runner.ErrScratch), errors.Is(err, imagebuild.ErrTempFile):
-		hint = "set --tmpdir (or TMPDIR) to a writable local disk"
 	case errors.Is(err, registry.ErrPlainHTTP) && errors.As(err, &regErr):
 		hint = fmt.Sprintf("if you trust it, pass --insecure-registry %s", regErr.Host)
-	case errors.Is(err, registry.ErrUntrustedCert):
-		hint = "install the site CA in the system trust store, or use --offline with a staged cache"
-	case errors.Is(err, registry.ErrUnreachable):
-		hint = "check the network and try again later, or use --offline with a staged cache"
 	case errors.Is(err, registry.ErrOffline) && !errors.Is(err, cache.ErrNotCached):
 		hint = "run 'scv-hpc stage' for it on a machine with network access, or drop --offline"
-	case errors.Is(err, registry.ErrNoPlatform):
-		hint = "choose one with --platform"
-	case errors.Is(err, registry.ErrNotLayout):
-		hint = "write one with 'scv-hpc image build --oci-layout DIR:TAG' or 'skopeo copy ... oci:DIR:TAG'"
+	default:
+		for _, h := range hints {
+			if errors.Is(err, h.err) {
+				hint = h.hint
+				break
+			}
+		}
 	}
 	if hint == "" {
 		return err

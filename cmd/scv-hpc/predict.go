@@ -10,13 +10,12 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
-	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
 
 func newPredictCmd(a *app) *cobra.Command {
 	var (
-		rf            runFlags
-		df            datasetFlags
+		rf            job.RunFlags
+		df            jobsetup.Flags
 		rescan, force bool
 	)
 	cmd := &cobra.Command{
@@ -50,12 +49,13 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
   scv-hpc collect ./run1 -o results.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			dataAbs, outAbs, err := df.paths(cmd, "predict")
+			ctx, set := cmd.Context(), cmd.Flags().Changed
+			s, err := df.Spec("predict", set, a.stdin, a.log)
 			if err != nil {
 				return err
 			}
-			ov, err := rf.override(cmd)
+			defer s.List.Close()
+			ov, err := rf.Override(set)
 			if err != nil {
 				return err
 			}
@@ -64,53 +64,23 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 			if err != nil {
 				return err
 			}
-			model, err := a.ensureModel(ctx, args[0])
-			if err != nil {
+			if s.Job, err = a.newJob(ctx, args[0], run); err != nil {
 				return fmt.Errorf("predict: %w", err)
 			}
-			s, err := df.spec(cmd, a, args[0], model, dataAbs, outAbs, run)
-			if err != nil {
-				return err
-			}
-			defer s.List.Close()
 			s.Rescan, s.Force = rescan, force
-			unlock, err := lockJob(outAbs)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			j, outcome, err := jobsetup.Open(ctx, s)
-			if err != nil {
-				return setupError("predict", err)
-			}
-			if outcome == jobsetup.Resumed {
-				a.log.Info().Str("out", outAbs).Int("shards", j.Shards).Int64("inputs", j.Inputs).Msg("resuming the job in --out")
-			}
-			// A resumed job runs with its recorded options and the flags given.
-			eff := j.Run.Apply(ov)
-			eff.CacheDir = run.CacheDir
-			if eff != run {
-				if ro, err = a.runnerOptions(j.Run, ov); err != nil {
-					return err
-				}
-			}
 			start := time.Now()
-			total, err := execute.Job(ctx, outAbs, j, ro)
+			res, err := execute.Local(ctx, s, ov, ro)
 			var ie *execute.InterruptedError
 			if errors.As(err, &ie) {
-				return fmt.Errorf("%w; results so far are in %s; run the same command again to resume", err, job.Dir(outAbs).ResultsDir())
+				return fmt.Errorf("%w; results so far are in %s; run the same command again to resume", err, job.Dir(s.Dir).ResultsDir())
 			}
 			if err != nil {
 				return fmt.Errorf("predict: %w", corruptHint(args[0], err))
 			}
-			sum, err := results.Summarize(outAbs)
-			if err != nil {
-				return err
-			}
-			t := sum.Totals
+			t, run1 := res.Totals, res.Run
 			fmt.Fprintf(a.stdout, "%s over %d inputs in %d shard(s): %d ok, %d failed, %d pending (this run: %d ok, %d failed, %d already done; %s)\n",
-				args[0], t.Inputs, j.Shards, t.OK, t.Failed, t.Pending, total.OK, total.Failed, total.Skipped, time.Since(start).Round(time.Millisecond))
-			fmt.Fprintf(a.stdout, "results in %s; merge with: scv-hpc collect %s -o results.csv\n", job.Dir(outAbs).ResultsDir(), df.out)
+				args[0], t.Inputs, res.Job.Shards, t.OK, t.Failed, t.Pending, run1.OK, run1.Failed, run1.Skipped, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(a.stdout, "results in %s; merge with: scv-hpc collect %s -o results.csv\n", job.Dir(s.Dir).ResultsDir(), df.Out)
 			if t.Failed > 0 {
 				return errInputsFailed
 			}
@@ -118,8 +88,8 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 		},
 	}
 	fs := cmd.Flags()
-	df.register(fs, "directory of input images", "job directory (created; an existing one for the same model and data is resumed)")
-	rf.register(fs, defaultRun)
+	df.AddFlags(fs, "directory of input images", "job directory (created; an existing one for the same model and data is resumed)")
+	rf.AddFlags(fs, defaultRun)
 	fs.BoolVar(&rescan, "rescan", false, "re-shard a resumed job whose data or shard plan changed, keeping the results of the inputs still there")
 	fs.BoolVar(&force, "force", false, "replace a job of another model or data in --out (the old one is moved to OUT/replaced-TIME/)")
 	return cmd

@@ -1,29 +1,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
-
-// fetchResult is the outcome of fetching one model, for the summary table.
-type fetchResult struct {
-	Model  string `json:"model"`
-	Status string `json:"status"` // converted, cached, failed
-	Digest string `json:"digest,omitempty"`
-	SIF    string `json:"sif,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
 
 func newPullCmd(a *app) *cobra.Command {
 	var (
-		ff    fetchFlags
+		ff    registry.Options
 		force bool
 	)
 	cmd := &cobra.Command{
@@ -47,23 +36,16 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 			if err != nil {
 				return err
 			}
-			var results []fetchResult
-			failed := 0
-			for _, m := range args {
-				r := pullOne(cmd.Context(), m, o, force)
-				if r.Status == "failed" {
-					failed++
-					if len(args) > 1 { // a single failure is the command's error line
-						a.log.Error().Str("model", m).Msg(r.Error)
-					}
+			rows, failed := fetch.Rows(args, fetch.PullAll(cmd.Context(), args, o, 1, force, func(i int, r fetch.PullResult) {
+				if r.Err != nil && len(args) > 1 { // a single failure is the command's error line
+					a.log.Error().Str("model", args[i]).Msg(explainPull(args[i], r.Err).Error())
 				}
-				results = append(results, r)
-			}
-			if err := writeFetchTable(a.stdout, results); err != nil {
+			}), explainPull)
+			if err := fetch.WriteRows(a.stdout, rows); err != nil {
 				return err
 			}
 			if failed == 1 && len(args) == 1 {
-				return errors.New(results[0].Error)
+				return errors.New(rows[0].Error)
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d models failed (see above)", failed, len(args))
@@ -71,41 +53,12 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 			return nil
 		},
 	}
-	ff.register(cmd.Flags(), &a.flags)
+	ff.AddFlags(cmd.Flags())
+	a.flags.AddConversionFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&force, "force", false, "convert again even if the image digest is cached (replaces the entry)")
 	return cmd
 }
 
-// pullOne fetches one model (fetch.Pull) into a table row.
-func pullOne(ctx context.Context, model string, o fetch.Options, force bool) fetchResult {
-	m, err := fetch.Pull(ctx, model, o, force)
-	return fetchRow(model, fetch.PullResult{Model: m, Err: err})
-}
-
-// fetchRow is the table row of a pull.
-func fetchRow(model string, r fetch.PullResult) fetchResult {
-	row := fetchResult{Model: model}
-	if err := r.Err; err != nil {
-		// The row keeps only the text: the hint is added here, not where it is shown.
-		row.Status, row.Error = "failed", withHint(corruptHint(model, err)).Error()
-		return row
-	}
-	row.Digest, row.SIF, row.Status = r.Model.Digest, r.Model.SIF, "cached"
-	if r.Model.Built {
-		row.Status = "converted"
-	}
-	return row
-}
-
-func writeFetchTable(w io.Writer, results []fetchResult) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tSTATUS\tDIGEST\tSIF")
-	for _, r := range results {
-		sif := r.SIF
-		if r.Status == "failed" {
-			sif = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Model, r.Status, dash(r.Digest), sif)
-	}
-	return tw.Flush()
-}
+// explainPull adds what to do to the error of a model's pull: the text of its row in
+// the summary, where the hint is added (withHint), not where it is shown.
+func explainPull(model string, err error) error { return withHint(corruptHint(model, err)) }

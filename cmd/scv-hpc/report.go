@@ -35,35 +35,20 @@ The results are read in one pass with bounded memory, so millions of inputs are 
 FILE is replaced atomically; '-o -' writes to stdout.`,
 		Example: `  scv-hpc report /scratch/run1 -o run1.html
   scv-hpc report ./run1 -o - --samples 48 > run1.html`,
-		Args: exactArgsUsage(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{errors.New("report: -o FILE.html is required (or - for stdout)")}
 			}
-			if o.Samples < 0 || o.MaxFailed < 0 {
-				return usageError{errors.New("report: --samples and --max-failed take 0 or more")}
-			}
-			// 0 means none on the command line; the package reads 0 as its default.
-			if o.Samples == 0 {
-				o.Samples = -1
-			}
-			if o.MaxFailed == 0 {
-				o.MaxFailed = -1
-			}
-			var st report.Stats
-			write := func(w io.Writer) error {
-				var err error
-				st, err = report.Write(cmd.Context(), args[0], w, o)
+			ro, err := o.FromFlags()
+			if err != nil {
 				return err
 			}
-			var err error
-			where := out
-			if out == "-" {
-				where = "stdout"
-				err = write(a.stdout)
-			} else {
-				err = fsutil.WriteAtomic(out, 0o644, write)
-			}
+			var st report.Stats
+			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
+				st, err = report.Write(cmd.Context(), args[0], w, ro)
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -74,7 +59,6 @@ FILE is replaced atomically; '-o -' writes to stdout.`,
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "HTML file to write, or - for stdout (required)")
-	cmd.Flags().IntVar(&o.Samples, "samples", report.DefaultSamples, "inputs shown in the gallery's sample (reproducible choice); 0: none")
-	cmd.Flags().IntVar(&o.MaxFailed, "max-failed", report.DefaultMaxFailed, "failed inputs shown in the gallery at most; 0: none")
+	o.AddFlags(cmd.Flags())
 	return cmd
 }

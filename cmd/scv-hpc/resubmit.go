@@ -5,13 +5,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scivision-hpc/scv-hpc/internal/results"
+	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 )
 
 func newResubmitCmd(a *app) *cobra.Command {
 	var (
-		sf                         slurmFlags
+		sf                         slurm.Flags
 		failedOnly, dryRun, asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -41,25 +41,19 @@ saved arguments).`,
 			if err != nil {
 				return fmt.Errorf("resubmit: %w", err)
 			}
-			o, tmpl, err := sf.options(cmd, a, *saved)
+			o, tmpl, err := sf.Options(*saved, cmd.Flags().Changed, a.givenLogLevel(cmd))
 			if err != nil {
 				return err
 			}
-			unlock, err := lockJob(dir)
+			unlock, err := job.Dir(dir).LockNew()
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			client := &slurm.Client{}
-			view, err := client.View(ctx, j)
+			plan, err := (&slurm.Client{}).PlanJob(ctx, dir, j, failedOnly)
 			if err != nil {
 				return fmt.Errorf("resubmit %s: %w", args[0], err)
 			}
-			sum, err := results.SummarizeContext(ctx, dir)
-			if err != nil {
-				return fmt.Errorf("resubmit %s: %w", args[0], err)
-			}
-			plan := slurm.PlanResubmit(sum, view, failedOnly)
 			if len(plan.Active) > 0 {
 				a.log.Info().Ints("shards", plan.Active).Msg("left alone: still pending or running in Slurm")
 			}
@@ -71,13 +65,13 @@ saved arguments).`,
 				fmt.Fprintf(a.stdout, "nothing to resubmit: no shard of %s has %s inputs outside Slurm's queue (%d still queued or running)\n", args[0], what, len(plan.Active))
 				return nil
 			}
-			return a.submitShards(cmd, dir, j, o, tmpl, plan.Shards, plan.RunArgs, dryRun, asJSON)
+			return a.submitShards(ctx, slurm.JobRequest{JobDir: dir, Job: j, Options: o, Template: tmpl, Shards: plan.Shards, RunArgs: plan.RunArgs, DryRun: dryRun}, asJSON)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&failedOnly, "failed-only", false, "resubmit the shards with failed inputs, and retry those inputs")
 	f.BoolVar(&dryRun, "dry-run", false, "print the script and the sbatch command; submit nothing")
 	f.BoolVar(&asJSON, "json", false, "print the submission as JSON")
-	sf.register(cmd)
+	sf.AddFlags(f)
 	return cmd
 }

@@ -28,13 +28,6 @@ type app struct {
 	flags config.Flags
 	cfg   *config.Config
 
-	// Shorthands of cfg for the commands.
-	cacheDir  string
-	offline   bool
-	logLevel  string
-	logFormat string
-	tmpDir    string
-
 	log zerolog.Logger
 }
 
@@ -69,16 +62,14 @@ Slurm job arrays.`,
 				return usageError{err}
 			}
 			a.cfg = cfg
-			a.cacheDir, a.offline, a.tmpDir = cfg.Cache, cfg.Offline, cfg.TmpDir
-			a.logLevel, a.logFormat = cfg.LogLevel, cfg.LogFormat
-			log, err := logging.New(a.stderr, a.logLevel, a.logFormat)
+			log, err := logging.New(a.stderr, cfg.LogLevel, cfg.LogFormat)
 			if err != nil {
 				return usageError{err}
 			}
 			a.log = log
-			if a.tmpDir != "" {
+			if cfg.TmpDir != "" {
 				// Children (mksquashfs, unsquashfs) and os.CreateTemp honour TMPDIR.
-				os.Setenv("TMPDIR", a.tmpDir)
+				os.Setenv("TMPDIR", cfg.TmpDir)
 			}
 			return nil
 		},
@@ -88,14 +79,7 @@ Slurm job arrays.`,
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	pf := root.PersistentFlags()
-	f := &a.flags
-	pf.StringVar(&f.Cache, "cache", "", "SIF cache directory (env SCV_HPC_CACHE, site config cache:; default ~/.cache/scv-hpc)")
-	pf.BoolVar(&f.Offline, "offline", false, "never touch the network; resolve models from the cache only (env SCV_HPC_OFFLINE=1)")
-	pf.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	pf.StringVar(&f.LogFormat, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), console, json")
-	pf.StringSliceVar(&f.Catalogs, "catalog", nil, "extra catalog YAML file(s) that add or override models (env SCV_HPC_CATALOG, ':'-separated)")
-	pf.StringVar(&f.TmpDir, "tmpdir", "", "scratch directory for conversions (env TMPDIR, site config tmpdir:)")
+	a.flags.AddFlags(root.PersistentFlags())
 
 	// The commands, in the order help lists them.
 	root.AddCommand(
@@ -135,7 +119,7 @@ func usageArgs(cmd *cobra.Command) {
 
 // progressFactory picks a progress bar on a terminal, periodic log lines otherwise.
 func (a *app) progressFactory() progress.Factory {
-	if a.stderrIsTTY && a.logFormat != logging.FormatJSON {
+	if a.stderrIsTTY && a.cfg.LogFormat != logging.FormatJSON {
 		return progress.BarFactory(a.stderr)
 	}
 	return progress.LogFactory(a.log, 10*time.Second)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -19,87 +17,15 @@ import (
 // otherwise (job.DefaultRunOptions, the one place of these defaults).
 var defaultRun = job.DefaultRunOptions()
 
-// runFlags are the runner settings of predict, submit and run-shard.
-type runFlags struct {
-	workers     int
-	gpus        string
-	runtime     string
-	itemTimeout time.Duration
-	retries     int
-	loadTimeout time.Duration
-	scratch     string
-}
-
-const runtimeHelp = `container runtime: auto (apptainer, then singularity, else builtin), apptainer,
-singularity, or builtin — a fallback for hosts without Apptainer that runs the image
-in its own namespaces with NO GPU binding`
-
-func (f *runFlags) register(fs *pflag.FlagSet, defaults job.RunOptions) {
-	fs.IntVar(&f.workers, "workers", defaults.Workers, "model processes for a CPU model, at least 1 (with GPUs: one per GPU)")
-	fs.StringVar(&f.gpus, "gpus", defaults.GPUs, "GPUs to use, one worker each: auto or all (what SLURM_JOB_GPUS, CUDA_VISIBLE_DEVICES or nvidia-smi give), none, or ids such as 0,1")
-	fs.StringVar(&f.runtime, "runtime", defaults.Runtime, runtimeHelp)
-	fs.DurationVar(&f.itemTimeout, "item-timeout", time.Duration(defaults.ItemTimeout), "time one input may take before its model process is killed and restarted (more than 0)")
-	fs.IntVar(&f.retries, "retries", defaults.Retries, "retries of an input whose model process crashed or hung, before it is recorded failed (0: none)")
-	fs.DurationVar(&f.loadTimeout, "load-timeout", time.Duration(defaults.LoadTimeout), "time a model process may take to load (to print its ready handshake); 0 means the default, 10m")
-	fs.StringVar(&f.scratch, "scratch", "", "directory for the workers' writable /scratch (default: a temporary directory under --tmpdir)")
-}
-
-// override returns the flags the user set, as overrides of a job's run options. A
-// zero --workers or --item-timeout is a usage error: zero has no meaning there.
-func (f *runFlags) override(cmd *cobra.Command) (job.Override, error) {
-	var o job.Override
-	set := cmd.Flags().Changed
-	if set("workers") && f.workers < 1 {
-		return o, usageError{fmt.Errorf("--workers %d: want at least 1", f.workers)}
-	}
-	if set("item-timeout") && f.itemTimeout <= 0 {
-		return o, usageError{fmt.Errorf("--item-timeout %s: want more than 0", f.itemTimeout)}
-	}
-	if set("retries") && f.retries < 0 {
-		return o, usageError{fmt.Errorf("--retries %d: want 0 or more", f.retries)}
-	}
-	if set("load-timeout") && f.loadTimeout < 0 {
-		return o, usageError{fmt.Errorf("--load-timeout %s: want 0 (the default) or more", f.loadTimeout)}
-	}
-	for flag, apply := range map[string]func(){
-		"workers":      func() { o.Workers = &f.workers },
-		"gpus":         func() { o.GPUs = &f.gpus },
-		"runtime":      func() { o.Runtime = &f.runtime },
-		"item-timeout": func() { o.ItemTimeout = &f.itemTimeout },
-		"retries":      func() { o.Retries = &f.retries },
-		"load-timeout": func() { o.LoadTimeout = &f.loadTimeout },
-		"scratch":      func() { o.Scratch = &f.scratch },
-	} {
-		if set(flag) {
-			apply()
-		}
-	}
-	return o, nil
-}
-
-// options returns r with the flags the user set laid over it and the defaults of its
-// zero fields filled in (job.RunOptions.Apply): the run options a new job records.
-func (f *runFlags) options(cmd *cobra.Command, r job.RunOptions) (job.RunOptions, error) {
-	ov, err := f.override(cmd)
-	if err != nil {
-		return r, err
-	}
-	return r.Apply(ov), nil
-}
-
 // runnerOptions turns a job's run options r and the overrides ov into runner.Options
-// (execute.RunnerOptions); a bad option is a usage error.
+// (execute.RunnerOptions).
 func (a *app) runnerOptions(r job.RunOptions, ov job.Override) (runner.Options, error) {
-	o, err := execute.RunnerOptions(r, ov, a.log, a.progressFactory())
-	if errors.Is(err, execute.ErrBadOption) {
-		return o, usageError{err}
-	}
-	return o, err
+	return execute.RunnerOptions(r, ov, a.log, a.progressFactory())
 }
 
 func newRunShardCmd(a *app) *cobra.Command {
 	var (
-		rf          runFlags
+		rf          job.RunFlags
 		index       int
 		offset      int
 		retryFailed bool
@@ -137,18 +63,11 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 			if cmd.Flags().Changed("index") {
 				given = &index
 			}
-			shard, err := execute.TaskShard(given, offset, os.LookupEnv)
-			if err != nil {
-				return usageError{err}
-			}
-			j, err := job.Load(dir)
+			j, shard, err := execute.LoadTask(dir, given, offset, os.LookupEnv)
 			if err != nil {
 				return err
 			}
-			if err := execute.CheckShard(dir, j, shard); err != nil {
-				return usageError{err}
-			}
-			ov, err := rf.override(cmd)
+			ov, err := rf.Override(cmd.Flags().Changed)
 			if err != nil {
 				return err
 			}
@@ -176,6 +95,6 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error or interru
 	fs.IntVar(&index, "index", 0, "array task index (default $SLURM_ARRAY_TASK_ID)")
 	fs.IntVar(&offset, "offset", 0, "shard offset of this array: shard = offset + index")
 	fs.BoolVar(&retryFailed, "retry-failed", false, "also run the inputs whose last result is a failure")
-	rf.register(fs, job.RunOptions{})
+	rf.AddFlags(fs, job.RunOptions{})
 	return cmd
 }

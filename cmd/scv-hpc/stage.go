@@ -1,18 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
 func newStageCmd(a *app) *cobra.Command {
 	var (
-		ff     fetchFlags
+		ff     registry.Options
 		file   string
 		jobs   int
 		asJSON bool
@@ -29,16 +30,12 @@ each model's status, and the exit status is 1 if any failed.`,
   scv-hpc stage faces plankton@2.1 --cache /shared/scv
   grep -v deprecated models.txt | scv-hpc stage -f - --cache /shared/scv --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			models := append([]string{}, args...)
-			if file != "" {
-				list, err := readListFile(a, file)
-				if err != nil {
-					return err
-				}
-				models = append(models, list...)
+			models, err := fetch.Models(args, file, a.stdin)
+			if errors.Is(err, fetch.ErrNoModels) {
+				return usageError{fmt.Errorf("stage: %w (-f FILE)", err)}
 			}
-			if len(models) == 0 {
-				return usageError{fmt.Errorf("stage: no models: give MODEL arguments or -f FILE")}
+			if err != nil {
+				return fmt.Errorf("stage: %w", err)
 			}
 			if jobs < 1 {
 				return usageError{fmt.Errorf("stage: --jobs %d: want at least 1", jobs)}
@@ -47,48 +44,24 @@ each model's status, and the exit status is 1 if any failed.`,
 			if err != nil {
 				return err
 			}
-			rs := fetch.PullAll(cmd.Context(), models, o, jobs, func(i int, r fetch.PullResult) {
+			rows, failed := fetch.Rows(models, fetch.PullAll(cmd.Context(), models, o, jobs, false, func(i int, r fetch.PullResult) {
 				if r.Err != nil {
 					a.log.Error().Str("model", models[i]).Msg(withHint(r.Err).Error())
 				}
-			})
-			results := make([]fetchResult, len(models))
-			failed := 0
-			for i, r := range rs {
-				if results[i] = fetchRow(models[i], r); r.Err != nil {
-					failed++
-				}
-			}
-			if asJSON {
-				if err := printJSON(a, results); err != nil {
-					return err
-				}
-			} else if err := writeFetchTable(a.stdout, results); err != nil {
+			}), explainPull)
+			if err := a.render(asJSON, rows, func(w io.Writer) error { return fetch.WriteRows(w, rows) }); err != nil {
 				return err
 			}
 			if failed > 0 {
-				return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cacheDir)
+				return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cfg.Cache)
 			}
 			return nil
 		},
 	}
-	ff.register(cmd.Flags(), &a.flags)
+	ff.AddFlags(cmd.Flags())
+	a.flags.AddConversionFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
-}
-
-func readListFile(a *app, file string) ([]string, error) {
-	var r io.Reader = a.stdin
-	name := "standard input"
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, fmt.Errorf("stage: model list: %w", err)
-		}
-		defer f.Close()
-		r, name = f, file
-	}
-	return fetch.ReadModelList(r, name)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func TestStage(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("stage -f - --json: %v\n%s", err, stderr.String())
 	}
-	var results []fetchResult
+	var results []fetch.Row
 	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
 		t.Fatalf("stage --json output: %v\n%s", err, stdout.String())
 	}

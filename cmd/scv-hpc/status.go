@@ -6,19 +6,14 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/logging"
-	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 	"github.com/scivision-hpc/scv-hpc/internal/watch"
 )
-
-// statusOutput is the --json form of status (slurm.JobStatus).
-type statusOutput = slurm.JobStatus
 
 // statusTableMax is how many shards status lists before it shows only those not done.
 const statusTableMax = 50
@@ -43,7 +38,7 @@ Slurm, when no task of the job is pending or running.`,
 		Example: `  scv-hpc status /scratch/run1
   scv-hpc status /scratch/run1 --watch --interval 30s
   scv-hpc status /scratch/run1 --json | jq .totals`,
-		Args: exactArgsUsage(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := filepath.Abs(args[0])
 			if err != nil {
@@ -59,10 +54,7 @@ Slurm, when no task of the job is pending or running.`,
 			if out.SlurmError != "" {
 				a.log.Warn().Str("error", out.SlurmError).Msg("cannot ask Slurm; showing the results files only")
 			}
-			if asJSON {
-				return printJSON(a, out)
-			}
-			return printStatus(a.stdout, out, all)
+			return a.render(asJSON, out, func(w io.Writer) error { return out.WriteText(w, statusTableMax, all) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
@@ -72,55 +64,6 @@ Slurm, when no task of the job is pending or running.`,
 	return cmd
 }
 
-func printStatus(w io.Writer, out *statusOutput, all bool) error {
-	fmt.Fprintf(w, "job %s (model %s)\n", out.JobDir, out.Model)
-	withSlurm := false
-	for _, s := range out.Shards {
-		withSlurm = withSlurm || s.Slurm != nil
-	}
-	hideDone := !all && len(out.Shards) > statusTableMax
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	header := "SHARD\tSTATE\tINPUTS\tOK\tFAILED\tPENDING\t"
-	if withSlurm {
-		header += "SLURM\tTASK\t"
-	}
-	fmt.Fprintln(tw, header)
-	hidden := 0
-	for _, s := range out.Shards {
-		if hideDone && s.State == results.StateDone {
-			hidden++
-			continue
-		}
-		row := fmt.Sprintf("%06d\t%s\t%d\t%d\t%d\t%d\t", s.Index, s.State, s.Inputs, s.OK, s.Failed, s.Pending)
-		if withSlurm {
-			if s.Slurm != nil {
-				state := s.Slurm.State
-				if s.Slurm.Reason != "" {
-					state += " (" + s.Slurm.Reason + ")"
-				}
-				row += state + "\t" + s.Slurm.JobID + "\t"
-			} else {
-				row += "-\t-\t"
-			}
-		}
-		fmt.Fprintln(tw, row)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if hidden > 0 {
-		fmt.Fprintf(w, "(%d done shards not listed; --all lists them)\n", hidden)
-	}
-	if out.ScanSkipped > 0 {
-		fmt.Fprintf(w, "note: the scan of the data left out %d file(s) (unreadable, broken or outside links; see the log of the command that created the job)\n", out.ScanSkipped)
-	}
-	if out.SlurmError != "" {
-		fmt.Fprintf(w, "Slurm could not be asked: %s\n", out.SlurmError)
-	}
-	_, err := fmt.Fprintln(w, out.Summary)
-	return err
-}
-
 // watchStatus follows the job until it ends (status --watch).
 func (a *app) watchStatus(ctx context.Context, dir string, interval time.Duration, asJSON bool) error {
 	if asJSON {
@@ -128,13 +71,7 @@ func (a *app) watchStatus(ctx context.Context, dir string, interval time.Duratio
 	}
 	o := watch.Options{Interval: interval, Terminal: logging.IsTerminal(a.stdout), Query: (&slurm.Client{}).QueryAll}
 	o.Width, o.Height = watch.TerminalSize(a.stdout)
-	_, err := watch.Run(ctx, dir, a.stdout, o)
-	switch {
-	case errors.Is(err, watch.ErrBadInterval):
-		return usageError{err}
-	case err != nil && ctx.Err() != nil:
-		return nil // stopped by the user: nothing to clean up
-	case err != nil:
+	if _, err := watch.Run(ctx, dir, a.stdout, o); err != nil && ctx.Err() == nil { // Ctrl-C: nothing to clean up
 		return fmt.Errorf("status %s: %w", dir, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -94,7 +95,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 
 	code, out, _ = runInProcess(t, "status", dir, "--json")
-	var js statusOutput
+	var js slurm.JobStatus
 	if err := json.Unmarshal([]byte(out), &js); err != nil || code != 0 {
 		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
 	}

@@ -116,7 +116,7 @@ func TestSubmitSlurmEndToEnd(t *testing.T) {
 		if j.Inputs != int64(inputs) || len(j.Slurm.Arrays) != 2 || j.Slurm.MaxArraySize != testenv.SlurmTestMaxArraySize || j.Digest == "" {
 			t.Fatalf("job.json: inputs %d arrays %+v max %d digest %q", j.Inputs, j.Slurm.Arrays, j.Slurm.MaxArraySize, j.Digest)
 		}
-		st := waitStatus(t, env, out, 8*time.Minute, func(s statusOutput) bool { return s.Totals.Pending == 0 && slurmIdle(s) })
+		st := waitStatus(t, env, out, 8*time.Minute, func(s slurm.JobStatus) bool { return s.Totals.Pending == 0 && slurmIdle(s) })
 		if st.Totals.OK != int64(inputs-1) || st.Totals.Failed != 1 {
 			t.Errorf("status totals %+v, want %d ok and 1 failed (the corrupt image)", st.Totals, inputs-1)
 		}
@@ -174,7 +174,7 @@ func TestSubmitSlurmEndToEnd(t *testing.T) {
 		}
 		j, _ := job.Load(out)
 		// Kill task 0 once it has written some results but not all.
-		waitStatus(t, env, out, 3*time.Minute, func(s statusOutput) bool {
+		waitStatus(t, env, out, 3*time.Minute, func(s slurm.JobStatus) bool {
 			return s.Shards[0].OK > 0 && s.Shards[0].Pending > 0 && s.Shards[0].Slurm != nil && s.Shards[0].Slurm.State == slurm.StateRunning
 		})
 		cmd := exec.Command("scancel", j.Slurm.Arrays[0].JobID+"_0")
@@ -182,7 +182,7 @@ func TestSubmitSlurmEndToEnd(t *testing.T) {
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("scancel: %v %s", err, b)
 		}
-		st := waitStatus(t, env, out, 3*time.Minute, func(s statusOutput) bool { return slurmIdle(s) && s.Shards[1].State == results.StateDone })
+		st := waitStatus(t, env, out, 3*time.Minute, func(s slurm.JobStatus) bool { return slurmIdle(s) && s.Shards[1].State == results.StateDone })
 		if s0 := st.Shards[0]; s0.Slurm.State != slurm.StateCancelled || s0.State != results.StatePartial || s0.Pending == 0 {
 			t.Fatalf("after scancel, shard 0: %+v slurm %+v", s0.ShardStatus, s0.Slurm)
 		}
@@ -190,7 +190,7 @@ func TestSubmitSlurmEndToEnd(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "submitted 1 shard(s)") {
 			t.Fatalf("resubmit: exit %d\n%s\n%s", code, stdout, stderr)
 		}
-		st = waitStatus(t, env, out, 3*time.Minute, func(s statusOutput) bool { return s.Totals.Pending == 0 && slurmIdle(s) })
+		st = waitStatus(t, env, out, 3*time.Minute, func(s slurm.JobStatus) bool { return s.Totals.Pending == 0 && slurmIdle(s) })
 		if st.Totals.OK != 24 || st.Shards[0].Slurm.State != slurm.StateCompleted {
 			t.Errorf("after resubmit: %+v, shard 0 slurm %+v", st.Totals, st.Shards[0].Slurm)
 		}
@@ -223,7 +223,7 @@ func TestSubmitSlurmEndToEnd(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("submit: exit %d\n%s\n%s", code, stdout, stderr)
 		}
-		waitStatus(t, env, out, 3*time.Minute, func(s statusOutput) bool {
+		waitStatus(t, env, out, 3*time.Minute, func(s slurm.JobStatus) bool {
 			return s.Shards[0].Slurm != nil && s.Shards[0].Slurm.State == slurm.StateRunning
 		})
 		code, stdout, stderr = scv(t, env, "cancel", out)

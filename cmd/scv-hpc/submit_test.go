@@ -47,10 +47,10 @@ func writePNGs(t *testing.T, dir string, n, w, h int) []string {
 }
 
 // statusJSON runs 'scv-hpc status --json'.
-func statusJSON(t *testing.T, env []string, dir string) statusOutput {
+func statusJSON(t *testing.T, env []string, dir string) slurm.JobStatus {
 	t.Helper()
 	code, stdout, stderr := scv(t, env, "--log-format", "json", "status", dir, "--json")
-	var st statusOutput
+	var st slurm.JobStatus
 	if code != 0 && code != 3 || json.Unmarshal([]byte(stdout), &st) != nil {
 		t.Fatalf("status: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -58,7 +58,7 @@ func statusJSON(t *testing.T, env []string, dir string) statusOutput {
 }
 
 // waitStatus polls status until done says so.
-func waitStatus(t *testing.T, env []string, dir string, timeout time.Duration, done func(statusOutput) bool) statusOutput {
+func waitStatus(t *testing.T, env []string, dir string, timeout time.Duration, done func(slurm.JobStatus) bool) slurm.JobStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -79,7 +79,7 @@ func waitStatus(t *testing.T, env []string, dir string, timeout time.Duration, d
 	}
 }
 
-func slurmIdle(st statusOutput) bool {
+func slurmIdle(st slurm.JobStatus) bool {
 	for _, s := range st.Shards {
 		if s.Slurm != nil && slurm.Active(s.Slurm.State) {
 			return false

@@ -1,12 +1,16 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 )
 
 // ErrInsideCache reports an output path that would overwrite or sit among the cache's
@@ -102,4 +106,45 @@ func idOf(path string, follow bool) (fileID, bool) {
 		return fileID{}, false
 	}
 	return fileID{uint64(sys.Dev), sys.Ino}, true
+}
+
+// ExportTo writes the bundle of digests (Export; nil: every entry) to the output path,
+// atomically, or for "-" to stdout, and returns its size (0 for stdout). The output
+// must not be one of the cache's files (CheckOutput; for stdout CheckOutputFile, when
+// it is a file).
+func (c *Cache) ExportTo(ctx context.Context, path string, stdout io.Writer, digests []string) (int64, error) {
+	write := func(w io.Writer) error { return c.Export(ctx, w, digests) }
+	if path == "-" {
+		if f, ok := stdout.(*os.File); ok {
+			if err := c.CheckOutputFile(f); err != nil {
+				return 0, fmt.Errorf("standard output: %w", err)
+			}
+		}
+		return 0, write(stdout)
+	}
+	if err := c.CheckOutput(path); err != nil {
+		return 0, err
+	}
+	if err := fsutil.WriteAtomic(path, 0o644, write); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// ImportFrom imports the bundle in the file path (Import), or for "-" the one on
+// stdin.
+func (c *Cache) ImportFrom(ctx context.Context, path string, stdin io.Reader, opts ImportOptions) (ImportReport, error) {
+	if path == "-" {
+		return c.Import(ctx, stdin, opts)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	defer f.Close()
+	return c.Import(ctx, f, opts)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -113,5 +114,45 @@ func TestCheckOutputFile(t *testing.T) {
 				t.Fatalf("CheckOutputFile = %v; inside = %v", err, tt.inside)
 			}
 		})
+	}
+}
+
+// TestExportTo: a bundle written to a file outside the cache, or to a stdout that is
+// not the cache's, imports again (ImportFrom); a path inside the cache is refused, writing nothing.
+func TestExportTo(t *testing.T) {
+	c := Open(t.TempDir())
+	d, sifPath := commitTest(t, c, "faces")
+	out := filepath.Join(t.TempDir(), "b.tar")
+	n, err := c.ExportTo(t.Context(), out, nil, nil)
+	if st, serr := os.Stat(out); err != nil || serr != nil || n != st.Size() || n == 0 {
+		t.Fatalf("ExportTo(%s) = %d, %v (%v)", out, n, err, serr)
+	}
+	var stdout bytes.Buffer
+	if n, err := c.ExportTo(t.Context(), "-", &stdout, []string{d}); err != nil || n != 0 || stdout.Len() == 0 {
+		t.Fatalf("ExportTo(-) = %d, %v, %d bytes", n, err, stdout.Len())
+	}
+	// ImportFrom reads the file, or stdin for "-".
+	for _, src := range []struct {
+		path  string
+		stdin io.Reader
+	}{{out, nil}, {"-", &stdout}} {
+		rep, err := Open(t.TempDir()).ImportFrom(t.Context(), src.path, src.stdin, ImportOptions{})
+		if err != nil || len(rep.Imported) != 1 || rep.Imported[0] != d {
+			t.Errorf("import of the export (%s): %+v, %v", src.path, rep, err)
+		}
+	}
+	if _, err := c.ImportFrom(t.Context(), out+".none", nil, ImportOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("import of a missing file: %v", err)
+	}
+	if _, err := c.ExportTo(t.Context(), filepath.Join(c.Dir, "b.tar"), nil, nil); !errors.Is(err, ErrInsideCache) {
+		t.Errorf("export into the cache: %v, want ErrInsideCache", err)
+	}
+	f, err := os.OpenFile(sifPath, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := c.ExportTo(t.Context(), "-", f, nil); !errors.Is(err, ErrInsideCache) {
+		t.Errorf("export to a stdout that is the cached SIF: %v, want ErrInsideCache", err)
 	}
 }

@@ -220,6 +220,17 @@ func (c *Catalog) merge(entries []Entry) {
 	}
 }
 
+// ImageOf returns the image of the catalog ID id ("name" or "name@version"), and
+// false when the catalog has no such model: the check of a bundle's catalog refs
+// (cache.ImportOptions.ImageOf).
+func (c *Catalog) ImageOf(id string) (string, bool) {
+	e, err := c.Lookup(id)
+	if err != nil {
+		return "", false
+	}
+	return e.Image, true
+}
+
 // Lookup finds "name" (its newest version) or "name@version". The error for an
 // unknown name wraps ErrUnknown and suggests close names.
 func (c *Catalog) Lookup(model string) (*Entry, error) {

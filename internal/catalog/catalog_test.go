@@ -219,3 +219,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestImageOf(t *testing.T) {
+	noSite(t)
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Lookup("faces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"faces": e.Image, e.ID(): e.Image, "no-such-model": "", "faces@0.0.0-none": ""} {
+		got, ok := c.ImageOf(id)
+		if got != want || ok != (want != "") {
+			t.Errorf("ImageOf(%q) = %q, %v; want %q", id, got, ok, want)
+		}
+	}
+}

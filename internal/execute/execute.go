@@ -2,7 +2,7 @@
 // recorded run options (with explicit overrides) into runner.Options, takes each
 // shard's lock so that no shard runs twice at once (across nodes), and runs the
 // shards through the runner — one shard (a Slurm array task, run-shard) or all of them
-// (predict).
+// (predict, which Local runs whole: the job opened under its lock, then every shard).
 package execute
 
 import (
@@ -23,8 +23,8 @@ import (
 )
 
 // ErrBadOption marks run options that cannot be used (a negative count, an unknown
-// runtime, a malformed GPU list): a usage error.
-var ErrBadOption = errors.New("bad run option")
+// runtime, a malformed GPU list): job.ErrBadOption, which the flags give too.
+var ErrBadOption = job.ErrBadOption
 
 // RunnerOptions turns a job's recorded run options r, with the explicit overrides ov
 // (the flags a user set), into runner.Options: the runtime selected (container.Select)

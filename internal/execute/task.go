@@ -47,3 +47,21 @@ func CheckShard(dir string, j *job.Job, shard int) error {
 	}
 	return nil
 }
+
+// LoadTask loads the job in dir and returns it with the shard an array task runs:
+// offset + index (TaskShard; a nil index is read through lookup), which must be one
+// of the job's (CheckShard). A bad index or shard is ErrNoShard.
+func LoadTask(dir string, index *int, offset int, lookup func(string) (string, bool)) (*job.Job, int, error) {
+	shard, err := TaskShard(index, offset, lookup)
+	if err != nil {
+		return nil, 0, err
+	}
+	j, err := job.Load(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := CheckShard(dir, j, shard); err != nil {
+		return nil, 0, err
+	}
+	return j, shard, nil
+}

@@ -44,3 +44,42 @@ func TestTaskShard(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadTask: the job is loaded and the task's shard checked against it; a
+// directory without a job is job.ErrNoJob.
+func TestLoadTask(t *testing.T) {
+	dir := t.TempDir()
+	if err := job.Create(dir, &job.Job{Model: "m", Shards: 3}); err != nil {
+		t.Fatal(err)
+	}
+	env := func(v string) func(string) (string, bool) { return func(string) (string, bool) { return v, v != "" } }
+	idx := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		name   string
+		dir    string
+		index  *int
+		offset int
+		env    string
+		want   int
+		err    error
+	}{
+		{"index and offset", dir, idx(1), 1, "", 2, nil},
+		{"from Slurm", dir, nil, 0, "2", 2, nil},
+		{"past the last shard", dir, idx(0), 3, "", 0, ErrNoShard},
+		{"no index", dir, nil, 0, "", 0, ErrNoIndex},
+		{"no job", t.TempDir(), idx(0), 0, "", 0, job.ErrNoJob},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j, shard, err := LoadTask(tc.dir, tc.index, tc.offset, env(tc.env))
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("LoadTask: %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil || shard != tc.want || j.Shards != 3 {
+				t.Errorf("LoadTask = %v, %d, %v; want shard %d", j, shard, err, tc.want)
+			}
+		})
+	}
+}

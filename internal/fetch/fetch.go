@@ -146,7 +146,7 @@ func Ensure(ctx context.Context, model string, o Options) (*Model, error) {
 		// resolved to before: run that, say so, and name the digest it is.
 		if m, cerr := resolve(t, o); cerr == nil {
 			o.Log.Warn().Str("model", t.Name()).Str("digest", m.Digest).Err(err).
-				Msg("registry unreachable: using the cached image this reference last resolved to (pass --offline to skip the check)")
+				Msg("registry unreachable: using the cached image this reference last resolved to (not checked for a newer one)")
 			return m, check(ctx, t, m, o)
 		}
 	}
@@ -221,6 +221,24 @@ func Resolve(ctx context.Context, model string, o Options) (*Model, error) {
 		return nil, err
 	}
 	return m, check(ctx, t, m, o)
+}
+
+// SIFPath returns the SIF file model names: a path ending in .sif (Parse's rule of
+// what is a SIF) as it is, without opening it, else the SIF of the model in the cache
+// (Resolve: cache only).
+func SIFPath(ctx context.Context, model string, o Options) (string, error) {
+	t, err := Parse(model, o.Catalog)
+	if err != nil {
+		return "", err
+	}
+	if t.Kind == KindSIF {
+		return t.SIF, nil
+	}
+	m, err := Resolve(ctx, model, o)
+	if err != nil {
+		return "", err
+	}
+	return m.SIF, nil
 }
 
 func resolve(t *Target, o Options) (*Model, error) {

@@ -2,8 +2,10 @@ package fetch
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"unicode"
 )
@@ -44,4 +46,33 @@ func stripComment(line string) string {
 		}
 	}
 	return line
+}
+
+// ErrNoModels is returned by Models when neither arguments nor a list name a model.
+var ErrNoModels = errors.New("no models: give MODEL arguments or a model list")
+
+// Models returns the models named by args, then those of the model list in file
+// (ReadModelList; "-" reads stdin, "" is none). None at all is ErrNoModels.
+func Models(args []string, file string, stdin io.Reader) ([]string, error) {
+	models := append([]string{}, args...)
+	if file != "" {
+		r, name := stdin, "standard input"
+		if file != "-" {
+			f, err := os.Open(file)
+			if err != nil {
+				return nil, fmt.Errorf("model list: %w", err)
+			}
+			defer f.Close()
+			r, name = f, file
+		}
+		list, err := ReadModelList(r, name)
+		if err != nil {
+			return nil, err
+		}
+		models = append(models, list...)
+	}
+	if len(models) == 0 {
+		return nil, ErrNoModels
+	}
+	return models, nil
 }

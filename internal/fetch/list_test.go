@@ -1,7 +1,11 @@
 package fetch
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,4 +57,33 @@ func FuzzReadModelList(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestModels(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "models.txt")
+	if err := os.WriteFile(file, []byte("b # comment\nc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		file  string
+		stdin string
+		want  []string
+		err   error
+	}{
+		{"arguments", []string{"a"}, "", "", []string{"a"}, nil},
+		{"arguments, then the file", []string{"a"}, file, "", []string{"a", "b", "c"}, nil},
+		{"stdin", nil, "-", "d\n", []string{"d"}, nil},
+		{"none", nil, "", "", nil, ErrNoModels},
+		{"an empty list", nil, "-", "# nothing\n", nil, ErrNoModels},
+		{"a missing file", nil, file + ".none", "", nil, os.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Models(tc.args, tc.file, strings.NewReader(tc.stdin))
+			if !errors.Is(err, tc.err) || (tc.err == nil && err != nil) || !slices.Equal(got, tc.want) {
+				t.Errorf("Models = %v, %v; want %v, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
 }

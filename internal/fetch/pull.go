@@ -52,23 +52,57 @@ func CachedDigest(o Options, model string) (string, error) {
 	return d, nil
 }
 
+// CachedDigests is CachedDigest of each of models, in order; the first that fails
+// stops it, its error explained by explain(model, err) (the command's hint).
+func CachedDigests(o Options, models []string, explain func(model string, err error) error) ([]string, error) {
+	var digests []string
+	for _, m := range models {
+		d, err := CachedDigest(o, m)
+		if err != nil {
+			return nil, explain(m, err)
+		}
+		digests = append(digests, d)
+	}
+	return digests, nil
+}
+
+// Remove removes the cache entry of each of models (a MODEL or a sha256 digest:
+// CachedDigest) and its refs, each on its own: removed hears of each one removed, and
+// the errors of the others, each explained by explain(model, err), are joined.
+func Remove(o Options, models []string, explain func(model string, err error) error, removed func(model, digest string)) error {
+	var errs []error
+	for _, m := range models {
+		d, err := CachedDigest(o, m)
+		if err != nil {
+			errs = append(errs, explain(m, err))
+			continue
+		}
+		if err := o.Cache.Remove(d); err != nil {
+			errs = append(errs, fmt.Errorf("rm %s: %w", m, err))
+			continue
+		}
+		removed(m, d)
+	}
+	return errors.Join(errs...)
+}
+
 // PullResult is the outcome of one model of PullAll: its SIF, or why not.
 type PullResult struct {
 	Model *Model
 	Err   error
 }
 
-// PullAll pulls models (Pull, without force), jobs at a time (at least 1). done, when
+// PullAll pulls models (Pull, with force), jobs at a time (at least 1). done, when
 // set, hears of each model as it ends (from several goroutines at once). A model never
 // started because ctx ended gets ctx's error: every model has a result.
-func PullAll(ctx context.Context, models []string, o Options, jobs int, done func(i int, r PullResult)) []PullResult {
+func PullAll(ctx context.Context, models []string, o Options, jobs int, force bool, done func(i int, r PullResult)) []PullResult {
 	res := make([]PullResult, len(models))
 	started := make([]bool, len(models))
 	pool := pond.NewPool(max(jobs, 1), pond.WithContext(ctx))
 	for i, m := range models {
 		pool.Submit(func() {
 			started[i] = true
-			mod, err := Pull(ctx, m, o, false)
+			mod, err := Pull(ctx, m, o, force)
 			res[i] = PullResult{Model: mod, Err: err}
 			if done != nil {
 				done(i, res[i])

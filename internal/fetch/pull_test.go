@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
@@ -71,5 +72,32 @@ func TestPullForce(t *testing.T) {
 	f.Close()
 	if _, err := CachedDigest(o, f.Name()); !errors.Is(err, ErrNotAnEntry) {
 		t.Errorf("CachedDigest of a .sif file: %v", err)
+	}
+}
+
+// TestCachedDigestsAndRemove: models resolve to their cached digests from the cache
+// alone; Remove removes each it can and reports the others, explained.
+func TestCachedDigestsAndRemove(t *testing.T) {
+	host, _ := startRegistry(t)
+	image := host + "/lab/demo:1"
+	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
+	if _, err := Pull(ctx(t), "demo", o, false); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(m string, err error) error { return fmt.Errorf("%w (explained for %s)", err, m) }
+	if ds, err := CachedDigests(o, []string{"demo", image, digest}, explain); err != nil || len(ds) != 3 || ds[0] != digest || ds[1] != digest || ds[2] != digest {
+		t.Errorf("CachedDigests = %v, %v; want the digest three times", ds, err)
+	}
+	if _, err := CachedDigests(o, []string{"demo", "nosuch/x:1"}, explain); !errors.Is(err, cache.ErrNotCached) || !strings.HasSuffix(err.Error(), "(explained for nosuch/x:1)") {
+		t.Errorf("CachedDigests of an uncached image: %v", err)
+	}
+	var gone []string
+	err := Remove(o, []string{"nosuch/x:1", "demo"}, explain, func(m, d string) { gone = append(gone, m+"="+d) })
+	if !errors.Is(err, cache.ErrNotCached) || !strings.Contains(err.Error(), "(explained for nosuch/x:1)") || len(gone) != 1 || gone[0] != "demo="+digest {
+		t.Errorf("Remove = %v, removed %v; want demo removed and the other explained", err, gone)
+	}
+	if _, err := CachedDigest(o, "demo"); !errors.Is(err, cache.ErrNotCached) {
+		t.Errorf("demo still cached after Remove: %v", err)
 	}
 }

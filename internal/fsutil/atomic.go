@@ -76,3 +76,13 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// WriteOutput writes what fill produces to the output a user named: standard output
+// (stdout) for "-", else path, replaced atomically (WriteAtomic, mode 0644). It returns
+// where it wrote, "stdout" or path, for messages.
+func WriteOutput(path string, stdout io.Writer, fill func(w io.Writer) error) (string, error) {
+	if path == "-" {
+		return "stdout", fill(stdout)
+	}
+	return path, WriteAtomic(path, 0o644, fill)
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -47,5 +48,31 @@ func TestWriteAtomicFailureKeepsOld(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Fatalf("temp files left behind: %v", ents)
+	}
+}
+
+func TestWriteOutput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.txt")
+	fill := func(w io.Writer) error { _, err := io.WriteString(w, "hello\n"); return err }
+	for _, tc := range []struct{ name, want string }{{"-", "stdout"}, {path, path}} {
+		var stdout strings.Builder
+		where, err := WriteOutput(tc.name, &stdout, fill)
+		if err != nil || where != tc.want {
+			t.Fatalf("WriteOutput(%s) = %s, %v; want %s", tc.name, where, err, tc.want)
+		}
+		got := stdout.String()
+		if tc.name != "-" {
+			b, _ := os.ReadFile(path)
+			got = string(b)
+			if stdout.Len() != 0 {
+				t.Errorf("wrote %q to stdout too", stdout.String())
+			}
+		}
+		if got != "hello\n" {
+			t.Errorf("WriteOutput(%s) wrote %q", tc.name, got)
+		}
+	}
+	if _, err := WriteOutput(filepath.Join(t.TempDir(), "none", "x"), nil, fill); err == nil {
+		t.Error("WriteOutput into a missing directory: no error")
 	}
 }

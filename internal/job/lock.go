@@ -88,3 +88,12 @@ func (d Dir) lock(path, what string) (Unlock, error) {
 	}
 	return l.Release, nil
 }
+
+// LockNew creates the job directory when it is missing and takes its job lock: one
+// predict, submit or resubmit of a job directory at a time.
+func (d Dir) LockNew() (Unlock, error) {
+	if err := os.MkdirAll(string(d), 0o755); err != nil {
+		return nil, fmt.Errorf("create the job directory: %w", err)
+	}
+	return d.LockJob()
+}

@@ -59,6 +59,10 @@ type Spec struct {
 	Log           zerolog.Logger
 }
 
+// ErrListNeeded is returned when a job whose inputs came from an input list is to be
+// re-sharded without the list: a scan of the data root would find other inputs.
+var ErrListNeeded = errors.New("re-sharding it needs the input list")
+
 // ChangedError says that a job's dataset or shard plan is not what it was when the job
 // was created.
 type ChangedError struct {
@@ -100,7 +104,7 @@ func Open(ctx context.Context, s Spec) (*job.Job, Outcome, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		s.Log.Warn().Str("old_job", aside).Msg("--force: the old job is moved aside; starting a new one")
+		s.Log.Warn().Str("old_job", aside).Msg("replacing the job: the old one is moved aside; starting a new one")
 		j, err := Create(ctx, s)
 		return j, Replaced, err
 	}
@@ -118,7 +122,7 @@ func Open(ctx context.Context, s Spec) (*job.Job, Outcome, error) {
 			return nil, "", changed
 		}
 		if old.FilesFrom != "" && s.List == nil {
-			return nil, "", fmt.Errorf("rescan %s: its inputs came from the list %s: give --files-from with the list to re-shard", s.Dir, old.FilesFrom)
+			return nil, "", fmt.Errorf("rescan %s: its inputs came from the list %s: %w", s.Dir, old.FilesFrom, ErrListNeeded)
 		}
 		j, err := Rescan(ctx, s, old)
 		return j, Rescanned, err
@@ -167,7 +171,7 @@ func checkData(ctx context.Context, s Spec, old *job.Job) (*ChangedError, error)
 		return nil, nil // a job.json of an older scv-hpc: nothing to compare with
 	}
 	if s.List == nil && old.FilesFrom != "" {
-		s.Log.Info().Str("files_from", old.FilesFrom).Msg("the job's inputs came from an input list: not compared with the data (give --files-from to compare)")
+		s.Log.Info().Str("files_from", old.FilesFrom).Msg("the job's inputs came from an input list and no list is given now: not compared with the data")
 		return nil, nil
 	}
 	h := sha256.New()

@@ -18,19 +18,19 @@ type List struct {
 
 // OpenList returns the list at path, or for "-" the list on stdin (copied to a
 // temporary file that Close removes). A list that cannot be opened is an error naming
-// the flag.
+// the list.
 func OpenList(path string, stdin io.Reader) (*List, error) {
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("--files-from: %w", err)
+			return nil, fmt.Errorf("input list: %w", err)
 		}
 		f.Close()
 		return &List{Name: path, path: path}, nil
 	}
 	f, err := os.CreateTemp("", "scv-hpc-files-from-*")
 	if err != nil {
-		return nil, fmt.Errorf("--files-from -: keep a copy of stdin: %w", err)
+		return nil, fmt.Errorf("input list on stdin: keep a copy: %w", err)
 	}
 	_, err = io.Copy(f, stdin)
 	if cerr := f.Close(); err == nil {
@@ -39,7 +39,7 @@ func OpenList(path string, stdin io.Reader) (*List, error) {
 	l := &List{Name: "stdin", path: f.Name(), tmp: true}
 	if err != nil {
 		l.Close()
-		return nil, fmt.Errorf("--files-from -: read stdin: %w", err)
+		return nil, fmt.Errorf("input list on stdin: read: %w", err)
 	}
 	return l, nil
 }
@@ -48,7 +48,7 @@ func OpenList(path string, stdin io.Reader) (*List, error) {
 func (l *List) open() (*os.File, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
-		return nil, fmt.Errorf("--files-from %s: %w", l.Name, err)
+		return nil, fmt.Errorf("input list %s: %w", l.Name, err)
 	}
 	return f, nil
 }

@@ -75,8 +75,8 @@ func TestOpenList(t *testing.T) {
 				}
 				return
 			default:
-				if err == nil || !strings.Contains(err.Error(), "--files-from") {
-					t.Fatalf("Open: %v, want an error asking for --files-from", err)
+				if !errors.Is(err, ErrListNeeded) {
+					t.Fatalf("Open: %v, want ErrListNeeded", err)
 				}
 				return
 			}
@@ -108,7 +108,7 @@ func TestOpenListStdinCopy(t *testing.T) {
 	if _, err := os.Stat(l.path); !os.IsNotExist(err) {
 		t.Errorf("the copy of stdin is still there: %v", err)
 	}
-	if _, err := OpenList(filepath.Join(t.TempDir(), "none"), nil); err == nil || !strings.Contains(err.Error(), "--files-from") {
-		t.Errorf("missing list: %v", err)
+	if _, err := OpenList(filepath.Join(t.TempDir(), "none"), nil); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "input list") {
+		t.Errorf("missing list: %v, want an input list error wrapping os.ErrNotExist", err)
 	}
 }

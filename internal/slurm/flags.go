@@ -1,6 +1,8 @@
 package slurm
 
 import (
+	"errors"
+
 	"github.com/spf13/pflag"
 )
 
@@ -82,3 +84,43 @@ func (o *Options) Merge(flags *Options, set func(flag string) bool) error {
 	}
 	return o.Validate()
 }
+
+// ErrBadOption marks Slurm flags that cannot be used together or at all (Merge): the
+// command line shows it as a usage error.
+var ErrBadOption = errors.New("bad Slurm option")
+
+// Flags are the Slurm resource flags of submit and resubmit, as given.
+type Flags struct{ given Options }
+
+// AddFlags defines the Slurm flags on fs (RegisterFlags).
+func (f *Flags) AddFlags(fs *pflag.FlagSet) { RegisterFlags(fs, &f.given) }
+
+// Options merges the flags that changed reports as given over base (the site's
+// defaults for submit, slurm.json for resubmit; Merge), sets LogLevel to logLevel
+// when it is not empty (the --log-level given to this command), and fills the binary
+// and parses the template (Prepare). Flags that do not go together are ErrBadOption; a
+// template that cannot be read or parsed is ErrTemplate.
+func (f *Flags) Options(base Options, changed func(flag string) bool, logLevel string) (*Options, *Template, error) {
+	o := base
+	if err := o.Merge(&f.given, changed); err != nil {
+		return nil, nil, optionError{err}
+	}
+	if logLevel != "" {
+		o.LogLevel = logLevel
+	}
+	tmpl, err := o.Prepare()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &o, tmpl, nil
+}
+
+// optionError is err marked as ErrBadOption, its text unchanged.
+type optionError struct{ error }
+
+func (e optionError) Is(target error) bool { return target == ErrBadOption }
+func (e optionError) Unwrap() error        { return e.error }
+
+// ErrNoBinary is returned by Prepare when the path of this executable, which the
+// compute nodes run, cannot be found.
+var ErrNoBinary = errors.New("find this executable, to run it on the compute nodes")

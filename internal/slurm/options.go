@@ -141,7 +141,7 @@ func (o *Options) Prepare() (*Template, error) {
 	if o.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("find this executable, to run it on the compute nodes: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrNoBinary, err)
 		}
 		if real, err := filepath.EvalSymlinks(exe); err == nil {
 			exe = real

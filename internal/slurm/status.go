@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
 
@@ -112,4 +113,19 @@ func PlanResubmit(sum *results.Summary, view map[int]ShardState, failedOnly bool
 		p.RunArgs = []string{"--retry-failed"}
 	}
 	return p
+}
+
+// PlanJob plans a resubmission of the job j in dir (absolute): Slurm's view of its
+// arrays (View) joined with the results on disk (results.SummarizeContext) by
+// PlanResubmit.
+func (c *Client) PlanJob(ctx context.Context, dir string, j *job.Job, failedOnly bool) (ResubmitPlan, error) {
+	view, err := c.View(ctx, j)
+	if err != nil {
+		return ResubmitPlan{}, err
+	}
+	sum, err := results.SummarizeContext(ctx, dir)
+	if err != nil {
+		return ResubmitPlan{}, err
+	}
+	return PlanResubmit(sum, view, failedOnly), nil
 }
