@@ -94,7 +94,7 @@ func (c *Cache) writeBlob(tmp, want string, size int64, fetch func(io.Writer) er
 	}
 	defer f.Close()
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, h)}
+	cw := &countWriter{w: io.MultiWriter(f, h), name: tmp}
 	if err := fetch(cw); err != nil {
 		if isDiskErr(err) {
 			return c.failErr("writing blob sha256:"+want, err)
@@ -120,9 +120,14 @@ func isDiskErr(err error) bool {
 }
 
 type countWriter struct {
-	w io.Writer
-	n int64
+	w    io.Writer
+	n    int64
+	name string // the file written, for readers that follow the download
 }
+
+// Name is the file the blob is being written to: a reader may read it as
+// it grows (registry.PrefetchStream does), and must check the digest itself.
+func (c *countWriter) Name() string { return c.name }
 
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)

@@ -289,10 +289,13 @@ func build(ctx context.Context, t *Target, img v1.Image, src registry.Source, tm
 	defer bar.Done()
 	fetchPart := &phase{r: bar}
 	start := time.Now()
+	wait := func() error { return nil }
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if src.Kind == registry.KindRegistry {
-		// Download the layers in parallel first, so the conversion reads local
-		// files: into the cache's blob store, shared by every model, or else
-		// into a scratch directory dropped after the conversion.
+		// The layers download in parallel while the conversion reads them as
+		// they arrive: into the cache's blob store, shared by every model, or
+		// else into a scratch directory dropped after the conversion.
 		ro := o.Registry
 		dir := ""
 		if o.NoLayerCache {
@@ -306,19 +309,42 @@ func build(ctx context.Context, t *Target, img v1.Image, src registry.Source, tm
 		}
 		ro.Offline = o.Offline
 		ro.Progress = func(string, string) progress.Reporter { return fetchPart }
-		if img, err = registry.Prefetch(ctx, img, dir, ro); err != nil {
-			if dir != "" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
-				return nil, fmt.Errorf("fetch %s: %w %s: %w", src.Ref, ErrTmpFull, tmpDir, err)
-			}
+		var prefetchWait func() error
+		if img, prefetchWait, err = registry.PrefetchStream(ctx, img, dir, ro); err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", src.Ref, err)
 		}
+		waited := false
+		defer func() {
+			if !waited {
+				cancel()
+				_ = prefetchWait()
+			}
+		}()
+		wait = func() error {
+			waited = true
+			err := prefetchWait()
+			if err == nil {
+				o.Log.Info().Str("model", t.Name()).Dur("fetch", time.Since(start)).Msg("layers fetched")
+				return nil
+			}
+			if dir != "" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+				return fmt.Errorf("fetch %s: %w %s: %w", src.Ref, ErrTmpFull, tmpDir, err)
+			}
+			return fmt.Errorf("fetch %s: %w", src.Ref, err)
+		}
 	}
-	o.Log.Info().Str("model", t.Name()).Dur("fetch", time.Since(start)).Msg("layers fetched")
 	copts := convert.Options{Compression: comp, TmpDir: tmpDir, Log: o.Log,
 		Progress: &phase{r: bar, base: fetchPart.total}}
 	prov := convert.Provenance{Ref: src.Ref, Digest: src.Digest, Tool: "scv-hpc " + version.String(), Platform: src.Platform}
-	if err := convert.Convert(ctx, img, tmpSIF, prov, copts); err != nil {
-		return nil, err
+	cerr := convert.Convert(ctx, img, tmpSIF, prov, copts)
+	if cerr != nil {
+		cancel() // a failed conversion stops the downloads
+	}
+	switch werr := wait(); {
+	case werr != nil && (cerr == nil || !errors.Is(werr, context.Canceled)):
+		return nil, werr // a failed download is the cause: the conversion stopped reading it
+	case cerr != nil:
+		return nil, cerr
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {

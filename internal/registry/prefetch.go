@@ -34,27 +34,44 @@ type BlobStore interface {
 // and the files are not synced. A layer whose download fails transiently is fetched
 // again, up to o.Retries times.
 func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Image, error) {
+	local, wait, err := PrefetchStream(ctx, img, dir, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	return local, nil
+}
+
+// PrefetchStream is Prefetch that returns at once, while the layers download:
+// the image's layers can be read as they arrive (a reader waits behind the
+// download, reading the file it writes; follow.go), so a conversion overlaps
+// the download. wait returns when every layer is complete, with Prefetch's
+// error; a reader of a layer whose download failed gets that error. The
+// caller must call wait, and cancel ctx to stop the downloads early.
+func PrefetchStream(ctx context.Context, img v1.Image, dir string, o Options) (image v1.Image, wait func() error, err error) {
 	o = o.withDefaults()
 	rawManifest, err := img.RawManifest()
 	if err != nil {
-		return nil, fmt.Errorf("prefetch: read manifest: %w", err)
+		return nil, nil, fmt.Errorf("prefetch: read manifest: %w", err)
 	}
 	rawConfig, err := img.RawConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("prefetch: read config: %w", err)
+		return nil, nil, fmt.Errorf("prefetch: read config: %w", err)
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return nil, fmt.Errorf("prefetch: %w", err)
+		return nil, nil, fmt.Errorf("prefetch: %w", err)
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("prefetch %s: list layers: %w", digest, err)
+		return nil, nil, fmt.Errorf("prefetch %s: list layers: %w", digest, err)
 	}
 	if o.Blobs != nil {
 		// Nothing is written to dir.
 	} else if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
-		return nil, fmt.Errorf("prefetch %s: %w", digest, err)
+		return nil, nil, fmt.Errorf("prefetch %s: %w", digest, err)
 	}
 
 	local := make([]*localLayer, len(layers))
@@ -63,7 +80,7 @@ func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Imag
 	for i, l := range layers {
 		ll, err := describe(l, dir)
 		if err != nil {
-			return nil, fmt.Errorf("prefetch %s: layer %d: %w", digest, i, err)
+			return nil, nil, fmt.Errorf("prefetch %s: layer %d: %w", digest, i, err)
 		}
 		local[i] = ll
 		if !counted[ll.digest] {
@@ -77,11 +94,16 @@ func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Imag
 		label = digest.String()
 	}
 	rep := o.Progress("pull "+label, "bytes")
-	defer rep.Done()
 	rep.SetTotal(total)
 
+	for _, ll := range local {
+		ll.follow = newFollow()
+	}
+	image, err = newLocalImage(rawManifest, rawConfig, local)
+	if err != nil {
+		return nil, nil, err
+	}
 	pool := pond.NewPool(o.Jobs, pond.WithContext(ctx))
-	defer pool.StopAndWait()
 	group := pool.NewGroupContext(ctx)
 	submitted := map[v1.Hash]bool{}
 	for i, l := range layers {
@@ -95,33 +117,71 @@ func Prefetch(ctx context.Context, img v1.Image, dir string, o Options) (v1.Imag
 			if o.Blobs != nil {
 				fetch = storeLayer
 			}
-			if err := fetch(group.Context(), l, ll, o, rep); err != nil {
-				return fmt.Errorf("prefetch %s: layer %s: %w", digest, ll.digest, err)
+			err := fetch(group.Context(), l, ll, o, rep)
+			if err != nil {
+				// Every reader stops: layers not started yet never will be.
+				err = fmt.Errorf("prefetch %s: layer %s: %w", digest, ll.digest, err)
+				finishAll(local, err)
+				return err
+			}
+			for _, other := range local { // the manifest may list a layer twice
+				if other.digest == ll.digest {
+					other.path, other.reused = ll.path, ll.reused
+					other.follow.finish(ll.path, nil)
+				}
 			}
 			return nil
 		})
 	}
-	if err := group.Wait(); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("prefetch %s: %w", digest, ctxErr)
+	// Readers blocked on a layer end when ctx does.
+	stopWatch := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			finishAll(local, fmt.Errorf("prefetch %s: %w", digest, ctx.Err()))
+		case <-stopWatch:
 		}
-		return nil, err
-	}
-	var fetched, reused int64
-	for d := range submitted {
-		for _, ll := range local {
-			if ll.digest == d {
-				if ll.reused {
-					reused += ll.size
-				} else {
-					fetched += ll.size
+	}()
+	wait = func() error {
+		err := group.Wait()
+		pool.StopAndWait()
+		close(stopWatch)
+		rep.Done()
+		if err != nil {
+			finishAll(local, err)
+		}
+		if err != nil {
+			// A download's own failure, even when ctx ended since (the caller
+			// cancels once the conversion failed of it); else ctx's end.
+			if ctxErr := ctx.Err(); ctxErr != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				return fmt.Errorf("prefetch %s: %w", digest, ctxErr)
+			}
+			return err
+		}
+		var fetched, reused int64
+		for d := range submitted {
+			for _, ll := range local {
+				if ll.digest == d {
+					if ll.reused {
+						reused += ll.size
+					} else {
+						fetched += ll.size
+					}
+					break
 				}
-				break
 			}
 		}
+		o.Log.Info().Str("image", label).Int64("fetched_bytes", fetched).Int64("cached_bytes", reused).Msg("layers ready")
+		return nil
 	}
-	o.Log.Info().Str("image", label).Int64("fetched_bytes", fetched).Int64("cached_bytes", reused).Msg("layers ready")
-	return newLocalImage(rawManifest, rawConfig, local)
+	return image, wait, nil
+}
+
+// finishAll ends the downloads of every layer not complete yet with err.
+func finishAll(local []*localLayer, err error) {
+	for _, ll := range local {
+		ll.follow.finish("", err)
+	}
 }
 
 // describe reads what a layer is without fetching it.
@@ -162,11 +222,16 @@ func storeLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep 
 		path, fetched, err := o.Blobs.Blob(ctx, ll.digest.String(), ll.size, func(w io.Writer) error {
 			rep.Add(-n) // an earlier try inside the store's lock
 			n = 0
+			if named, ok := w.(interface{ Name() string }); ok {
+				ll.follow.start(named.Name())
+				w = &followWriter{w: w, f: ll.follow}
+			}
 			rc, err := l.Compressed()
 			if err != nil {
 				return err
 			}
 			defer rc.Close()
+			defer context.AfterFunc(ctx, func() { rc.Close() })() // a read blocked on the network ends with ctx
 			_, err = io.Copy(w, &ctxReader{ctx: ctx, r: rc, add: func(k int64) { n += k; rep.Add(k) }})
 			return err
 		})
@@ -217,13 +282,15 @@ func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) 
 		return 0, err
 	}
 	defer rc.Close()
+	defer context.AfterFunc(ctx, func() { rc.Close() })() // a read blocked on the network ends with ctx
 	tmp, err := os.CreateTemp(filepath.Dir(ll.path), ".part-"+ll.digest.Hex[:12]+"-*")
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: rc, add: add})
+	ll.follow.start(tmp.Name())
+	n, err := io.Copy(io.MultiWriter(&followWriter{w: tmp, f: ll.follow}, h), &ctxReader{ctx: ctx, r: rc, add: add})
 	if err != nil {
 		tmp.Close()
 		return n, err
@@ -261,14 +328,17 @@ type localLayer struct {
 	size           int64
 	mediaType      types.MediaType
 	path           string
-	reused         bool // found in the blob store, not downloaded
+	reused         bool    // found in the blob store, not downloaded
+	follow         *follow // the download, for readers that come before it ends
 }
 
 func (l *localLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
 func (l *localLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
 func (l *localLayer) Size() (int64, error)                { return l.size, nil }
 func (l *localLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
-func (l *localLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *localLayer) Compressed() (io.ReadCloser, error) {
+	return &followReader{f: l.follow}, nil
+}
 
 // newLocalImage assembles the prefetched image from its raw manifest and config.
 func newLocalImage(rawManifest, rawConfig []byte, layers []*localLayer) (v1.Image, error) {
