@@ -31,6 +31,11 @@ var CSVHeader = []string{"path", "ok", "stage", "error", "ms", "result"}
 // shards are read in parallel by Walk. CSV cells that a spreadsheet would run as a
 // formula are escaped (see CSVCell) and every text cell is double-quoted.
 func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (Totals, error) {
+	return collect(ctx, jobDir, w, format, 0)
+}
+
+// collect is Collect with WalkOptions.Workers (0: the default).
+func collect(ctx context.Context, jobDir string, w io.Writer, format string, workers int) (Totals, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var prepare func(s *Shard) error
 	switch format {
@@ -87,7 +92,7 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 		return Totals{}, err
 	}
 	var t Totals
-	err = Walk(ctx, jobDir, j.Shards, WalkOptions{Prepare: prepare}, func(s *Shard) error {
+	err = Walk(ctx, jobDir, j.Shards, WalkOptions{Workers: workers, Prepare: prepare}, func(s *Shard) error {
 		if _, err := bw.Write(s.Out); err != nil {
 			return err
 		}
