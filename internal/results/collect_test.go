@@ -170,6 +170,15 @@ func TestCollectMatchesReference(t *testing.T) {
 		{"other key order", []string{"a\nb\n"}, []string{`{"ok":true,"path":"a","result":[1]}` + "\n" + `{ "path" : "b" , "ok" : false , "stage" : "crash" }` + "\n"}},
 		{"paths not in the list", []string{"a\n"}, []string{okLine("zz", 1) + "\n" + okLine("a", 2) + "\n" + okLine("yy", 3) + "\n"}},
 		{"list duplicates", []string{"a\nb\na\nc\nc\nb\n"}, []string{okLine("b", 1) + "\n" + failLine("a", "predict") + "\n"}},
+		{"sorted list with a duplicate, results twice", []string{"a\na\nb\n"},
+			[]string{okLine("a", 1) + "\n" + failLine("a", "crash") + "\n" + okLine("b", 2) + "\n"}},
+		{"in list order, every kind of line", []string{`q"x` + "\na\nb\nc\nd\ne\nf\n"},
+			[]string{okLine(`q"x`, 0) + "\n" + okLine("a", 1) + "\r\n" + failLine("b", "load") + "\n" + `{"ok":true,"path":"c"}` + "\n\n" +
+				"  " + okLine("d", 4) + " \n" + okLine("e", 5)}},
+		{"in list order, then a retry", []string{"a\nb\nc\n"},
+			[]string{failLine("a", "crash") + "\n" + okLine("b", 2) + "\n" + okLine("c", 3) + "\n" + okLine("a", 4) + "\n"}},
+		{"in list order, a corrupt-looking answer copied as is", []string{"a\nb\n"},
+			[]string{okLine("a", 1) + "\n" + `{"path":"b","ok":true,"result":{"x":"}"},"t":12}` + "\n"}},
 		{"more shards", []string{bigList, "a\nb\n", "c\n"}, []string{bigRes, okLine("b", 1) + "\n" + okLine("a", 2) + "\n", ""}},
 	}
 	for _, tc := range tests {
@@ -191,6 +200,23 @@ func TestCollectMatchesReference(t *testing.T) {
 				if !bytes.Equal(got.Bytes(), want) {
 					t.Errorf("workers %d: output differs from the reference:\n%s", workers, firstDiff(got.Bytes(), want))
 				}
+			}
+			// Walk's entries (what status, report and CSV read) say the same.
+			var fromEntries bytes.Buffer
+			err = Walk(context.Background(), dir, len(tc.lists), WalkOptions{}, func(s *Shard) error {
+				for _, e := range s.Entries {
+					if e.Found {
+						fromEntries.Write(e.Line)
+					} else {
+						b, _ := json.Marshal(Record{Path: e.Path, Stage: StagePending, Error: "no result yet"})
+						fromEntries.Write(b)
+					}
+					fromEntries.WriteByte('\n')
+				}
+				return nil
+			})
+			if err != nil || !bytes.Equal(fromEntries.Bytes(), want) {
+				t.Errorf("walk: %v\n%s", err, firstDiff(fromEntries.Bytes(), want))
 			}
 		})
 	}
