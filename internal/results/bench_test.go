@@ -60,6 +60,16 @@ func BenchmarkFinal(b *testing.B) {
 // (the issue's case) and times `cat results/*.jsonl` over the same files in the same
 // run: the ratio collect/cat is what to watch (goal ≤ 2). SCV_BENCH_COLLECT_SHARDS
 // sets fewer shards for a quick run.
+//
+// Both are measured alike: each writes to the same regular file in the test's
+// temporary directory, created (truncated) inside its timing, never to /dev/null
+// or a pipe; both read files that were just written, so the page cache is warm for
+// both, and cat runs first in each iteration, so collect never reads what cat
+// warmed alone. GNU cat (coreutils 9) copies file to file with copy_file_range, in
+// the kernel; collect reads every byte into memory to parse it and writes it back
+// with write(2). collect's CPU time is this process's (its goroutines on all
+// cores), cat's is the child's. The command adds what is not timed here: its
+// output goes to a temporary file that is fsynced and renamed.
 func BenchmarkCollect1M(b *testing.B) {
 	shards, per := 100, 10_000
 	if v, err := strconv.Atoi(os.Getenv("SCV_BENCH_COLLECT_SHARDS")); err == nil && v > 0 {
@@ -105,6 +115,7 @@ func BenchmarkCollect1M(b *testing.B) {
 		return time.Since(start)
 	}
 	var catT, colT time.Duration
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		catT += timeIt(syscall.RUSAGE_CHILDREN, &catCPU, func() error {
