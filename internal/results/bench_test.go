@@ -61,9 +61,9 @@ func BenchmarkFinal(b *testing.B) {
 // run: the ratio collect/cat is what to watch (goal ≤ 2). SCV_BENCH_COLLECT_SHARDS
 // sets fewer shards for a quick run.
 //
-// Both are measured alike: each writes to the same regular file in the test's
-// temporary directory, created (truncated) inside its timing, never to /dev/null
-// or a pipe; both read files that were just written, so the page cache is warm for
+// Both are measured alike: each writes a new regular file (the same name in the
+// test's temporary directory, removed before the timing starts, created inside
+// it), never /dev/null or a pipe; both read files that were just written, so the page cache is warm for
 // both, and cat runs first in each iteration, so collect never reads what cat
 // warmed alone. GNU cat (coreutils 9) copies file to file with copy_file_range, in
 // the kernel; collect reads every byte into memory to parse it and writes it back
@@ -107,6 +107,11 @@ func BenchmarkCollect1M(b *testing.B) {
 	}
 	var catCPU, colCPU time.Duration
 	timeIt := func(who int, acc *time.Duration, fn func() error) time.Duration {
+		// Each writes a new file, as the command does (into a temporary file):
+		// freeing the last one's pages is not timed.
+		if err := os.Remove(out); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
 		start, c0 := time.Now(), cpu(who)
 		if err := fn(); err != nil {
 			b.Fatal(err)

@@ -170,10 +170,17 @@ func (b *shardBuf) readInOrder(jsonl bool) bool {
 			return false
 		}
 		var rel []byte
-		for len(rel) == 0 && list != nil {
-			rel, list = cutList(list)
+		if p := li.path; len(list) > len(p) && list[len(p)] == '\n' && string(list[:len(p)]) == p {
+			rel, list = list[:len(p)], list[len(p)+1:] // the next list line is the path
+		} else {
+			for len(rel) == 0 && list != nil {
+				rel, list = cutList(list)
+			}
+			if len(rel) == 0 || li.path != viewString(rel) {
+				return false
+			}
 		}
-		if len(rel) == 0 || li.path != viewString(rel) || !pathAfter(prev, rel) {
+		if !pathAfter(prev, rel) {
 			return false
 		}
 		prev = rel
