@@ -56,17 +56,10 @@ func collect(ctx context.Context, jobDir string, w io.Writer, format string, wor
 					continue
 				}
 				start := len(out)
-				if e.Found {
-					out = append(out, e.Line...)
-				} else {
-					r, _ := e.Record()
-					b, err := json.Marshal(r)
-					if err != nil {
-						return fmt.Errorf("encode result of %s: %w", r.Path, err)
-					}
-					out = append(out, b...)
+				var err error
+				if out, err = appendJSONL(out, e); err != nil {
+					return err
 				}
-				out = append(out, '\n')
 				spans = extend(spans, false, start, len(out))
 			}
 			s.Out, s.spans = out, spans
@@ -128,6 +121,20 @@ func collect(ctx context.Context, jobDir string, w io.Writer, format string, wor
 		return t, fmt.Errorf("collect: %w", err)
 	}
 	return t, nil
+}
+
+// appendJSONL appends e's JSONL line to out: its final line, or for a pending
+// input a record with stage "pending".
+func appendJSONL(out []byte, e *Entry) ([]byte, error) {
+	if e.Found {
+		return append(append(out, e.Line...), '\n'), nil
+	}
+	r, _ := e.Record()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return out, fmt.Errorf("encode result of %s: %w", r.Path, err)
+	}
+	return append(append(out, b...), '\n'), nil
 }
 
 // span is a part of a shard's output: bytes start..end of Shard.data (the result

@@ -140,6 +140,26 @@ func TestCollectMatchesReference(t *testing.T) {
 		return l.String(), r.String()
 	}
 	bigList, bigRes := inOrder(3000)
+	// As two workers write a shard: batches of 16 in list order, every other pair
+	// of batches swapped, a few failures, then a retry that fixes some of them.
+	batches := func(n int) string {
+		var r strings.Builder
+		for b := 0; b*16 < n; b++ {
+			k := b ^ 1 // 1, 0, 3, 2, …
+			for i := k * 16; i < min(k*16+16, n); i++ {
+				p := fmt.Sprintf("d/img%04d.png", i)
+				if i%7 == 3 {
+					r.WriteString(failLine(p, "predict") + "\n")
+				} else if i%50 != 9 { // some never answered: pending
+					r.WriteString(okLine(p, i) + "\n")
+				}
+			}
+		}
+		for i := 3; i < n; i += 14 {
+			r.WriteString(okLine(fmt.Sprintf("d/img%04d.png", i), i) + "\n")
+		}
+		return r.String()
+	}
 	quote, tab, bad := `q"uo\te.png`, "t\tab.png", "bad\xff\xfe.png"
 	tests := []struct {
 		name        string
@@ -179,6 +199,11 @@ func TestCollectMatchesReference(t *testing.T) {
 			[]string{failLine("a", "crash") + "\n" + okLine("b", 2) + "\n" + okLine("c", 3) + "\n" + okLine("a", 4) + "\n"}},
 		{"in list order, a corrupt-looking answer copied as is", []string{"a\nb\n"},
 			[]string{okLine("a", 1) + "\n" + `{"path":"b","ok":true,"result":{"x":"}"},"t":12}` + "\n"}},
+		{"batches out of order, retries, pending", []string{bigList}, []string{batches(3000)}},
+		{"out of list order, CRLF and padding", []string{"a\nb\nc\nd\n"},
+			[]string{okLine("c", 1) + "\r\n" + " " + failLine("a", "load") + "\n" + okLine("d", 3) + "\n" + "\t" + okLine("b", 4) + " \r\n"}},
+		{"unsorted list (as --files-from gives)", []string{"c\na\nd/x\nb\n"},
+			[]string{okLine("a", 1) + "\n" + failLine("b", "crash") + "\n" + okLine("c", 3) + "\n" + okLine("b", 4) + "\n"}},
 		{"more shards", []string{bigList, "a\nb\n", "c\n"}, []string{bigRes, okLine("b", 1) + "\n" + okLine("a", 2) + "\n", ""}},
 	}
 	for _, tc := range tests {

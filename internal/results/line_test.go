@@ -139,7 +139,8 @@ func TestPathEnd(t *testing.T) {
 	}
 }
 
-// TestPathAfter: the scan's order ('/' before every other byte), strictly.
+// TestPathAfter: the scan's order ('/' before every other byte), strictly, and
+// comparePaths, which it is made of.
 func TestPathAfter(t *testing.T) {
 	tests := []struct {
 		prev, cur string
@@ -157,7 +158,8 @@ func TestPathAfter(t *testing.T) {
 		{"d/img0000010.png", "d/img0000009.png", false},
 		{"same/long/prefix/0001.png", "same/long/prefix/0001.png", false},
 		{"same/long/prefix/0001.png", "same/long/prefix/0001.pnh", true},
-		{"a/", "a\x00", false}, // equal once '/' is the lowest: not strictly after
+		{"a/", "a\x00", true}, // '/' is lower than every byte, NUL included
+		{"a\x00", "a/", false},
 		{"ÿ", "þ", false},
 	}
 	for _, tc := range tests {
@@ -167,6 +169,16 @@ func TestPathAfter(t *testing.T) {
 	}
 	if !pathAfter(nil, []byte("x")) {
 		t.Error("the first path must pass")
+	}
+	// comparePaths is a strict total order: antisymmetric, 0 only for equal paths,
+	// and it sorts a scan's listing as the scan wrote it.
+	scan := []string{"a/b/c.png", "a/b/d.png", "a/b-c.png", "a/b.png", "a/ba.png", "a b/x.png", "a-b.png", "a.png", "ab/c.png", "b"}
+	for i, x := range scan {
+		for j, y := range scan {
+			if got, want := comparePaths([]byte(x), []byte(y)), cmpInt(i, j); got != want {
+				t.Errorf("comparePaths(%q, %q) = %d, want %d", x, y, got, want)
+			}
+		}
 	}
 }
 

@@ -2,11 +2,9 @@ package results
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"sync"
 
@@ -28,6 +26,7 @@ type finalLine struct {
 type shardBuf struct {
 	data, list []byte
 	finals     []finalLine
+	lines      []listLine
 	pendings   []string
 	index      pathIndex
 	shard      Shard
@@ -91,8 +90,14 @@ func (b *shardBuf) read(jobDir string, i int, jsonl bool) (*Shard, error) {
 		return nil, fmt.Errorf("read shard %d: %w", i, err)
 	}
 	b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0], data: b.data, spans: b.shard.spans[:0]}
-	if !b.readInOrder(jsonl) {
+	sorted := b.readInOrder(jsonl)
+	if !sorted {
 		b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0], data: b.data, spans: b.shard.spans[:0]}
+		if sorted, err = b.readSorted(resPath, jsonl); err != nil {
+			return nil, err
+		}
+	}
+	if !sorted {
 		if err := b.merge(resPath); err != nil {
 			return nil, err
 		}
@@ -138,12 +143,13 @@ func (s *Shard) addTime(t int64) {
 	}
 }
 
-// readInOrder is read's fast path, for the usual shard: results in list order, one
-// line each, then the inputs without one, and a list that sorts strictly upwards
-// (as the scan writes it: bytewise with '/' first, so no path is listed twice).
-// Then every result line is its path's final one, and no path needs an index. It
-// reports false, leaving the shard to merge, at the first line that is otherwise
-// (out of order, a second result for a path, a path not listed, a corrupt line).
+// readInOrder is read's fastest path, for a shard run by one worker: results in
+// list order, one line each, then the inputs without one, and a list that sorts
+// strictly upwards (as the scan writes it, see comparePaths: no path is listed
+// twice). Then every result line is its path's final one, and nothing needs to be
+// looked up. It reports false, leaving the shard to readSorted, at the first line
+// that is otherwise (out of order, a second result for a path, a path not listed,
+// a corrupt line): that shard's lines up to there are read twice.
 // With jsonl, the lines go to the shard's output spans instead of its entries.
 func (b *shardBuf) readInOrder(jsonl bool) bool {
 	s := &b.shard
@@ -221,35 +227,10 @@ func (b *shardBuf) readInOrder(jsonl bool) bool {
 	return true
 }
 
-// pathAfter reports whether cur sorts strictly after prev (nil: cur is the first),
-// comparing bytes with '/' as the lowest (a file scan's order: a directory's entries
-// before the names that extend the directory's name). Strictly upwards paths are
-// all different: a false answer only sends the shard to the general merge.
+// pathAfter reports whether cur sorts strictly after prev in scan order (see
+// comparePaths); nil prev: cur is the first.
 func pathAfter(prev, cur []byte) bool {
-	if prev == nil {
-		return true
-	}
-	i, n := 0, min(len(prev), len(cur))
-	for ; i+8 <= n; i += 8 {
-		if x := binary.LittleEndian.Uint64(prev[i:]) ^ binary.LittleEndian.Uint64(cur[i:]); x != 0 {
-			i += bits.TrailingZeros64(x) / 8
-			break
-		}
-	}
-	for i < n && prev[i] == cur[i] {
-		i++
-	}
-	if i == n {
-		return len(cur) > len(prev)
-	}
-	p, c := prev[i], cur[i]
-	if p == '/' {
-		p = 0
-	}
-	if c == '/' {
-		c = 0
-	}
-	return c > p
+	return prev == nil || comparePaths(cur, prev) > 0
 }
 
 // merge is read for any shard: per path the final line (see Final) through the
