@@ -70,7 +70,13 @@ func BenchmarkFinal(b *testing.B) {
 // with write(2). collect's CPU time is this process's (its goroutines on all
 // cores), cat's is the child's. The command adds what is not timed here: its
 // output goes to a temporary file that is fsynced and renamed.
-func BenchmarkCollect1M(b *testing.B) {
+func BenchmarkCollect1M(b *testing.B) { benchCollect(b, false) }
+
+// BenchmarkCollect1MBatches is BenchmarkCollect1M with each shard's results in the
+// order two workers write them: batches of 16 inputs, every other pair swapped.
+func BenchmarkCollect1MBatches(b *testing.B) { benchCollect(b, true) }
+
+func benchCollect(b *testing.B, batches bool) {
 	shards, per := 100, 10_000
 	if v, err := strconv.Atoi(os.Getenv("SCV_BENCH_COLLECT_SHARDS")); err == nil && v > 0 {
 		shards = v
@@ -85,8 +91,12 @@ func BenchmarkCollect1M(b *testing.B) {
 		list.Reset()
 		res.Reset()
 		for i := 0; i < per; i++ {
-			p := fmt.Sprintf("d%03d/img%07d.png", s, i)
-			list.WriteString(p + "\n")
+			list.WriteString(fmt.Sprintf("d%03d/img%07d.png", s, i) + "\n")
+			k := i
+			if batches && i^16 < per {
+				k = i ^ 16 // batch 1 before batch 0, 3 before 2, …
+			}
+			p := fmt.Sprintf("d%03d/img%07d.png", s, k)
 			fmt.Fprintf(&res, `{"path":%q,"ok":true,"result":{},"ms":1,"attempts":1,"t":1795918957919}`+"\n", p)
 		}
 		if err := os.WriteFile(job.ShardFile(dir, s), list.Bytes(), 0o644); err != nil {
