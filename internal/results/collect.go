@@ -27,8 +27,10 @@ var CSVHeader = []string{"path", "ok", "stage", "error", "ms", "result"}
 // and stage "pending" for an input that has none, so nothing is silently missing.
 // An input listed twice is written once. format is FormatJSONL or FormatCSV.
 //
-// JSONL lines are the result lines as written (copied as bytes, never re-encoded);
-// shards are read in parallel by Walk. CSV cells that a spreadsheet would run as a
+// JSONL lines are the result lines as written (copied as bytes, never re-encoded;
+// runs of lines that are in a result file as they are output are written to w
+// straight from the buffer the file was read into, see spanWriter); shards are
+// read in parallel by Walk. CSV cells that a spreadsheet would run as a
 // formula are escaped (see CSVCell) and every text cell is double-quoted.
 func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (Totals, error) {
 	return collect(ctx, jobDir, w, format, 0)

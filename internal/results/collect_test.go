@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -204,6 +206,8 @@ func TestCollectMatchesReference(t *testing.T) {
 			[]string{okLine("c", 1) + "\r\n" + " " + failLine("a", "load") + "\n" + okLine("d", 3) + "\n" + "\t" + okLine("b", 4) + " \r\n"}},
 		{"unsorted list (as --files-from gives)", []string{"c\na\nd/x\nb\n"},
 			[]string{okLine("a", 1) + "\n" + failLine("b", "crash") + "\n" + okLine("c", 3) + "\n" + okLine("b", 4) + "\n"}},
+		{"shards of the same size (buffers reused)", []string{bigList, bigList, bigList, bigList, bigList},
+			[]string{batches(3000), bigRes, batches(3000), batches(3000), bigRes}},
 		{"more shards", []string{bigList, "a\nb\n", "c\n"}, []string{bigRes, okLine("b", 1) + "\n" + okLine("a", 2) + "\n", ""}},
 	}
 	for _, tc := range tests {
@@ -226,6 +230,12 @@ func TestCollectMatchesReference(t *testing.T) {
 					t.Errorf("workers %d: output differs from the reference:\n%s", workers, firstDiff(got.Bytes(), want))
 				}
 			}
+			// Into a file and a pipe, spans go out with writev(2): the same bytes.
+			for _, sink := range []string{"file", "pipe"} {
+				if got := collectTo(t, dir, sink); !bytes.Equal(got, want) {
+					t.Errorf("to a %s: output differs from the reference:\n%s", sink, firstDiff(got, want))
+				}
+			}
 			// Walk's entries (what status, report and CSV read) say the same.
 			var fromEntries bytes.Buffer
 			err = Walk(context.Background(), dir, len(tc.lists), WalkOptions{}, func(s *Shard) error {
@@ -245,6 +255,43 @@ func TestCollectMatchesReference(t *testing.T) {
 			}
 		})
 	}
+}
+
+// collectTo runs Collect (JSONL) into a new file or a pipe and returns what it wrote.
+func collectTo(t *testing.T, dir, sink string) []byte {
+	t.Helper()
+	if sink == "file" {
+		f, err := os.Create(filepath.Join(t.TempDir(), "out.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := Collect(context.Background(), dir, f, FormatJSONL); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		got <- b
+	}()
+	_, err = Collect(context.Background(), dir, w, FormatJSONL)
+	w.Close()
+	b := <-got
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // firstDiff shows the first line where got and want differ.
