@@ -18,8 +18,8 @@ type listLine struct{ start, end int }
 // (binary search) only when that is not it. The final line of each input is
 // Final's. It reports false, having read no result, for a list that is not sorted
 // (such as a list from --files-from, kept in its own order), which merge then
-// reads. With jsonl, the inputs go
-// to the shard's output spans (see Collect) instead of its entries.
+// reads. With jsonl, the inputs go to the shard's output spans (see Collect)
+// instead of its entries.
 func (b *shardBuf) readSorted(resPath string, jsonl bool) (bool, error) {
 	list := b.list
 	lines := b.lines[:0]
