@@ -27,38 +27,52 @@ var CSVHeader = []string{"path", "ok", "stage", "error", "ms", "result"}
 // and stage "pending" for an input that has none, so nothing is silently missing.
 // An input listed twice is written once. format is FormatJSONL or FormatCSV.
 //
-// JSONL lines are the result lines as written (copied as bytes, never re-encoded);
-// shards are read in parallel by Walk. CSV cells that a spreadsheet would run as a
+// JSONL lines are the result lines as written (copied as bytes, never re-encoded;
+// runs of lines that are in a result file as they are output are written to w
+// straight from the buffer the file was read into, see spanWriter); shards are
+// read in parallel by Walk. CSV cells that a spreadsheet would run as a
 // formula are escaped (see CSVCell) and every text cell is double-quoted.
 func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (Totals, error) {
-	bw := bufio.NewWriterSize(w, 1<<20)
+	return collect(ctx, jobDir, w, format, 0)
+}
+
+// collect is Collect with WalkOptions.Workers (0: the default).
+func collect(ctx context.Context, jobDir string, w io.Writer, format string, workers int) (Totals, error) {
+	sw := &spanWriter{w: w, buf: make([]byte, 0, 1<<20)}
 	var prepare func(s *Shard) error
+	jsonl := false
 	switch format {
 	case FormatJSONL:
-		// Each shard's lines are put together on the goroutine that read it; the
-		// writer then only copies whole shards, in order.
+		jsonl = true
+		// Each shard's output is put together on the goroutine that read it, as
+		// spans: a run of lines that are in the result file as they are output
+		// (in list order, untrimmed) is one span of the file buffer, written from
+		// there; only the other lines (pending ones, trimmed ones) are copied into
+		// Shard.Out. The writer then only writes spans, in shard order.
 		prepare = func(s *Shard) error {
-			out := s.Out
+			out, spans := s.Out, s.spans
 			for k := range s.Entries {
 				e := &s.Entries[k]
-				if e.Found {
-					out = append(append(out, e.Line...), '\n')
+				if e.n > 0 {
+					spans = extend(spans, true, e.off, e.off+e.n)
 					continue
 				}
-				r, _ := e.Record()
-				b, err := json.Marshal(r)
-				if err != nil {
-					return fmt.Errorf("encode result of %s: %w", r.Path, err)
+				start := len(out)
+				var err error
+				if out, err = appendJSONL(out, e); err != nil {
+					return err
 				}
-				out = append(append(out, b...), '\n')
+				spans = extend(spans, false, start, len(out))
 			}
-			s.Out = out
+			s.Out, s.spans = out, spans
 			return nil
 		}
 	case FormatCSV:
-		if err := writeCSVRow(bw, CSVHeader, make([]bool, len(CSVHeader))); err != nil {
-			return Totals{}, err
-		}
+		var head bytes.Buffer
+		hw := bufio.NewWriter(&head)
+		writeCSVRow(hw, CSVHeader, make([]bool, len(CSVHeader)))
+		hw.Flush()
+		sw.write(head.Bytes())
 		text := []bool{true, false, true, true, false, true}
 		prepare = func(s *Shard) error {
 			ob := bytes.NewBuffer(s.Out)
@@ -77,6 +91,7 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 				return err
 			}
 			s.Out = ob.Bytes()
+			s.spans = append(s.spans, span{start: 0, end: len(s.Out)})
 			return nil
 		}
 	default:
@@ -87,9 +102,15 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 		return Totals{}, err
 	}
 	var t Totals
-	err = Walk(ctx, jobDir, j.Shards, WalkOptions{Prepare: prepare}, func(s *Shard) error {
-		if _, err := bw.Write(s.Out); err != nil {
-			return err
+	err = Walk(ctx, jobDir, j.Shards, WalkOptions{Workers: workers, Prepare: prepare, jsonl: jsonl}, func(s *Shard) error {
+		for _, sp := range s.spans {
+			b := s.Out
+			if sp.data {
+				b = s.data
+			}
+			if err := sw.write(b[sp.start:sp.end]); err != nil {
+				return err
+			}
 		}
 		st := s.Status
 		t.add(st.Inputs, st.OK, st.Failed, st.Pending)
@@ -98,10 +119,78 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 	if err != nil {
 		return t, fmt.Errorf("collect %s: %w", jobDir, err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := sw.flush(); err != nil {
 		return t, fmt.Errorf("collect: %w", err)
 	}
 	return t, nil
+}
+
+// appendJSONL appends e's JSONL line to out: its final line, or for a pending
+// input a record with stage "pending".
+func appendJSONL(out []byte, e *Entry) ([]byte, error) {
+	if e.Found {
+		return append(append(out, e.Line...), '\n'), nil
+	}
+	r, _ := e.Record()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return out, fmt.Errorf("encode result of %s: %w", r.Path, err)
+	}
+	return append(append(out, b...), '\n'), nil
+}
+
+// span is a part of a shard's output: bytes start..end of Shard.data (the result
+// file) or of Shard.Out.
+type span struct {
+	data       bool
+	start, end int
+}
+
+// extend adds bytes start..end of data or Out to spans, as a longer last span when
+// they follow it.
+func extend(spans []span, data bool, start, end int) []span {
+	if n := len(spans) - 1; n >= 0 && spans[n].data == data && spans[n].end == start {
+		spans[n].end = end
+		return spans
+	}
+	return append(spans, span{data: data, start: start, end: end})
+}
+
+// directWrite is the size from which spanWriter writes a span as it is, without
+// copying it into its buffer first.
+const directWrite = 64 << 10
+
+// spanWriter writes spans to w: small ones gathered in buf, large ones straight from
+// where they are (a whole shard's lines are usually one span of its file buffer).
+type spanWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (sw *spanWriter) write(p []byte) error {
+	if len(p) >= directWrite {
+		if err := sw.flush(); err != nil {
+			return err
+		}
+		_, err := sw.w.Write(p)
+		return err
+	}
+	if len(sw.buf)+len(p) > cap(sw.buf) {
+		if err := sw.flush(); err != nil {
+			return err
+		}
+	}
+	sw.buf = append(sw.buf, p...)
+	return nil
+}
+
+func (sw *spanWriter) flush() error {
+	if len(sw.buf) == 0 {
+		return nil
+	}
+	_, err := sw.w.Write(sw.buf)
+	sw.buf = sw.buf[:0]
+	return err
 }
 
 // CSVCell escapes a cell against CSV injection as OWASP advises: a cell starting

@@ -2,8 +2,10 @@ package results
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unsafe"
 )
@@ -27,11 +29,15 @@ var (
 // trailing newline) and skips every other value, checking only the structure
 // (strings closed, brackets balanced). Escaped strings are decoded by encoding/json;
 // the others are views of line (see viewString), which must then never change.
-func parseLine(line []byte) (lineInfo, error) {
-	if li, ok := parseOKLine(line); ok {
-		return li, nil
+// It fills *li field by field: returned by value, the struct would be stored in
+// parts and loaded whole, which stalls (a measured third of the time of a line).
+func parseLine(line []byte, li *lineInfo) error {
+	if parseOKLine(line, li) {
+		li.t = timeAtEnd(line)
+		return nil
 	}
-	return parseLineFull(line)
+	*li = lineInfo{}
+	return parseLineFull(line, li)
 }
 
 var (
@@ -41,59 +47,119 @@ var (
 )
 
 // parseOKLine is the fast path for the line the Writer writes for an answer,
-// `{"path":"P","ok":true,…,"t":N}` with P free of escapes: the path is cut out and
-// the time read from the end, without walking the answer in between. It reports
-// false for any other line, which parseLineFull then reads.
-func parseOKLine(line []byte) (lineInfo, bool) {
-	var li lineInfo
-	if !bytes.HasPrefix(line, okPrefix) || line[len(line)-1] != '}' {
-		return li, false
+// `{"path":"P","ok":true,…}` with P free of escapes: the path is cut out without
+// walking the answer after it; the time, li.t, is left 0 (timeAtEnd reads it). It
+// reports false for any other line, which parseLineFull then reads.
+func parseOKLine(line []byte, li *lineInfo) bool {
+	if len(line) < len(okPrefix)+len(okMiddle)+2 || string(line[:len(okPrefix)]) != string(okPrefix) || line[len(line)-1] != '}' {
+		return false
 	}
-	rest := line[len(okPrefix):]
-	q := bytes.IndexByte(rest, '"')
-	if q <= 0 || bytes.IndexByte(rest[:q], '\\') >= 0 || !bytes.HasPrefix(rest[q:], okMiddle) {
-		return li, false
+	rest := line[len(okPrefix) : len(line)-1]
+	q, plain := pathEnd(rest)
+	if !plain || q == 0 || len(rest)-q < len(okMiddle) || string(rest[q:q+len(okMiddle)]) != string(okMiddle) {
+		return false
 	}
-	for _, c := range rest[:q] {
-		if c < 0x20 {
-			return li, false
+	li.path, li.ok, li.stage, li.t = viewString(rest[:q]), true, "", 0
+	return true
+}
+
+// Byte masks for the word-at-a-time scan of pathEnd.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// pathEnd finds the '"' that ends a JSON string's contents in b: its index, and
+// whether no escape ('\\') or control byte (< 0x20) comes before it. It reads eight
+// bytes at a time: for each of '"', '\\' and < 0x20 the usual "has a zero byte"
+// test marks the first such byte exactly (bytes after it may be marked wrongly,
+// which does not matter: only the lowest mark is used).
+func pathEnd(b []byte) (int, bool) {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote, esc := x^(ones*'"'), x^(ones*'\\')
+		m := ((quote-ones)&^quote | (esc-ones)&^esc | (x-ones*0x20)&^x) & highs
+		if m != 0 {
+			j := i + bits.TrailingZeros64(m)/8
+			return j, b[j] == '"'
 		}
 	}
-	li.path, li.ok = viewString(rest[:q]), true
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i, true
+		case c == '\\' || c < 0x20:
+			return i, false
+		}
+	}
+	return len(b), false
+}
+
+// timeAtEnd reads N from a line ending in `"t":N}` (N up to 18 digits); 0 when the
+// line does not end so. The writer's times have 13 digits: those are read eight
+// and five at a time.
+func timeAtEnd(line []byte) int64 {
 	end := len(line) - 1
+	if end >= 13+len(timeKey) && string(line[end-13-len(timeKey):end-13]) == string(timeKey) {
+		hi, ok1 := digits8(binary.LittleEndian.Uint64(line[end-13:]))
+		lo, ok2 := digits8(binary.LittleEndian.Uint64(line[end-8:]))
+		// line[end-13:end-5] and line[end-8:end] overlap by 3 digits: hi holds
+		// the first 8, lo the last 8, so t = hi*10^5 + lo mod 10^5.
+		if ok1 && ok2 {
+			return int64(hi*100_000 + lo%100_000)
+		}
+	}
 	d := end
-	for d > 0 && line[d-1] >= '0' && line[d-1] <= '9' {
+	var t, scale int64 = 0, 1
+	for d > 0 && end-d < 18 {
+		c := line[d-1]
+		if c < '0' || c > '9' {
+			break
+		}
+		t += int64(c-'0') * scale
+		scale *= 10
 		d--
 	}
-	if d < end && end-d < 19 && bytes.HasSuffix(line[:d], timeKey) {
-		for _, c := range line[d:end] {
-			li.t = li.t*10 + int64(c-'0')
-		}
+	if d < end && d >= len(timeKey) && string(line[d-len(timeKey):d]) == string(timeKey) {
+		return t
 	}
-	return li, true
+	return 0
+}
+
+// digits8 is the value of eight ASCII digits loaded little-endian into x; false when
+// a byte is not a digit.
+func digits8(x uint64) (uint64, bool) {
+	// Every byte 0x30..0x39: high nibble 3, and adding 6 keeps it 3.
+	if x&0xf0f0f0f0f0f0f0f0 != 0x3030303030303030 || (x+0x0606060606060606)&0xf0f0f0f0f0f0f0f0 != 0x3030303030303030 {
+		return 0, false
+	}
+	x -= 0x3030303030303030
+	x = (x*10 + x>>8) & 0x00ff00ff00ff00ff
+	x = (x*100 + x>>16) & 0x0000ffff0000ffff
+	return (x*10000 + x>>32) & 0xffffffff, true
 }
 
 // parseLineFull is parseLine for any line: it walks every top-level key.
-func parseLineFull(line []byte) (lineInfo, error) {
-	var li lineInfo
+func parseLineFull(line []byte, li *lineInfo) error {
 	p := &lexer{b: line}
 	p.space()
 	if !p.eat('{') {
-		return li, errNotObject
+		return errNotObject
 	}
 	p.space()
 	if p.eat('}') {
-		return li, errNoPath
+		return errNoPath
 	}
 	for {
 		p.space()
 		key, esc, ok := p.str()
 		if !ok {
-			return li, errSyntax
+			return errSyntax
 		}
 		p.space()
 		if !p.eat(':') {
-			return li, errSyntax
+			return errSyntax
 		}
 		p.space()
 		if esc {
@@ -103,13 +169,13 @@ func parseLineFull(line []byte) (lineInfo, error) {
 		case "path":
 			s, err := p.strValue()
 			if err != nil {
-				return li, err
+				return err
 			}
 			li.path = s
 		case "stage":
 			s, err := p.strValue()
 			if err != nil {
-				return li, err
+				return err
 			}
 			li.stage = s
 		case "ok":
@@ -119,21 +185,21 @@ func parseLineFull(line []byte) (lineInfo, error) {
 			case bytes.HasPrefix(p.b[p.i:], []byte("false")):
 				li.ok, p.i = false, p.i+5
 			default:
-				return li, errors.New("ok is not a boolean")
+				return errors.New("ok is not a boolean")
 			}
 		case "t":
 			start := p.i
 			if !p.skip() {
-				return li, errSyntax
+				return errSyntax
 			}
 			n, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 64)
 			if err != nil {
-				return li, errors.New("t is not an integer")
+				return errors.New("t is not an integer")
 			}
 			li.t = n
 		default:
 			if !p.skip() {
-				return li, errSyntax
+				return errSyntax
 			}
 		}
 		p.space()
@@ -141,18 +207,18 @@ func parseLineFull(line []byte) (lineInfo, error) {
 			continue
 		}
 		if !p.eat('}') {
-			return li, errSyntax
+			return errSyntax
 		}
 		break
 	}
 	p.space()
 	if p.i != len(p.b) {
-		return li, errors.New("data after the object")
+		return errors.New("data after the object")
 	}
 	if li.path == "" {
-		return li, errNoPath
+		return errNoPath
 	}
-	return li, nil
+	return nil
 }
 
 // lexer walks one line of JSON.
