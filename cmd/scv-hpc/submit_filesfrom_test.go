@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,7 +113,7 @@ func TestSubmitFilesFrom(t *testing.T) {
 		if _, shards := jobInputs(t, out); !slices.Equal(shards, tc.want) {
 			t.Errorf("shards hold %q, want %q", shards, tc.want)
 		}
-		st := waitStatus(t, env, out, 4*time.Minute, func(s statusOutput) bool { return s.Totals.Pending == 0 && slurmIdle(s) })
+		st := waitStatus(t, env, out, 4*time.Minute, func(s slurm.JobStatus) bool { return s.Totals.Pending == 0 && slurmIdle(s) })
 		if st.Totals.OK != int64(len(tc.want)) || st.Totals.Failed != 0 {
 			t.Errorf("status totals %+v, want %d ok", st.Totals, len(tc.want))
 		}
