@@ -210,16 +210,26 @@ func builtinData(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer, t 
 // Each layer inflates in a goroutine of its own, up to readAheadDepth chunks
 // ahead, and the next layer starts while this one is read.
 func eachLayer(ctx context.Context, layers []v1.Layer, want func(int) bool, fn func(i int, hdr *tar.Header, k int, r io.Reader) error) error {
-	open := func(i int) io.ReadCloser {
+	return eachLayerFrom(ctx, layers, func(i int) io.ReadCloser {
 		if want != nil && !want(i) {
 			return nil
 		}
-		rc, err := openLayer(layers[i])
-		if err != nil {
-			return errReader{err}
-		}
-		return readAhead(rc, readAheadChunk, readAheadDepth)
+		return openAhead(layers[i])
+	}, fn)
+}
+
+// openAhead opens layer l inflating ahead of its reader (readAhead).
+func openAhead(l v1.Layer) io.ReadCloser {
+	rc, err := openLayer(l)
+	if err != nil {
+		return errReader{err}
 	}
+	return readAhead(rc, readAheadChunk, readAheadDepth)
+}
+
+// eachLayerFrom is eachLayer over the readers open gives (nil: skip the
+// layer); layer i+1 is opened before layer i is read.
+func eachLayerFrom(ctx context.Context, layers []v1.Layer, open func(i int) io.ReadCloser, fn func(i int, hdr *tar.Header, k int, r io.Reader) error) error {
 	var next io.ReadCloser
 	if len(layers) > 0 {
 		next = open(0)

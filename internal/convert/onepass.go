@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
@@ -69,35 +68,21 @@ func onePassLayer(ctx context.Context, w *tarWriter, m *merger, i int, l v1.Laye
 	if sp != nil {
 		r = io.TeeReader(rc, sp)
 	}
-	tr := tar.NewReader(r)
 	m.startLayer(i)
-	for k := 0; ; k++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
-		}
+	return readTar(ctx, r, func(hdr *tar.Header, k int, tr io.Reader) error {
 		if err := m.apply(hdr, k); err != nil {
 			return err
 		}
 		n := m.lastFile
 		if n == nil || own[n.origin] || strings.HasPrefix(n.origin, ".singularity.d/") {
-			continue
+			return nil
 		}
 		if err := w.file(n.origin, n, tr); err != nil {
 			return err
 		}
 		written[n] = true
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("read layer: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // guessHolds reports whether the files written early are exactly the layer

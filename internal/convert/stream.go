@@ -3,7 +3,6 @@ package convert
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -118,24 +117,11 @@ func scanHeaders(ctx context.Context, l v1.Layer, sp *spool) ([]*tar.Header, err
 		r = io.TeeReader(rc, sp)
 	}
 	var hdrs []*tar.Header
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read tar: %w", err)
-		}
+	err = readTar(ctx, r, func(hdr *tar.Header, _ int, _ io.Reader) error {
 		hdrs = append(hdrs, hdr)
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return nil, fmt.Errorf("read layer: %w", err)
-	}
-	return hdrs, nil
+		return nil
+	})
+	return hdrs, err
 }
 
 func layerErr(layers []v1.Layer, i int, err error) error {
@@ -291,67 +277,22 @@ func writeTar(ctx context.Context, out io.Writer, t *tree, layers []v1.Layer, sp
 			}
 			return readAhead(rc, readAheadChunk, readAheadDepth)
 		}
-		rc, err := openLayer(layers[i])
-		if err != nil {
-			return errReader{err}
-		}
-		return readAhead(rc, readAheadChunk, readAheadDepth)
+		return openAhead(layers[i])
 	}
-	var next io.ReadCloser
-	if len(layers) > 0 {
-		next = open(0)
-	}
-	defer func() {
-		if next != nil {
-			next.Close()
-		}
-	}()
-	for i := range layers {
-		cur := next
-		next = nil
-		if i+1 < len(layers) {
-			next = open(i + 1)
-		}
-		if cur == nil {
-			continue
-		}
-		err := w.copyFiles(ctx, t, cur, need[i])
-		cur.Close()
-		if err != nil {
-			return w.st, layerErr(layers, i, err)
-		}
-	}
-	return w.st, w.rest(ctx, t, withRoot)
-}
-
-// copyFiles writes the surviving files of one layer (by entry index) with
-// their bytes, and reads the layer to its end.
-func (w *tarWriter) copyFiles(ctx context.Context, t *tree, r io.Reader, want map[int]*inode) error {
-	tr := tar.NewReader(r)
-	for k := 0; ; k++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
-		}
-		n := want[k]
+	err := eachLayerFrom(ctx, layers, open, func(i int, hdr *tar.Header, k int, r io.Reader) error {
+		n := need[i][k]
 		if n == nil {
-			continue
+			return nil
 		}
 		if hdr.Size != n.size {
 			return fmt.Errorf("entry %q changed between two reads of the layer", hdr.Name)
 		}
-		if err := w.file(w.dataName(t, n), n, tr); err != nil {
-			return err
-		}
+		return w.file(w.dataName(t, n), n, r)
+	})
+	if err != nil {
+		return w.st, err
 	}
-	_, err := io.Copy(io.Discard, r)
-	return err
+	return w.st, w.rest(ctx, t, withRoot)
 }
 
 type errReader struct{ err error }
