@@ -23,9 +23,9 @@ type Compression struct {
 // Apptainer and SingularityCE use decodes gzip (kernels back to RHEL 8,
 // squashfuse, SingularityCE 3.x's image check, which refuses zstd), and gzip
 // decodes at the same speed whatever the level. With the builtin writer
-// (klauspost/compress's deflate) level 3 packed the OpenCV image in about a
-// third of the CPU time of tar2sqfs at zlib level 1, for a SIF 13% larger than
-// mksquashfs's level 9 (levels 1 and 2 were no faster and 16–19% larger;
+// (klauspost/compress's deflate) level 3 packed the OpenCV image in about
+// half the time of tar2sqfs at zlib level 1, for a SIF 13% larger than
+// mksquashfs's level 9 (levels 1 and 2 were 7% faster and 16–19% larger;
 // README: measured table). zstd packs faster and smaller where the site's
 // kernels or squashfuse read it (scv-hpc doctor says which).
 var DefaultCompression = Compression{Algo: "gzip", Level: 3}

@@ -47,7 +47,7 @@ type Provenance = sif.Provenance
 // Options tune a conversion. The zero value is usable.
 type Options struct {
 	// Compression is the squashfs compressor; the zero value is
-	// DefaultCompression (gzip level 1).
+	// DefaultCompression (gzip level 3).
 	Compression Compression
 	// Packer is "builtin", "tar2sqfs", "mksquashfs" (-tar) or "tree"; empty
 	// (the default) takes the builtin writer for gzip and zstd, else the
