@@ -70,13 +70,23 @@ func BenchmarkFinal(b *testing.B) {
 // with write(2). collect's CPU time is this process's (its goroutines on all
 // cores), cat's is the child's. The command adds what is not timed here: its
 // output goes to a temporary file that is fsynced and renamed.
-func BenchmarkCollect1M(b *testing.B) { benchCollect(b, false) }
+func BenchmarkCollect1M(b *testing.B) { benchCollect(b, 0) }
 
-// BenchmarkCollect1MBatches is BenchmarkCollect1M with each shard's results in the
-// order two workers write them: batches of 16 inputs, every other pair swapped.
-func BenchmarkCollect1MBatches(b *testing.B) { benchCollect(b, true) }
+// BenchmarkCollect1MBatches is BenchmarkCollect1M with each shard's results out of
+// order: batches of 16 inputs, every other pair swapped (a break in the order every
+// 16 lines).
+func BenchmarkCollect1MBatches(b *testing.B) { benchCollect(b, 16) }
 
-func benchCollect(b *testing.B, batches bool) {
+// BenchmarkCollect1MRunnerOrder is BenchmarkCollect1M with each shard's results in
+// about the order the runner writes a no-op model's answers with 2 workers: it hands
+// out inputs 32 at a time, and the two workers' chunks interleave (a 10k shard run
+// so had 194 breaks in the order, runs of 32 to 128; here every other pair of
+// 32-input chunks is swapped: 312 breaks).
+func BenchmarkCollect1MRunnerOrder(b *testing.B) { benchCollect(b, 32) }
+
+// benchCollect times collect against cat; swap > 0 writes each shard's results with
+// every other pair of swap-input batches swapped.
+func benchCollect(b *testing.B, swap int) {
 	shards, per := 100, 10_000
 	if v, err := strconv.Atoi(os.Getenv("SCV_BENCH_COLLECT_SHARDS")); err == nil && v > 0 {
 		shards = v
@@ -93,8 +103,8 @@ func benchCollect(b *testing.B, batches bool) {
 		for i := 0; i < per; i++ {
 			list.WriteString(fmt.Sprintf("d%03d/img%07d.png", s, i) + "\n")
 			k := i
-			if batches && i^16 < per {
-				k = i ^ 16 // batch 1 before batch 0, 3 before 2, …
+			if swap > 0 && i^swap < per {
+				k = i ^ swap // batch 1 before batch 0, 3 before 2, …
 			}
 			p := fmt.Sprintf("d%03d/img%07d.png", s, k)
 			fmt.Fprintf(&res, `{"path":%q,"ok":true,"result":{},"ms":1,"attempts":1,"t":1795918957919}`+"\n", p)

@@ -65,6 +65,7 @@ func collect(ctx context.Context, jobDir string, w io.Writer, format string, wor
 				spans = extend(spans, false, start, len(out))
 			}
 			s.Out, s.spans = out, spans
+			gather(s)
 			return nil
 		}
 	case FormatCSV:
@@ -123,6 +124,29 @@ func collect(ctx context.Context, jobDir string, w io.Writer, format string, wor
 		return t, fmt.Errorf("collect: %w", err)
 	}
 	return t, nil
+}
+
+// gatherMax is the span count above which a shard's output is copied into one
+// buffer where it was read, in parallel with the other shards, rather than by
+// the writer, which is serial: results out of list order (as workers write them)
+// leave a span every few dozen lines.
+const gatherMax = 4
+
+// gather puts s's output into one span of Out when it has more than gatherMax.
+func gather(s *Shard) {
+	if len(s.spans) <= gatherMax {
+		return
+	}
+	buf := s.asm[:0]
+	for _, sp := range s.spans {
+		b := s.Out
+		if sp.data {
+			b = s.data
+		}
+		buf = append(buf, b[sp.start:sp.end]...)
+	}
+	s.asm, s.Out = s.Out, buf // the old Out is the next gather's buffer
+	s.spans = append(s.spans[:0], span{start: 0, end: len(buf)})
 }
 
 // appendJSONL appends e's JSONL line to out: its final line, or for a pending

@@ -89,10 +89,10 @@ func (b *shardBuf) read(jobDir string, i int, jsonl bool) (*Shard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read shard %d: %w", i, err)
 	}
-	b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0], data: b.data, spans: b.shard.spans[:0]}
+	b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0], data: b.data, spans: b.shard.spans[:0], asm: b.shard.asm[:0]}
 	sorted := b.readInOrder(jsonl)
 	if !sorted {
-		b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0], data: b.data, spans: b.shard.spans[:0]}
+		b.shard = Shard{Index: i, Entries: b.shard.Entries[:0], Out: b.shard.Out[:0], data: b.data, spans: b.shard.spans[:0], asm: b.shard.asm[:0]}
 		if sorted, err = b.readSorted(resPath, jsonl); err != nil {
 			return nil, err
 		}

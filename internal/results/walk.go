@@ -51,6 +51,7 @@ type Shard struct {
 
 	data  []byte // the result file as read: what Entry.off and n point into
 	spans []span // JSONL collect's output, in order (see Collect)
+	asm   []byte // a second Out, reused: see Collect's gather
 }
 
 // WalkOptions tune Walk. The zero value reads GOMAXPROCS shards at once.
