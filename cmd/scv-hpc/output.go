@@ -12,6 +12,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
@@ -103,6 +104,7 @@ var hints = []struct {
 }{
 	{fetch.ErrTmpFull, "free space there, point --tmpdir elsewhere, or drop --no-layer-cache"},
 	{sif.ErrNoSpace, "free space there, or point --tmpdir (or TMPDIR) at a larger file system"},
+	{convert.ErrNoSpace, "free space there: 'scv-hpc cache gc' in the cache, or point --tmpdir (or TMPDIR) at a larger file system"},
 	{lockfile.ErrNotRegular, "something not a regular file was put at a lock's path; remove it ('scv-hpc cache gc' does, in the cache)"},
 	{cache.ErrCorrupt, "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"},
 	{job.ErrNoJob, "create one with 'scv-hpc predict' or 'scv-hpc submit'"},

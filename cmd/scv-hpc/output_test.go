@@ -14,6 +14,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/gpu"
@@ -71,6 +72,7 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("x: %w", cache.ErrCorrupt), "scv-hpc cache verify"},
 		{fmt.Errorf("fetch x: %w /t: %w", fetch.ErrTmpFull, syscall.ENOSPC), "drop --no-layer-cache"},
 		{fmt.Errorf("extract: %w: %w", sif.ErrNoSpace, syscall.ENOSPC), "--tmpdir"},
+		{fmt.Errorf("make squashfs: %w in the temporary directory /t: %w", convert.ErrNoSpace, syscall.ENOSPC), "--tmpdir"},
 		{fmt.Errorf("lock: %w", lockfile.ErrNotRegular), "scv-hpc cache gc"},
 		{notLayout, "--oci-layout"},
 		{&registry.Error{Kind: registry.ErrUnreachable, Reason: registry.ErrPlainHTTP, Host: "reg.lab:5000", Msg: "m"}, "--insecure-registry reg.lab:5000"},

@@ -181,10 +181,11 @@ func TestConvertDiskFull(t *testing.T) {
 		fullTmp   bool // else the output directory is full
 		wantPlace string
 	}{
+		{PackerBuiltin, false, "the output directory"},
 		{PackerTar2sqfs, false, "the output directory"},
 		{PackerMksquashfs, false, "the output directory"},
 		{PackerTree, false, "the output directory"},
-		{PackerTree, true, "--tmpdir"},
+		{PackerTree, true, "the temporary directory"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/full-tmpdir=%v", tt.packer, tt.fullTmp), func(t *testing.T) {
@@ -201,7 +202,7 @@ func TestConvertDiskFull(t *testing.T) {
 			if want := tt.wantPlace + " " + full; !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not name %q: %v", want, err)
 			}
-			other := "--tmpdir"
+			other := "the temporary directory"
 			if tt.fullTmp {
 				other = "the output directory"
 			}

@@ -24,7 +24,7 @@ func MkScratch(dir, kind string) (string, error) {
 	host = strings.NewReplacer("-", "_", "/", "_").Replace(host)
 	p, err := os.MkdirTemp(dir, fmt.Sprintf("%s%s-%s-%d-", scratchPrefix, kind, host, os.Getpid()))
 	if err != nil {
-		return "", fmt.Errorf("make a scratch directory in --tmpdir %s: %w", dir, spaceHint(err, "--tmpdir", dir))
+		return "", fmt.Errorf("make a scratch directory in %s: %w", dir, spaceHint(err, "the temporary directory", dir))
 	}
 	return p, nil
 }

@@ -29,7 +29,7 @@ func convertTree(ctx context.Context, mksquashfs string, layers []v1.Layer, sd s
 			err = fmt.Errorf("remove temporary root file system %s: %w", work, rerr)
 		}
 	}()
-	tmpHint := func(err error) error { return spaceHint(err, "--tmpdir", opts.TmpDir) }
+	tmpHint := func(err error) error { return spaceHint(err, "the temporary directory", opts.TmpDir) }
 	rootDir := filepath.Join(work, "rootfs")
 	if err := os.Mkdir(rootDir, 0o755); err != nil {
 		return times, fmt.Errorf("make root file system: %w", tmpHint(err))

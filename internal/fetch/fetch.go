@@ -84,7 +84,7 @@ type Model struct {
 
 // ErrTmpFull is returned when the layers fetched into the scratch directory
 // (Options.TmpDir, with NoLayerCache) do not fit there.
-var ErrTmpFull = errors.New("no space left for the layers in the scratch directory (--tmpdir)")
+var ErrTmpFull = errors.New("no space left for the layers in the temporary directory")
 
 // NotCachedError is the offline failure: the model is not in the cache and the network
 // may not be used. Its message is one line naming the model and the cache (the

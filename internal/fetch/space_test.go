@@ -41,9 +41,9 @@ func TestDiskFullNamesThePlace(t *testing.T) {
 		fullCache, noCache bool
 		want, notWant      string
 	}{
-		{"full cache", true, false, "cache ", "--tmpdir"},
-		{"full cache, no layer cache", true, true, "cache ", "--tmpdir"},
-		{"full tmpdir, no layer cache", false, true, "--tmpdir", "point --cache elsewhere"},
+		{"full cache", true, false, "cache ", "temporary directory"},
+		{"full cache, no layer cache", true, true, "cache ", "temporary directory"},
+		{"full tmpdir, no layer cache", false, true, "temporary directory", "point --cache elsewhere"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
