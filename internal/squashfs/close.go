@@ -21,9 +21,12 @@ func (w *Writer) Close() error {
 	if err := w.p.close(); err != nil {
 		return fmt.Errorf("write squashfs: %w", err)
 	}
+	// One compressor for every metadata table: each block is compressed and
+	// copied out before the next.
+	meta := w.newComp()
 	t := &tables{
-		inodes: metaWriter{c: w.newComp()},
-		dirs:   metaWriter{c: w.newComp()},
+		inodes: metaWriter{c: meta},
+		dirs:   metaWriter{c: meta},
 		ids:    map[uint32]uint16{},
 	}
 	count := t.number(w.root, 1) - 1
@@ -50,12 +53,12 @@ func (w *Writer) Close() error {
 		frags = le.AppendUint32(frags, e.size)
 		frags = le.AppendUint32(frags, 0)
 	}
-	out, sb.fragmentTable = w.appendTable(out, pos, frags)
+	out, sb.fragmentTable = appendTable(meta, out, pos, frags)
 	var ids []byte
 	for _, id := range t.idList {
 		ids = le.AppendUint32(ids, id)
 	}
-	out, sb.idTable = w.appendTable(out, pos, ids)
+	out, sb.idTable = appendTable(meta, out, pos, ids)
 	sb.bytesUsed = pos + uint64(len(out))
 	if pad := int(sb.bytesUsed % padTo); pad != 0 {
 		out = append(out, make([]byte, padTo-pad)...)
@@ -69,12 +72,12 @@ func (w *Writer) Close() error {
 	return nil
 }
 
-// appendTable appends entries as metadata blocks followed by the table's
+// appendTable appends entries as metadata blocks (compressed with c) followed by the table's
 // index (the offset of each block, 8 bytes each) to out, which starts at
 // file offset base; it returns the offset of the index, what the
 // superblock points at.
-func (w *Writer) appendTable(out []byte, base uint64, entries []byte) ([]byte, uint64) {
-	m := metaWriter{c: w.newComp()}
+func appendTable(c compressor, out []byte, base uint64, entries []byte) ([]byte, uint64) {
+	m := metaWriter{c: c}
 	var starts []uint64
 	for off := 0; off < len(entries); off += metaBlockSize {
 		starts = append(starts, base+uint64(len(out)+len(m.out)))
