@@ -240,7 +240,7 @@ func TestImportForgedSIFHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := mustRead(t, p)
-	binary.LittleEndian.PutUint64(forged[sifDescrTotalAt:], 1<<40)
+	binary.LittleEndian.PutUint64(forged[88:], 1<<40) // the header's DescriptorsTotal
 	bundle := consistentGarbage(t, exportBytes(t, src, ds[:1]), hex, forged)
 	dst := Open(t.TempDir())
 	rep, err := dst.Import(context.Background(), bytes.NewReader(bundle), ImportOptions{})

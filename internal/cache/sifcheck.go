@@ -1,12 +1,13 @@
 package cache
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/sylabs/sif/v2/pkg/sif"
+
+	scvsif "github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
 // checkSIF opens path as a SIF, read-only, and checks that every data object lies
@@ -41,32 +42,5 @@ func checkSIF(path string, size int64) error {
 	return nil
 }
 
-// SIF header fields loadSIF checks before the sif package sees the file: it allocates
-// DescriptorsTotal descriptors, so a forged header would exhaust the memory.
-const (
-	sifHeaderSize     = 128
-	sifDescrTotalAt   = 88 // int64 DescriptorsTotal, then DescriptorsOffset, DescriptorsSize
-	sifDescriptorSize = 585
-	maxSIFDescriptors = 1 << 16
-)
-
-// loadSIF loads the SIF open as f, of size bytes, after checking that its header
-// claims no more descriptors than the file can hold (and at most maxSIFDescriptors).
-func loadSIF(f *os.File, size int64) (*sif.FileImage, error) {
-	var h [sifHeaderSize]byte
-	if _, err := f.ReadAt(h[:], 0); err != nil {
-		return nil, fmt.Errorf("not a SIF: reading its header: %w", err)
-	}
-	total := int64(binary.LittleEndian.Uint64(h[sifDescrTotalAt:]))
-	off := int64(binary.LittleEndian.Uint64(h[sifDescrTotalAt+8:]))
-	dsize := int64(binary.LittleEndian.Uint64(h[sifDescrTotalAt+16:]))
-	if total < 0 || total > maxSIFDescriptors || off < sifHeaderSize || off > size || dsize < 0 || dsize > size-off ||
-		total*sifDescriptorSize > size-off {
-		return nil, fmt.Errorf("not a SIF: its header claims %d descriptors of %d bytes at offset %d in a file of %d bytes", total, dsize, off, size)
-	}
-	img, err := sif.LoadContainer(f, sif.OptLoadWithFlag(os.O_RDONLY), sif.OptLoadWithCloseOnUnload(false))
-	if err != nil {
-		return nil, fmt.Errorf("not a SIF: %w", err)
-	}
-	return img, nil
-}
+// loadSIF is scvsif.Load: the header is checked before the sif package sees it.
+func loadSIF(f *os.File, size int64) (*sif.FileImage, error) { return scvsif.Load(f, size) }

@@ -62,15 +62,15 @@ type Info struct {
 // that is not a SIF, or one without a squashfs primary partition, gives an
 // error naming the file.
 func Inspect(path string) (*Info, error) {
+	f, done, err := loadPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
 	}
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a valid SIF file: %w", path, err)
-	}
-	defer f.UnloadContainer()
 
 	info := &Info{Path: path, Size: st.Size(), ID: f.ID(), Arch: f.PrimaryArch()}
 	descs, err := f.GetDescriptors()

@@ -1,6 +1,7 @@
 package sif
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -31,10 +32,23 @@ func TestInspectInvalid(t *testing.T) {
 	if err := f.UnloadContainer(); err != nil {
 		t.Fatal(err)
 	}
+	// The same SIF with a header that claims 2^40 descriptors: the sif package
+	// would allocate them all.
+	forged := filepath.Join(dir, "forged.sif")
+	b, err := os.ReadFile(noPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(b[88:], 1<<40) // DescriptorsTotal
+	if err := os.WriteFile(forged, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, path, want string
 		is               error
 	}{
+		{"forged descriptor count", forged, "claims 1099511627776 descriptors", nil},
+		{"a directory", dir, "not a regular file", nil},
 		{"missing", filepath.Join(dir, "nope.sif"), "nope.sif", os.ErrNotExist},
 		{"not a SIF", text, text + " is not a valid SIF file", nil},
 		{"empty file", mkEmpty(t, dir), "empty.sif is not a valid SIF file", nil},

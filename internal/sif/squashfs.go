@@ -34,11 +34,11 @@ func lookTool(name string, missing error) (string, error) {
 // PrimaryPartition returns the offset and size in bytes of the squashfs
 // primary system partition of the SIF at path.
 func PrimaryPartition(path string) (offset, size int64, err error) {
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	f, done, err := loadPath(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s is not a valid SIF file: %w", path, err)
+		return 0, 0, err
 	}
-	defer f.UnloadContainer()
+	defer done()
 	d, err := primaryDescriptor(f)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s: %w", path, err)
