@@ -52,6 +52,10 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 		return fail(err)
 	}
 	defer sw.Abort()
+	// Progress: the layers' compressed bytes read (their total is known before
+	// they are read; the files' is not).
+	layers, total := countedLayers(layers, opts.Progress.Add)
+	opts.Progress.SetTotal(total)
 
 	var m *builtinMerger
 	var data map[*inode]*squashfs.Data
@@ -67,6 +71,7 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 			opts.Log.Info().Int64("unused_bytes", unused).Int64("bytes", m.dataBytes).
 				Msg("later layers replaced much of what earlier ones hold: writing the image again from the merged layers")
 			twoPass = true
+			opts.Progress.SetTotal(2 * total)
 			sw.Abort()
 			if err := truncate(f); err != nil {
 				return fail(err)
@@ -105,6 +110,46 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 	}
 	opts.Log.Debug().Int("entries", m.entries).Int("skipped", m.skipped).Msg("layers merged and packed")
 	return times, nil
+}
+
+// countedLayers returns layers whose compressed streams report the bytes read
+// to add, and their total size.
+func countedLayers(layers []v1.Layer, add func(int64)) ([]v1.Layer, int64) {
+	out := make([]v1.Layer, len(layers))
+	var total int64
+	for i, l := range layers {
+		if n, err := l.Size(); err == nil {
+			total += n
+		}
+		out[i] = countedLayer{Layer: l, add: add}
+	}
+	return out, total
+}
+
+type countedLayer struct {
+	v1.Layer
+	add func(int64)
+}
+
+func (c countedLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := c.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{ReadCloser: rc, add: c.add}, nil
+}
+
+type countingReader struct {
+	io.ReadCloser
+	add func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if n > 0 {
+		c.add(int64(n))
+	}
+	return n, err
 }
 
 // survivingBytes is the size of the files of t whose bytes are in data.
@@ -161,7 +206,6 @@ func builtinOnePass(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer,
 		}
 		data[n] = d
 		m.dataBytes += n.size
-		opts.Progress.Add(n.size)
 		return nil
 	})
 	if err != nil {
@@ -198,7 +242,6 @@ func builtinData(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer, t 
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		data[n] = d
-		opts.Progress.Add(n.size)
 		return nil
 	})
 	return data, err

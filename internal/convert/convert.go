@@ -70,7 +70,9 @@ type Options struct {
 	// the two passes (about half the image's unpacked size, for the time of
 	// the conversion).
 	NoSpool bool
-	// Progress, when set, reports the bytes of file content packed.
+	// Progress, when set, reports the bytes of file content packed (the
+	// builtin packer: the layers' compressed bytes read, whose total is known
+	// before they are read).
 	Progress progress.Reporter
 	// Log receives warnings about skipped layer entries, the packer that ran
 	// and the time of each stage.
