@@ -42,6 +42,11 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 	fail := func(err error) (stageTimes, error) {
 		return times, fmt.Errorf("make squashfs: %w", spaceHint(err, "the output directory", filepath.Dir(sqfs)))
 	}
+	// The layers are read and the image written at once: a full disk is the
+	// output directory's.
+	failRead := func(err error) (stageTimes, error) {
+		return times, fmt.Errorf("read layers: %w", spaceHint(err, "the output directory", filepath.Dir(sqfs)))
+	}
 	f, err := os.Create(sqfs)
 	if err != nil {
 		return fail(err)
@@ -62,7 +67,7 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 	twoPass := opts.TwoPass
 	if !twoPass {
 		if m, data, err = builtinOnePass(ctx, sw, layers, opts); err != nil {
-			return times, fmt.Errorf("read layers: %w", err)
+			return failRead(err)
 		}
 		if err := m.t.addSingularityD(sd); err != nil {
 			return times, fmt.Errorf("add /.singularity.d: %w", err)
@@ -84,13 +89,13 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 	}
 	if twoPass {
 		if m, err = builtinMerge(ctx, layers, opts.Log); err != nil {
-			return times, fmt.Errorf("read layers: %w", err)
+			return failRead(err)
 		}
 		if err := m.t.addSingularityD(sd); err != nil {
 			return times, fmt.Errorf("add /.singularity.d: %w", err)
 		}
 		if data, err = builtinData(ctx, sw, layers, m.t, opts); err != nil {
-			return times, fmt.Errorf("read layers: %w", err)
+			return failRead(err)
 		}
 	}
 	times.flatten = time.Since(start)
