@@ -32,24 +32,20 @@ const (
 	maxDirEntries   = 256
 	maxNameLen      = 256
 	fragEntrySize   = 16
-	dirHeaderSize   = 12
-	dirEntrySize    = 8
 	padTo           = 4096
 	maxBasicDirSize = 0xffff
 )
 
 // Inode types; directory entries always use the basic ones.
 const (
-	typeDir      = 1
-	typeFile     = 2
-	typeSymlink  = 3
-	typeBlock    = 4
-	typeChar     = 5
-	typeFifo     = 6
-	typeSocket   = 7
-	typeLDir     = 8
-	typeLFile    = 9
-	extendedDiff = 7 // extended type = basic type + 7
+	typeDir     = 1
+	typeFile    = 2
+	typeSymlink = 3
+	typeBlock   = 4
+	typeChar    = 5
+	typeFifo    = 6
+	typeLDir    = 8
+	typeLFile   = 9
 )
 
 // Compressor ids of the superblock.
