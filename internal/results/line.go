@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/bits"
 	"strconv"
 	"unsafe"
@@ -375,4 +376,22 @@ func RawField(line []byte, key string) ([]byte, bool) {
 			return nil, false
 		}
 	}
+}
+
+// parseResult reads one result line into li: ok lines by parseOKLine's fast
+// path, others by parseLineFull. With jsonl the time is not read (collect has no
+// use for it).
+func parseResult(line []byte, li *lineInfo, jsonl bool) error {
+	if parseOKLine(line, li) {
+		if !jsonl {
+			li.t = timeAtEnd(line)
+		}
+		return nil
+	}
+	return parseLineFull(line, li)
+}
+
+// corruptLine is the error of a result line that cannot be read.
+func corruptLine(resPath string, lineNo int, err error) error {
+	return fmt.Errorf("%s:%d: %w: %v; move the file aside and re-run the shard to redo its inputs", resPath, lineNo, ErrCorrupt, err)
 }

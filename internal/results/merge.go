@@ -167,12 +167,7 @@ func (b *shardBuf) readInOrder(jsonl bool) bool {
 			continue
 		}
 		var li lineInfo
-		switch {
-		case parseOKLine(line, &li):
-			if !jsonl {
-				li.t = timeAtEnd(line) // collect has no use for times
-			}
-		case parseLineFull(line, &li) != nil:
+		if parseResult(line, &li, jsonl) != nil {
 			return false
 		}
 		var rel []byte
@@ -252,7 +247,7 @@ func (b *shardBuf) merge(resPath string) error {
 		}
 		var li lineInfo
 		if err := parseLine(line, &li); err != nil {
-			return fmt.Errorf("%s:%d: %w: %v; move the file aside and re-run the shard to redo its inputs", resPath, lineNo, ErrCorrupt, err)
+			return corruptLine(resPath, lineNo, err)
 		}
 		s.addTime(li.t)
 		h := hashPath(li.path)

@@ -57,7 +57,7 @@ func read(r io.Reader, path string, fn func(Record) error) error {
 		}
 		rec, err := parse(line)
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w: %v; move the file aside and re-run the shard to redo its inputs", path, lineNo, ErrCorrupt, err)
+			return corruptLine(path, lineNo, err)
 		}
 		if err := fn(rec); err != nil {
 			return err

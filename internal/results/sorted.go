@@ -3,7 +3,6 @@ package results
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"math/bits"
 )
 
@@ -62,15 +61,8 @@ func (b *shardBuf) readSorted(resPath string, jsonl bool) (bool, error) {
 			continue
 		}
 		var li lineInfo
-		switch {
-		case parseOKLine(line, &li):
-			if !jsonl {
-				li.t = timeAtEnd(line) // collect has no use for times
-			}
-		default:
-			if err := parseLineFull(line, &li); err != nil {
-				return true, fmt.Errorf("%s:%d: %w: %v; move the file aside and re-run the shard to redo its inputs", resPath, lineNo, ErrCorrupt, err)
-			}
+		if err := parseResult(line, &li, jsonl); err != nil {
+			return true, corruptLine(resPath, lineNo, err)
 		}
 		s.addTime(li.t)
 		k := next
