@@ -134,8 +134,14 @@ func (r *rootFS) resolve(name string, followLast bool) (string, error) {
 // the root) and returns the resolved relative path of rel itself, its last
 // component not followed.
 func (r *rootFS) resolveParent(rel string) (string, error) {
+	return resolveParentWith(rel, r.resolve)
+}
+
+// resolveParentWith resolves rel's directory with resolve and joins rel's
+// last component to it, not followed (rootFS and tree resolve alike).
+func resolveParentWith(rel string, resolve func(string, bool) (string, error)) (string, error) {
 	dir, base := path.Split(rel)
-	pdir, err := r.resolve(dir, true)
+	pdir, err := resolve(dir, true)
 	if err != nil {
 		return "", err
 	}

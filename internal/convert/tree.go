@@ -106,15 +106,7 @@ func (t *tree) resolve(name string, followLast bool) (string, error) {
 
 // resolveParent is rootFS.resolveParent over the tree.
 func (t *tree) resolveParent(rel string) (string, error) {
-	dir, base := path.Split(rel)
-	pdir, err := t.resolve(dir, true)
-	if err != nil {
-		return "", err
-	}
-	if pdir == "" {
-		return base, nil
-	}
-	return pdir + "/" + base, nil
+	return resolveParentWith(rel, t.resolve)
 }
 
 // mkdirAll is rootFS.mkdirAll: missing directories are made with mode 0755,
