@@ -73,15 +73,6 @@ func assertEmptyDir(t testing.TB, dir string) {
 	}
 }
 
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // TestConvertCheckedBySiftool checks a converted SIF with tools that are not
 // ours: siftool sees a squashfs primary partition and the JSON descriptors,
 // unsquashfs lists the image's files and /.singularity.d/.
@@ -91,7 +82,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 
 	// Debian's siftool lists the primary system partition as
 	// "FS (Squashfs/*System/amd64)"; the star marks it primary.
-	list := run(t, "siftool", "list", sifPath)
+	list := testenv.Run(t, "siftool", "list", sifPath)
 	primID := ""
 	byName := map[string]string{} // descriptor name -> ID
 	for _, line := range strings.Split(list, "\n") {
@@ -103,7 +94,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 		case strings.Contains(line, "FS (Squashfs/*System/amd64)"):
 			primID = fields[0]
 		case strings.Contains(line, "JSON.Generic"):
-			info := run(t, "siftool", "info", fields[0], sifPath)
+			info := testenv.Run(t, "siftool", "info", fields[0], sifPath)
 			if m := regexp.MustCompile(`Name:\s+(\S+)`).FindStringSubmatch(info); m != nil {
 				byName[m[1]] = fields[0]
 			}
@@ -112,7 +103,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 	if primID == "" {
 		t.Fatalf("siftool list shows no squashfs primary system partition:\n%s", list)
 	}
-	info := run(t, "siftool", "info", primID, sifPath)
+	info := testenv.Run(t, "siftool", "info", primID, sifPath)
 	for _, want := range []string{`Filesystem Type:\s+Squashfs`, `Partition Type:\s+\*System`, `Architecture:\s+amd64`} {
 		if !regexp.MustCompile(want).MatchString(info) {
 			t.Errorf("siftool info %s lacks %s:\n%s", primID, want, info)
@@ -123,7 +114,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 			t.Errorf("no JSON descriptor named %s in:\n%s", want, list)
 		}
 	}
-	if hdr := run(t, "siftool", "header", sifPath); !strings.Contains(hdr, "run-singularity") {
+	if hdr := testenv.Run(t, "siftool", "header", sifPath); !strings.Contains(hdr, "run-singularity") {
 		t.Errorf("launch script missing from header:\n%s", hdr)
 	}
 
@@ -133,7 +124,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 	var prov Provenance
 	for name, v := range map[string]any{sif.DescOCIConfig: &cfg, sif.DescLabels: &labels, sif.DescProvenance: &prov} {
 		if id := byName[name]; id != "" {
-			dump := run(t, "siftool", "dump", id, sifPath)
+			dump := testenv.Run(t, "siftool", "dump", id, sifPath)
 			if err := json.Unmarshal([]byte(dump), v); err != nil {
 				t.Fatalf("%s: %v\n%s", name, err, dump)
 			}
@@ -158,7 +149,7 @@ func TestConvertCheckedBySiftool(t *testing.T) {
 	if offset <= 0 || size <= 0 {
 		t.Fatalf("primary partition at %d size %d", offset, size)
 	}
-	ls := run(t, "unsquashfs", "-lls", "-o", fmt.Sprint(offset), sifPath)
+	ls := testenv.Run(t, "unsquashfs", "-lls", "-o", fmt.Sprint(offset), sifPath)
 	for _, want := range []string{
 		"squashfs-root/etc/os-release", "squashfs-root/bin/tool", "squashfs-root/bin/alias -> tool",
 		"squashfs-root/work/model.bin", "squashfs-root/singularity -> .singularity.d/runscript",
@@ -245,7 +236,7 @@ func listing(t testing.TB, sifPath string) string {
 		t.Fatal(err)
 	}
 	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(run(t, "unsquashfs", "-lln", "-o", fmt.Sprint(off), sifPath)), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(testenv.Run(t, "unsquashfs", "-lln", "-o", fmt.Sprint(off), sifPath)), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 6 {
 			continue
@@ -290,7 +281,7 @@ func TestConvertCompression(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				stat := run(t, "unsquashfs", "-s", "-o", fmt.Sprint(off), p)
+				stat := testenv.Run(t, "unsquashfs", "-s", "-o", fmt.Sprint(off), p)
 				if !strings.Contains(stat, "Compression "+comp) {
 					t.Errorf("unsquashfs -s does not report %s:\n%s", comp, stat)
 				}
@@ -310,7 +301,7 @@ func TestConvertArch(t *testing.T) {
 	cf.Architecture, cf.Variant = "arm64", "v8"
 	img = mustConfigFile(t, img, cf)
 	p := convertTo(t, img, t.TempDir(), "arm.sif", Options{})
-	if list := run(t, "siftool", "list", p); !strings.Contains(list, "arm64") {
+	if list := testenv.Run(t, "siftool", "list", p); !strings.Contains(list, "arm64") {
 		t.Errorf("siftool list does not show arm64:\n%s", list)
 	}
 	info, err := sif.Inspect(p)

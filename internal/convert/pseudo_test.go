@@ -53,7 +53,7 @@ func TestConvertUnprivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := run(t, "unsquashfs", "-lln", "-o", fmt.Sprint(off), a)
+	ls := testenv.Run(t, "unsquashfs", "-lln", "-o", fmt.Sprint(off), a)
 	for _, want := range []string{
 		`drwx------ 1000/1000 .* squashfs-root/home/u$`,
 		`-r-------- 1000/100 .* squashfs-root/home/u/secret$`,

@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // FuzzAddTar feeds arbitrary tar streams to the writer: whatever the input,
 // it must not panic or hang, and a stream it takes must close into an image.
-// With SCV_FUZZ_UNSQUASHFS=1 every image is also listed by unsquashfs (slow:
-// the plain test run does it for the seeds).
+// unsquashfs lists the image of every seed; while fuzzing only with
+// SCV_FUZZ_UNSQUASHFS=1 (it is slow).
 func FuzzAddTar(f *testing.F) {
 	f.Add(tarOf(f, sampleTree(f, 4096)[:40]))
 	f.Add(tarOf(f, []testEntry{
@@ -23,8 +25,8 @@ func FuzzAddTar(f *testing.F) {
 		{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "."}},
 	}))
 	f.Add([]byte("not a tar"))
-	_, haveUnsquashfs := lookPath("unsquashfs")
-	haveUnsquashfs = haveUnsquashfs && (os.Getenv("SCV_FUZZ_UNSQUASHFS") == "1" || !fuzzing())
+	testenv.Need(f, "unsquashfs")
+	list := os.Getenv("SCV_FUZZ_UNSQUASHFS") == "1" || !fuzzing()
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		p := filepath.Join(t.TempDir(), "f.sqfs")
 		out, err := os.Create(p)
@@ -43,8 +45,8 @@ func FuzzAddTar(f *testing.F) {
 		if err := w.Close(); err != nil {
 			t.Fatalf("close after a stream it took: %v", err)
 		}
-		if haveUnsquashfs {
-			run(t, "unsquashfs", "-n", "-lln", p)
+		if list {
+			testenv.Run(t, "unsquashfs", "-n", "-lln", p)
 		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // TestMountedByKernelAndSquashfuse mounts the writer's image of the sample
@@ -15,7 +17,7 @@ import (
 // compares every entry with what unsquashfs extracts from tar2sqfs's image of
 // the same tar stream.
 func TestMountedByKernelAndSquashfuse(t *testing.T) {
-	need(t, "unsquashfs", "tar2sqfs")
+	testenv.Need(t, "unsquashfs", "tar2sqfs")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the kernel mount, and extracting owners and devices")
 	}
@@ -29,7 +31,7 @@ func TestMountedByKernelAndSquashfuse(t *testing.T) {
 		t.Fatalf("tar2sqfs: %v\n%s", err, out)
 	}
 	want := filepath.Join(dir, "want")
-	run(t, "unsquashfs", "-n", "-no-xattrs", "-d", want, ref)
+	testenv.Run(t, "unsquashfs", "-n", "-no-xattrs", "-d", want, ref)
 	wantSum := treeSum(t, want)
 
 	mounted := 0

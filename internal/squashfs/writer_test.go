@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // testEntry is one entry of a generated tar stream.
@@ -118,33 +120,11 @@ func writeImage(t testing.TB, path string, tarStream []byte, o Options) {
 	}
 }
 
-func lookPath(tool string) (string, bool) {
-	p, err := exec.LookPath(tool)
-	return p, err == nil
-}
-
-func need(t testing.TB, tools ...string) {
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/deps.sh installs it)", tool)
-		}
-	}
-}
-
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // listing is unsquashfs -lln of img with the image's own name cut off and the
 // lines sorted: mode, numeric owner, size (or device numbers; not for
 // directories), name, link target, for every entry.
 func listing(t testing.TB, img string) string {
-	out := run(t, "unsquashfs", "-n", "-lln", "-d", "R", img)
+	out := testenv.Run(t, "unsquashfs", "-n", "-lln", "-d", "R", img)
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
@@ -168,7 +148,7 @@ func listing(t testing.TB, img string) string {
 // reader, lists and extracts from each: every name, mode, owner, size, link
 // target and device, and every file's bytes.
 func TestSameTreeAsTar2sqfs(t *testing.T) {
-	need(t, "unsquashfs", "tar2sqfs")
+	testenv.Need(t, "unsquashfs", "tar2sqfs")
 	for _, tc := range []struct {
 		name string
 		o    Options
@@ -201,8 +181,8 @@ func TestSameTreeAsTar2sqfs(t *testing.T) {
 			}
 			if os.Geteuid() == 0 {
 				a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-				run(t, "unsquashfs", "-n", "-no-xattrs", "-d", a, ours)
-				run(t, "unsquashfs", "-n", "-no-xattrs", "-d", b, ref)
+				testenv.Run(t, "unsquashfs", "-n", "-no-xattrs", "-d", a, ours)
+				testenv.Run(t, "unsquashfs", "-n", "-no-xattrs", "-d", b, ref)
 				if ga, gb := treeSum(t, a), treeSum(t, b); ga != gb {
 					t.Fatalf("extracted trees differ:\n%s", firstDiff(ga, gb))
 				}

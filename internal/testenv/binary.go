@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -80,4 +81,15 @@ func Need(t testing.TB, programs ...string) {
 			t.Fatalf("%s is not installed: run 'scripts/deps.sh' (make test does) first", p)
 		}
 	}
+}
+
+// Run runs the program name with args and returns its combined output; a
+// failure ends the test with the output.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
