@@ -64,6 +64,7 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 
 	var m *builtinMerger
 	var data map[*inode]*squashfs.Data
+	var unused int64 // bytes of files packed that the tree does not name
 	twoPass := opts.TwoPass
 	if !twoPass {
 		if m, data, err = builtinOnePass(ctx, sw, layers, opts); err != nil {
@@ -72,10 +73,11 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 		if err := m.t.addSingularityD(sd); err != nil {
 			return times, fmt.Errorf("add /.singularity.d: %w", err)
 		}
-		if unused := m.dataBytes - survivingBytes(m.t, data); unused > minUnusedRewrite && unused > m.dataBytes/maxUnusedShare {
+		unused = m.dataBytes - survivingBytes(m.t, data)
+		if unused > minUnusedRewrite && unused > m.dataBytes/maxUnusedShare {
 			opts.Log.Info().Int64("unused_bytes", unused).Int64("bytes", m.dataBytes).
 				Msg("later layers replaced much of what earlier ones hold: writing the image again from the merged layers")
-			twoPass = true
+			twoPass, unused = true, 0
 			opts.Progress.SetTotal(2 * total)
 			sw.Abort()
 			if err := truncate(f); err != nil {
@@ -110,7 +112,7 @@ func convertBuiltin(ctx context.Context, layers []v1.Layer, sd singularityD, sqf
 		return fail(err)
 	}
 	times.compress = time.Since(start)
-	if unused := sw.Unused(); unused > 0 {
+	if unused > 0 {
 		opts.Log.Info().Int64("unused_bytes", unused).Msg("files that later layers replaced or removed stay in the image, unreachable")
 	}
 	opts.Log.Debug().Int("entries", m.entries).Int("skipped", m.skipped).Msg("layers merged and packed")

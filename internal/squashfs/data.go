@@ -14,7 +14,6 @@ type Data struct {
 	blocks  []uint32 // stored size of each full block, dataUncompBit when not compressed (the pipeline's writer appends)
 	frag    uint32   // fragment block holding the tail, or invalidFrag
 	fragOff uint32   // offset of the tail in the fragment block
-	used    bool     // named by an entry
 }
 
 // Size is the file's length in bytes.

@@ -62,7 +62,6 @@ type Writer struct {
 	fragBuf   []byte
 	frags     []*fragEntry
 	root      *node
-	datas     []*Data
 	closed    bool
 }
 
@@ -157,7 +156,6 @@ func (w *Writer) Data(r io.Reader, size int64) (*Data, error) {
 		}
 		d.frag, d.fragOff = uint32(len(w.frags)), uint32(off)
 	}
-	w.datas = append(w.datas, d)
 	return d, nil
 }
 
@@ -180,18 +178,6 @@ func (w *Writer) flushFragment() error {
 		return fmt.Errorf("write squashfs: %w", err)
 	}
 	return nil
-}
-
-// Unused returns the bytes of Data that no entry names: content written and
-// then not used, which stays in the image unreachable.
-func (w *Writer) Unused() int64 {
-	var n int64
-	for _, d := range w.datas {
-		if !d.used {
-			n += d.size
-		}
-	}
-	return n
 }
 
 // Add puts e at name, a slash-separated path relative to the root ("" or
@@ -236,9 +222,6 @@ func (w *Writer) Add(name string, e Entry) error {
 	if e.Type == tar.TypeDir {
 		n.children = map[string]*node{}
 		n.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
-	}
-	if e.Data != nil {
-		e.Data.used = true
 	}
 	parent.children[base] = n
 	return nil
