@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,24 +11,15 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/sweep"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 func newCacheCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "cache",
-		Short: "Look after the SIF cache: list, locate, verify, remove, collect garbage, export, import",
-		Long: `The cache holds one SIF per image manifest digest, and refs (image tags and catalog
-names) that map to digests so that offline nodes resolve models without a network. Its
-directory is --cache (env SCV_HPC_CACHE); it may be shared by many nodes and mounted
-read-only on compute nodes.`,
-		Example: `  scv-hpc cache ls
-  scv-hpc cache path faces
-  scv-hpc cache verify --cache /shared/scv
-  scv-hpc cache export bundle.tar faces && scv-hpc cache import bundle.tar --cache /shared/scv`,
+		Use:  "cache",
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a))
-	cmd.AddCommand(cacheBundleCmds(a)...)
+	cmd.AddCommand(cacheLsCmd(a), cachePathCmd(a), cacheVerifyCmd(a), cacheRmCmd(a), cacheGCCmd(a), cacheExportCmd(a), cacheImportCmd(a))
 	return cmd
 }
 
@@ -36,10 +28,7 @@ func cacheLsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "List the cached SIFs and the refs that point at them",
-		Example: `  scv-hpc cache ls
-  scv-hpc cache ls --json | jq -r '.[].path'`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			entries, err := a.openCache().List()
 			if err != nil {
@@ -60,13 +49,7 @@ func cacheLsCmd(a *app) *cobra.Command {
 
 func cachePathCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "path MODEL",
-		Short: "Print the path of a model's cached SIF (the only line on stdout)",
-		Long: `Print the absolute path of MODEL's SIF in the cache, and nothing else on stdout, for
-scripts. Reads the cache only: no network, no lock, no write (works on a read-only
-cache). Fails if the model is not cached.`,
-		Example: `  apptainer exec "$(scv-hpc cache path faces)" /usr/local/bin/faces --help
-  scv-hpc cache path localhost:5055/scivision/faces:1.0`,
+		Use:  "path MODEL",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := a.fetchOptions(nil)
@@ -86,16 +69,7 @@ cache). Fails if the model is not cached.`,
 func cacheVerifyCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Re-hash every cached SIF against its recorded checksum; report debris",
-		Long: `Re-hash every SIF against the checksum recorded when it was committed and open it as
-a SIF; report corrupt and incomplete entries, orphan SIFs, stale locks and temp files of
-interrupted conversions, refs to missing entries, and files a shared cache should not
-hold (bad-ref: a refs/ file that is a symlink, FIFO, oversized or not a digest; bad-file:
-a symlink or FIFO among the locks), which are never followed. Writes nothing ('scv-hpc
-cache gc' cleans up). Exit status 1 when anything needs attention.`,
-		Example: `  scv-hpc cache verify --cache /shared/scv
-  scv-hpc cache verify --json | jq '.[] | select(.status != "ok")'`,
+		Use:  "verify",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			results, err := a.openCache().Verify(cmd.Context())
@@ -115,10 +89,7 @@ cache gc' cleans up). Exit status 1 when anything needs attention.`,
 
 func cacheRmCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm MODEL|DIGEST...",
-		Short: "Remove cached SIFs and the refs that point at them",
-		Example: `  scv-hpc cache rm faces
-  scv-hpc cache rm sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae`,
+		Use:  "rm MODEL|DIGEST...",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := a.fetchOptions(nil)
@@ -135,15 +106,7 @@ func cacheGCCmd(a *app) *cobra.Command {
 	var opts cache.GCOptions
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "gc",
-		Short: "Remove debris of interrupted conversions (and, on request, corrupt or unused entries)",
-		Long: `Remove temp files and SIFs without metadata that no running conversion owns, stale
-locks, incomplete entries, refs to missing entries, layer blobs no conversion used for
---blob-max-age, and scratch directories in --tmpdir of conversions that died on this host. With --corrupt also re-hash every
-SIF and remove the corrupt ones; with --all-unreferenced also remove entries no tag or
-catalog name points at. A conversion in progress elsewhere is never disturbed.`,
-		Example: `  scv-hpc cache gc
-  scv-hpc cache gc --corrupt --dry-run --cache /shared/scv`,
+		Use:  "gc",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := sweep.Run(cmd.Context(), a.openCache(), opts, a.cfg.BlobMaxAge, a.cfg.TmpDir)
@@ -164,4 +127,68 @@ catalog name points at. A conversion in progress elsewhere is never disturbed.`,
 	a.flags.AddGCFlags(f)
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// cacheExportCmd and cacheImportCmd carry cache entries to air-gapped sites as one tar
+// with an index and checksums.
+func cacheExportCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:  "export FILE [MODEL|DIGEST...]",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := a.fetchOptions(nil)
+			if err != nil {
+				return err
+			}
+			digests, err := fetch.CachedDigests(o, args[1:], a.notCached)
+			if err != nil {
+				return fmt.Errorf("cache export: %w", err)
+			}
+			n, err := o.Cache.ExportTo(cmd.Context(), args[0], a.stdout, digests)
+			if err != nil {
+				return fmt.Errorf("cache export: %w", err)
+			}
+			if args[0] == "-" {
+				return nil
+			}
+			what := "all entries"
+			if len(digests) > 0 {
+				what = strings.Join(args[1:], ", ")
+			}
+			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(n))
+			return nil
+		},
+	}
+}
+
+func cacheImportCmd(a *app) *cobra.Command {
+	var asJSON, force bool
+	imp := &cobra.Command{
+		Use:  "import FILE",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := a.loadCatalog()
+			if err != nil {
+				return err
+			}
+			rep, err := a.openCache().ImportFrom(cmd.Context(), args[0], a.stdin, cache.ImportOptions{Force: force, ImageOf: cat.ImageOf})
+			for _, m := range rep.Moved {
+				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
+					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)
+			}
+			if rerr := a.render(asJSON, rep, rep.WriteText); rerr != nil {
+				return rerr
+			}
+			if err != nil {
+				if errors.Is(err, cache.ErrRefRefused) && !force {
+					err = fmt.Errorf("%w (refs that only moved are set with --force; refs the SIF disagrees with never are)", err)
+				}
+				return fmt.Errorf("cache import %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	imp.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
+	imp.Flags().BoolVar(&force, "force", false, "move refs this cache maps to another digest (each move is reported)")
+	return imp
 }

@@ -9,29 +9,14 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/report"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
 
 func newCollectCmd(a *app) *cobra.Command {
 	var out, format string
 	cmd := &cobra.Command{
-		Use:   "collect JOBDIR -o FILE",
-		Short: "Merge a job's results into one JSONL or CSV file, one line per input",
-		Long: `Collect writes one line per input of the job, in shard order: the final result of
-each input (a later ok result of a retry wins over an earlier failure), failed inputs with
-their error and stage (predict, timeout, crash), and inputs without any result
-yet as ok=false with stage "pending", so nothing is silently missing.
-
-The format follows the extension of FILE (.jsonl or .csv); --format overrides it, and
-'-o -' writes to stdout (JSONL unless --format csv). FILE is replaced atomically: a reader
-never sees half of it. CSV columns: path, ok, stage, error, ms, result (the model's JSON);
-text cells are double-quoted, and a cell starting with =, +, -, @, a tab or a carriage
-return gets a leading ' so that a spreadsheet shows it instead of running it as a formula.
-
-Exit status 3 when any input failed or is still pending, with a summary on stderr.`,
-		Example: `  scv-hpc collect /scratch/run1 -o results.jsonl
-  scv-hpc collect /scratch/run1 -o results.csv
-  scv-hpc collect /scratch/run1 -o - | jq 'select(.ok|not)'`,
+		Use:  "collect JOBDIR -o FILE",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -71,5 +56,38 @@ Exit status 3 when any input failed or is still pending, with a summary on stder
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output file: .jsonl or .csv, or - for stdout (required)")
 	cmd.Flags().StringVar(&format, "format", "", "output format, jsonl or csv (default: from the extension of -o)")
+	return cmd
+}
+
+func newReportCmd(a *app) *cobra.Command {
+	var out string
+	var o report.Options
+	cmd := &cobra.Command{
+		Use:  "report JOBDIR -o FILE.html",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{errors.New("report: -o FILE.html is required (or - for stdout)")}
+			}
+			ro, err := o.FromFlags()
+			if err != nil {
+				return err
+			}
+			var st report.Stats
+			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
+				st, err = report.Write(cmd.Context(), args[0], w, ro)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			t := st.Totals
+			fmt.Fprintf(a.stderr, "report of %s written to %s: %d inputs (%d ok, %d failed, %d pending), %d thumbnail(s), %d input(s) not shown\n",
+				args[0], where, t.Inputs, t.OK, t.Failed, t.Pending, st.Shown, st.NotShown)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "HTML file to write, or - for stdout (required)")
+	o.AddFlags(cmd.Flags())
 	return cmd
 }

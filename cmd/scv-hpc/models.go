@@ -1,25 +1,19 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
 func newModelsCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "models",
-		Short: "List the models of the catalog",
-		Long: `List the models of the catalog: the embedded default, the site catalog
-/etc/scv-hpc/catalog.yaml, and the files given with --catalog or SCV_HPC_CATALOG, which add
-models or override them by name. CACHED shows whether the model's SIF is in the cache.`,
-		Example: `  scv-hpc models
-  scv-hpc models --json | jq -r '.[].name'
-  scv-hpc models --catalog site-models.yaml
-  scv-hpc models info faces`,
+		Use:  "models",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cat, err := a.loadCatalog()
@@ -38,10 +32,7 @@ models or override them by name. CACHED shows whether the model's SIF is in the 
 func modelsInfoCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "info NAME[@VERSION]",
-		Short: "Show one model of the catalog as a model card",
-		Example: `  scv-hpc models info faces
-  scv-hpc models info faces@1.0 --json`,
+		Use:  "info NAME[@VERSION]",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, err := a.loadCatalog()
@@ -57,5 +48,33 @@ func modelsInfoCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a card")
+	return cmd
+}
+
+func newInspectCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:  "inspect SIF|MODEL",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := a.fetchOptions(nil)
+			if err != nil {
+				return err
+			}
+			// What is a SIF is fetch.Parse's rule (a path ending in .sif), as for
+			// every other command; anything else is looked up in the cache.
+			path, err := fetch.SIFPath(cmd.Context(), args[0], o)
+			if err != nil {
+				return a.notCached(args[0], err)
+			}
+			info, err := sif.Inspect(path)
+			if err != nil {
+				return fmt.Errorf("inspect %s: %w", args[0], err)
+			}
+			info.ReadRunscript(cmd.Context())
+			return a.render(asJSON, info, info.WriteText)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
@@ -21,10 +22,13 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
 	"github.com/scivision-hpc/scv-hpc/internal/lockfile"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/report"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/runner"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+	"github.com/scivision-hpc/scv-hpc/internal/watch"
 )
 
 // Output helpers that every command shares, and the hints added to errors where they
@@ -185,4 +189,46 @@ func withHint(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w; %s", err, hint)
+}
+
+// Exit codes, as documented in the README and DESIGN.md.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitInputFailed = 3
+)
+
+// errInputsFailed is returned by commands that finished but recorded failed inputs.
+var errInputsFailed = errors.New("finished with failed inputs")
+
+// usageErrors are the sentinels of internal packages that mark bad flags or options:
+// such an error is a wrong invocation (exit code 2), as a usageError is.
+var usageErrors = []error{
+	job.ErrBadOption, jobsetup.ErrBadFlag, sharding.ErrBadPlan, sharding.ErrBadInclude,
+	execute.ErrNoShard, slurm.ErrBadOption, slurm.ErrTemplate, imagebuild.ErrBadFlag, report.ErrBadOption,
+	watch.ErrBadInterval, results.ErrFormat,
+}
+
+// usageError marks a wrong invocation (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func exitCode(a *app, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	err = withHint(err)
+	if errors.Is(err, errInputsFailed) {
+		return exitInputFailed
+	}
+	var ue usageError
+	if errors.As(err, &ue) || slices.ContainsFunc(usageErrors, func(e error) bool { return errors.Is(err, e) }) {
+		fmt.Fprintf(a.stderr, "scv-hpc: %v\nRun 'scv-hpc --help' for usage.\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(a.stderr, "scv-hpc: %v\n", err)
+	return exitError
 }

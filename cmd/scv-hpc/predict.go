@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,6 +12,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/runner"
 )
 
 func newPredictCmd(a *app) *cobra.Command {
@@ -19,34 +22,7 @@ func newPredictCmd(a *app) *cobra.Command {
 		rescan, force bool
 	)
 	cmd := &cobra.Command{
-		Use:   "predict MODEL --data DIR --out DIR",
-		Short: "Run a model over a dataset on this machine",
-		Long: `Predict runs MODEL over every image under --data on this machine, the same way a
-Slurm job does: it fetches the model's SIF (pulling and converting it unless --offline),
-writes the job directory --out (job.json, shards/), runs every shard through a pool of
-long-lived model processes, and prints a summary. Every input ends as one line in
-OUT/results/NNNNNN.jsonl, ok or failed; 'scv-hpc collect OUT' merges them.
-
-Running predict again with the same MODEL, --data and --out resumes: the shards are
-reused, inputs that already have a result are skipped, and the run options recorded in
-job.json apply unless a flag is given. A job of another image or
-predict command, or over other data, is refused (--force moves it aside and starts
-anew). When files under --data were added, removed or renamed since, or --shard-size
-changed, predict says so; --rescan re-shards and keeps the results of the inputs still
-there. One predict per --out at a time: a second one says which run holds it. Each
-worker loads the model once for all the shards it runs.
-
-Runtimes: apptainer or singularity when installed (GPUs bound with --nv); otherwise
-builtin, a fallback that runs the image in its own namespaces with NO GPU binding
-(fine for CPU models on laptops and CI).
-
-Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`,
-		Example: `  scv-hpc predict faces --data ./imgs --out ./run1
-  scv-hpc predict faces --data ./imgs --out ./run1 --workers 4 --runtime builtin
-  scv-hpc predict plankton-classifier --data /scratch/imgs --out /scratch/run1 --gpus 0,1 --shards 8
-  scv-hpc predict oci-layout:./faces-image --data ./imgs --out ./run1 --include '*.png'
-  scv-hpc predict faces --data ./imgs --out ./run1 --rescan    # new images were added
-  scv-hpc collect ./run1 -o results.csv`,
+		Use:  "predict MODEL --data DIR --out DIR",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, set := cmd.Context(), cmd.Flags().Changed
@@ -92,5 +68,70 @@ Exit status: 0 every input ok, 3 finished with failed inputs, 1 error, 2 usage.`
 	rf.AddFlags(fs, defaultRun)
 	fs.BoolVar(&rescan, "rescan", false, "re-shard a resumed job whose data or shard plan changed, keeping the results of the inputs still there")
 	fs.BoolVar(&force, "force", false, "replace a job of another model or data in --out (the old one is moved to OUT/replaced-TIME/)")
+	return cmd
+}
+
+// defaultRun is what predict and submit record in a new job when no flag says
+// otherwise (job.DefaultRunOptions, the one place of these defaults).
+var defaultRun = job.DefaultRunOptions()
+
+// runnerOptions turns a job's run options r and the overrides ov into runner.Options
+// (execute.RunnerOptions).
+func (a *app) runnerOptions(r job.RunOptions, ov job.Override) (runner.Options, error) {
+	return execute.RunnerOptions(r, ov, a.log, a.progressFactory())
+}
+
+func newRunShardCmd(a *app) *cobra.Command {
+	var (
+		rf          job.RunFlags
+		index       int
+		offset      int
+		retryFailed bool
+	)
+	cmd := &cobra.Command{
+		Use:  "run-shard JOBDIR [--index I]",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			var given *int
+			if cmd.Flags().Changed("index") {
+				given = &index
+			}
+			j, shard, err := execute.LoadTask(dir, given, offset, os.LookupEnv)
+			if err != nil {
+				return err
+			}
+			ov, err := rf.Override(cmd.Flags().Changed)
+			if err != nil {
+				return err
+			}
+			ro, err := a.runnerOptions(j.Run, ov)
+			if err != nil {
+				return err
+			}
+			ro.RetryFailed = retryFailed
+			res, err := execute.Shard(cmd.Context(), dir, j, shard, ro, true)
+			if err != nil {
+				if cmd.Context().Err() != nil {
+					return fmt.Errorf("shard %d interrupted after %d new results; run the same command again to resume", shard, res.OK+res.Failed)
+				}
+				return fmt.Errorf("shard %d: %w", shard, corruptHint(j.Model, err))
+			}
+			fmt.Fprintf(a.stdout, "shard %d: %d inputs: %d ok and %d failed in this run, %d already done; %d failed in total (%s)\n",
+				shard, res.Inputs, res.OK, res.Failed, res.Skipped, res.FailedTotal, res.Elapsed.Round(time.Millisecond))
+			if res.FailedTotal > 0 {
+				return errInputsFailed
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&index, "index", 0, "array task index (default $SLURM_ARRAY_TASK_ID)")
+	fs.IntVar(&offset, "offset", 0, "shard offset of this array: shard = offset + index")
+	fs.BoolVar(&retryFailed, "retry-failed", false, "also run the inputs whose last result is a failure")
+	rf.AddFlags(fs, job.RunOptions{})
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -16,20 +17,7 @@ func newPullCmd(a *app) *cobra.Command {
 		force bool
 	)
 	cmd := &cobra.Command{
-		Use:   "pull MODEL...",
-		Short: "Fetch model images and convert them to SIF in the cache",
-		Long: `Fetch each MODEL and convert it to a SIF in the cache, unless the cache already
-holds its image digest. MODEL is a catalog name[@version], an image reference
-(registry/repo:tag or repo@sha256:...), oci-layout:DIR[:TAG], docker-archive:FILE, or a
-.sif file (checked and used as is). Many processes or nodes pulling the same image at
-once convert it once. With --offline a model resolves from the cache only.
-
-Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, SIF.`,
-		Example: `  scv-hpc pull faces
-  scv-hpc pull registry.example.org/lab/plankton:2.1 --platform linux/arm64
-  scv-hpc pull localhost:5000/lab/model:dev --insecure-registry localhost:5000
-  scv-hpc pull oci-layout:/media/usb/images:plankton-2.1 --compression zstd
-  scv-hpc --offline pull faces    # check that a compute node sees it in the cache`,
+		Use:  "pull MODEL...",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := a.fetchOptions(&ff)
@@ -62,3 +50,49 @@ Prints one line per model: MODEL, STATUS (converted, cached or failed), DIGEST, 
 // explainPull adds what to do to the error of a model's pull: the text of its row in
 // the summary, where the hint is added (withHint), not where it is shown.
 func explainPull(model string, err error) error { return withHint(corruptHint(model, err)) }
+
+func newStageCmd(a *app) *cobra.Command {
+	var (
+		ff     registry.Options
+		file   string
+		jobs   int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use: "stage [MODEL...] [-f FILE]",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			models, err := fetch.Models(args, file, a.stdin)
+			if errors.Is(err, fetch.ErrNoModels) {
+				return usageError{fmt.Errorf("stage: %w (-f FILE)", err)}
+			}
+			if err != nil {
+				return fmt.Errorf("stage: %w", err)
+			}
+			if jobs < 1 {
+				return usageError{fmt.Errorf("stage: --jobs %d: want at least 1", jobs)}
+			}
+			o, err := a.fetchOptions(&ff)
+			if err != nil {
+				return err
+			}
+			rows, failed := fetch.Rows(models, fetch.PullAll(cmd.Context(), models, o, jobs, false, func(i int, r fetch.PullResult) {
+				if r.Err != nil {
+					a.log.Error().Str("model", models[i]).Msg(withHint(r.Err).Error())
+				}
+			}), explainPull)
+			if err := a.render(asJSON, rows, func(w io.Writer) error { return fetch.WriteRows(w, rows) }); err != nil {
+				return err
+			}
+			if failed > 0 {
+				return fmt.Errorf("stage: %d of %d models failed; the others are staged in %s", failed, len(models), a.cfg.Cache)
+			}
+			return nil
+		},
+	}
+	ff.AddFlags(cmd.Flags())
+	a.flags.AddConversionFlags(cmd.Flags())
+	cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
+	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	return cmd
+}

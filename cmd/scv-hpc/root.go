@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +11,15 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/docs"
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/config"
+	"github.com/scivision-hpc/scv-hpc/internal/fetch"
+	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/logging"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
 	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
 
@@ -37,18 +44,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "scv-hpc",
-		Short: "Run Scivision computer-vision models in bulk on HPC clusters",
-		Long: `scv-hpc runs Scivision models, packaged as container images, over large image
-datasets: it pulls an image, converts it to a SIF that Apptainer and SingularityCE run,
-keeps it in a content-addressed cache that offline compute nodes read, shards the
-dataset, and runs the model's predict through a worker pool, on this machine or as
-Slurm job arrays.`,
-		Example: `  scv-hpc models                                  # what the catalog offers
-  scv-hpc pull faces                              # fetch and convert into the cache
-  scv-hpc predict faces --data ./imgs --out ./run1
-  scv-hpc submit faces --data /scratch/imgs --out /scratch/run1 --partition gpu
-  scv-hpc status /scratch/run1 && scv-hpc collect /scratch/run1 -o results.csv`,
+		Use:           "scv-hpc",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.String(),
@@ -81,14 +77,34 @@ Slurm job arrays.`,
 
 	a.flags.AddFlags(root.PersistentFlags())
 
-	// The commands, in the order help lists them.
+	// The commands (help lists them by name; docs/commands.md, in the order of a job).
 	root.AddCommand(
 		newModelsCmd(a), newPullCmd(a), newStageCmd(a), newInspectCmd(a), newCacheCmd(a), newImageCmd(a),
 		newPredictCmd(a), newSubmitCmd(a), newRunShardCmd(a), newStatusCmd(a), newResubmitCmd(a),
 		newCancelCmd(a), newCollectCmd(a), newReportCmd(a), newDoctorCmd(a), newVersionCmd(a),
 	)
 	usageArgs(root)
+	describe(root, commandHelp)
 	return root
+}
+
+// commandHelp is what each command's --help says: docs/commands.md, embedded.
+var commandHelp = func() map[string]docs.Help {
+	h, err := docs.Commands()
+	if err != nil {
+		panic(err) // the embedded page is broken: TestEveryCommandDescribed fails
+	}
+	return h
+}()
+
+// describe sets the summary, description and examples of cmd and every command below
+// it from help, by command path.
+func describe(cmd *cobra.Command, help map[string]docs.Help) {
+	h := help[cmd.CommandPath()]
+	cmd.Short, cmd.Long, cmd.Example = h.Short, h.Long, h.Example
+	for _, c := range cmd.Commands() {
+		describe(c, help)
+	}
 }
 
 // usageArgs makes a wrong number or kind of arguments a usage error (exit code 2) in
@@ -127,12 +143,53 @@ func (a *app) progressFactory() progress.Factory {
 
 func newVersionCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the scv-hpc version",
-		Args:  cobra.NoArgs,
+		Use:  "version",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintln(a.stdout, version.String())
 			return err
 		},
 	}
+}
+
+// loadCatalog reads the embedded catalog, the site catalog and the user's --catalog
+// and SCV_HPC_CATALOG files.
+func (a *app) loadCatalog() (*catalog.Catalog, error) {
+	return catalog.Load(a.cfg.Catalogs...)
+}
+
+// openCache opens the --cache directory (creating nothing), with progress reports.
+func (a *app) openCache() *cache.Cache {
+	c := cache.Open(a.cfg.Cache)
+	c.Progress = a.progressFactory()
+	return c
+}
+
+// fetchOptions builds fetch.Options from the resolved configuration and, when given,
+// the registry flags of the command (pull, stage). Commands that run models (predict,
+// submit) pass nil.
+func (a *app) fetchOptions(reg *registry.Options) (fetch.Options, error) {
+	cat, err := a.loadCatalog()
+	if err != nil {
+		return fetch.Options{}, err
+	}
+	return fetch.Configure(a.cfg, a.openCache(), cat, reg, a.log, a.progressFactory()), nil
+}
+
+// newJob returns the job of MODEL with the run options run (fetch.NewJob).
+func (a *app) newJob(ctx context.Context, model string, run job.RunOptions) (job.Job, error) {
+	o, err := a.fetchOptions(nil)
+	if err != nil {
+		return job.Job{}, err
+	}
+	j, err := fetch.NewJob(ctx, model, run, o)
+	return j, corruptHint(model, err)
+}
+
+// givenLogLevel is the --log-level given to cmd, or "" when none was.
+func (a *app) givenLogLevel(cmd *cobra.Command) string {
+	if cmd.Flags().Changed("log-level") {
+		return a.cfg.LogLevel
+	}
+	return ""
 }

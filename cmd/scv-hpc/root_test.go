@@ -1,8 +1,13 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scivision-hpc/scv-hpc/docs"
 )
 
 // TestUsageExitCodes: every wrong invocation exits 2 with a message naming the
@@ -40,5 +45,41 @@ func TestUsageExitCodes(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", tc.want, got)
 			}
 		})
+	}
+}
+
+// TestEveryCommandDescribed: docs/commands.md has one section for every command and
+// none for a command that does not exist, and --help prints its section.
+func TestEveryCommandDescribed(t *testing.T) {
+	help, err := docs.Commands()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd(newApp(nil, io.Discard, io.Discard))
+	seen := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		p := c.CommandPath()
+		seen[p] = true
+		if _, ok := help[p]; !ok {
+			t.Errorf("docs/commands.md has no section %q", "## "+p)
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	for p := range help {
+		if !seen[p] {
+			t.Errorf("docs/commands.md describes %q, which is not a command", p)
+		}
+	}
+
+	code, stdout, _ := runInProcess(t, "cache", "gc", "--help")
+	h := help["scv-hpc cache gc"]
+	for _, want := range []string{h.Long, h.Example, "--dry-run"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("cache gc --help: exit %d, output lacks %q:\n%s", code, want, stdout)
+		}
 	}
 }

@@ -22,22 +22,7 @@ func newStatusCmd(a *app) *cobra.Command {
 	var asJSON, all, live bool
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "status JOBDIR",
-		Short: "Show how far a job is: inputs done, failed and pending per shard",
-		Long: `Status reads the job directory (shards/ and results/) and counts every input of every
-shard as ok, failed or pending. A shard is "done" when all its inputs are ok, "failed" when
-all have a result and some failed, "partial" when some have none yet, "pending" when none
-has. For a job submitted to Slurm, the state of each shard's latest array task is shown too.
-Jobs with more than 50 shards list only the shards that are not done (--all lists all).
-
---watch follows the job: per-shard progress bars, inputs per second, an ETA and the
-failures so far, refreshed every --interval and redrawn in place on a terminal (one
-line per interval when the output is not a terminal). Slurm is asked once per
-interval for all the job's arrays. It returns when every input has a result or, on
-Slurm, when no task of the job is pending or running.`,
-		Example: `  scv-hpc status /scratch/run1
-  scv-hpc status /scratch/run1 --watch --interval 30s
-  scv-hpc status /scratch/run1 --json | jq .totals`,
+		Use:  "status JOBDIR",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := filepath.Abs(args[0])

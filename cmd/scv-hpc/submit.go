@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,24 +20,7 @@ func newSubmitCmd(a *app) *cobra.Command {
 		dryRun, asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "submit MODEL --data DIR --out DIR",
-		Short: "Run a model over a dataset as Slurm job arrays",
-		Long: `Submit runs MODEL over every image under --data as Slurm job arrays, one array task
-per shard, each running 'scv-hpc run-shard' on a compute node without network access.
-
-Before submitting, the model's SIF must be in the cache that the nodes read (--cache, or
-'cache:' in the site config): submit pulls and converts it, or fails under --offline.
-The job directory (--out, on a shared file system) records the image digest and SIF
-path, so every task runs the same bits. More shards than Slurm's MaxArraySize become
-several arrays, each mapped to its shards by an offset.
-
-Defaults come from the site config (/etc/scv-hpc/config.yaml or SCV_HPC_CONFIG); the
-batch script comes from the embedded template, or --template / 'template:'. See
-docs/slurm.md.`,
-		Example: `  scv-hpc submit faces --data /scratch/imgs --out /scratch/run1 --partition gpu --time 2:00:00
-  scv-hpc submit faces --data /scratch/imgs --out /scratch/run1 --shards 200 --max-parallel 16 --gpus-per-task 1
-  scv-hpc submit faces --data ./imgs --out ./run1 --dry-run      # print the script and sbatch command
-  scv-hpc submit faces --data ./imgs --out ./run1 --sbatch-arg=--constraint=a100 --template site.tmpl`,
+		Use:  "submit MODEL --data DIR --out DIR",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, set := cmd.Context(), cmd.Flags().Changed
@@ -106,4 +90,80 @@ func (a *app) submitShards(ctx context.Context, r slurm.JobRequest, asJSON bool)
 	_, err = fmt.Fprintf(a.stdout, "submitted %d shard(s) of %s as job array(s) %s\nfollow with: scv-hpc status %s\n",
 		len(r.Shards), r.JobDir, res.ArraysText(), slurm.Quote(r.JobDir))
 	return err
+}
+
+func newResubmitCmd(a *app) *cobra.Command {
+	var (
+		sf                         slurm.Flags
+		failedOnly, dryRun, asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:  "resubmit JOBDIR",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			dir, j, err := loadJobDir(args[0])
+			if err != nil {
+				return err
+			}
+			saved, err := slurm.LoadOptions(dir)
+			if err != nil {
+				return fmt.Errorf("resubmit: %w", err)
+			}
+			o, tmpl, err := sf.Options(*saved, cmd.Flags().Changed, a.givenLogLevel(cmd))
+			if err != nil {
+				return err
+			}
+			unlock, err := job.Dir(dir).LockNew()
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			plan, err := (&slurm.Client{}).PlanJob(ctx, dir, j, failedOnly)
+			if err != nil {
+				return fmt.Errorf("resubmit %s: %w", args[0], err)
+			}
+			if len(plan.Active) > 0 {
+				a.log.Info().Ints("shards", plan.Active).Msg("left alone: still pending or running in Slurm")
+			}
+			if len(plan.Shards) == 0 {
+				what := "missing"
+				if failedOnly {
+					what = "failed"
+				}
+				fmt.Fprintf(a.stdout, "nothing to resubmit: no shard of %s has %s inputs outside Slurm's queue (%d still queued or running)\n", args[0], what, len(plan.Active))
+				return nil
+			}
+			return a.submitShards(ctx, slurm.JobRequest{JobDir: dir, Job: j, Options: o, Template: tmpl, Shards: plan.Shards, RunArgs: plan.RunArgs, DryRun: dryRun}, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&failedOnly, "failed-only", false, "resubmit the shards with failed inputs, and retry those inputs")
+	f.BoolVar(&dryRun, "dry-run", false, "print the script and the sbatch command; submit nothing")
+	f.BoolVar(&asJSON, "json", false, "print the submission as JSON")
+	sf.AddFlags(f)
+	return cmd
+}
+
+func newCancelCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:  "cancel JOBDIR",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, j, err := loadJobDir(args[0])
+			if err != nil {
+				return err
+			}
+			ids, err := slurm.ArrayIDs(j)
+			if err != nil {
+				return fmt.Errorf("cancel %s: %w", args[0], err)
+			}
+			if err := (&slurm.Client{}).Cancel(cmd.Context(), ids); err != nil {
+				return fmt.Errorf("cancel %s: %w", args[0], err)
+			}
+			fmt.Fprintf(a.stdout, "cancelled job array(s) %s; results so far are kept: 'scv-hpc resubmit %s' runs what is missing\n",
+				strings.Join(ids, ", "), slurm.Quote(args[0]))
+			return nil
+		},
+	}
 }
