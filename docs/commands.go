@@ -5,6 +5,7 @@ package docs
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -16,16 +17,24 @@ type Help struct {
 	Short   string // one line, in the parent's list of commands
 	Long    string // the description
 	Example string // example command lines, indented
+	Group   string // the heading the section sits under ("" for none)
 }
 
-// Commands returns the help of every command in commands.md, by command path
-// ("scv-hpc cache ls").
-func Commands() (map[string]Help, error) { return parse(commandsMD) }
+// Reference is the command reference: every command's help and the headings that
+// group the commands.
+type Reference struct {
+	Commands map[string]Help // by command path ("scv-hpc cache ls")
+	Groups   []string        // the group headings, in page order
+}
 
-// parse reads the sections of a command reference. Text before the first section is
-// the page's introduction. A section is
+// Commands returns the reference in commands.md.
+func Commands() (*Reference, error) { return parse(commandsMD) }
+
+// parse reads the sections of a command reference. Text before the first heading is
+// the page's introduction. A heading "## TITLE" that is not a command path starts a
+// group: the sections after it belong to it. A section is
 //
-//	## PATH
+//	## PATH  (or ### PATH, in a group)
 //
 //	SHORT
 //
@@ -41,10 +50,11 @@ func Commands() (map[string]Help, error) { return parse(commandsMD) }
 //
 // where the text and sh blocks are optional, and nothing else is allowed: an error
 // names the line, so that a mistake in the page fails the tests, not a user's --help.
-func parse(md string) (map[string]Help, error) {
+func parse(md string) (*Reference, error) {
 	out := map[string]Help{}
+	var groups []string
 	lines := strings.Split(md, "\n")
-	path := ""
+	path, group := "", ""
 	var h Help
 	end := func() error {
 		if path == "" {
@@ -58,15 +68,33 @@ func parse(md string) (map[string]Help, error) {
 	}
 	for i := 0; i < len(lines); i++ {
 		line, n := lines[i], i+1
+		heading, level := "", 0
+		if t, ok := strings.CutPrefix(line, "### "); ok {
+			heading, level = t, 3
+		} else if t, ok := strings.CutPrefix(line, "## "); ok {
+			heading, level = t, 2
+		}
+		isCommand := level > 0 && (heading == "scv-hpc" || strings.HasPrefix(heading, "scv-hpc "))
 		switch {
-		case strings.HasPrefix(line, "## "):
+		case isCommand:
 			if err := end(); err != nil {
 				return nil, err
 			}
-			path, h = strings.TrimPrefix(line, "## "), Help{}
-			if _, dup := out[path]; dup || path != strings.TrimSpace(path) || !strings.HasPrefix(path, "scv-hpc") {
-				return nil, fmt.Errorf("commands.md:%d: bad or repeated section %q", n, path)
+			path, h = heading, Help{Group: group}
+			if _, dup := out[path]; dup || path != strings.TrimSpace(path) || (group == "") != (level == 2) {
+				return nil, fmt.Errorf("commands.md:%d: bad or repeated section %q (## PATH outside a group, ### PATH in one)", n, heading)
 			}
+		case level == 2:
+			if err := end(); err != nil {
+				return nil, err
+			}
+			path, group = "", heading
+			if slices.Contains(groups, group) || group != strings.TrimSpace(group) || group == "" {
+				return nil, fmt.Errorf("commands.md:%d: bad or repeated group %q", n, group)
+			}
+			groups = append(groups, group)
+		case strings.HasPrefix(line, "#") && (path != "" || group != ""):
+			return nil, fmt.Errorf("commands.md:%d: a heading that is neither a command path nor a group: %q", n, line)
 		case path == "" || line == "" || line == "Examples:":
 		case line == "```text" || line == "```sh":
 			j := i + 1
@@ -94,5 +122,5 @@ func parse(md string) (map[string]Help, error) {
 	if err := end(); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &Reference{Commands: out, Groups: groups}, nil
 }

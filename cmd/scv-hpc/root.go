@@ -77,7 +77,8 @@ func newRootCmd(a *app) *cobra.Command {
 
 	a.flags.AddFlags(root.PersistentFlags())
 
-	// The commands (help lists them by name; docs/commands.md, in the order of a job).
+	// The commands, in the order help lists them in their groups (describe).
+	cobra.EnableCommandSorting = false
 	root.AddCommand(
 		newModelsCmd(a), newPullCmd(a), newStageCmd(a), newInspectCmd(a), newCacheCmd(a), newImageCmd(a),
 		newPredictCmd(a), newSubmitCmd(a), newRunShardCmd(a), newStatusCmd(a), newResubmitCmd(a),
@@ -89,22 +90,32 @@ func newRootCmd(a *app) *cobra.Command {
 }
 
 // commandHelp is what each command's --help says: docs/commands.md, embedded.
-var commandHelp = func() map[string]docs.Help {
-	h, err := docs.Commands()
+var commandHelp = func() *docs.Reference {
+	ref, err := docs.Commands()
 	if err != nil {
 		panic(err) // the embedded page is broken: TestEveryCommandDescribed fails
 	}
-	return h
+	return ref
 }()
 
-// describe sets the summary, description and examples of cmd and every command below
-// it from help, by command path.
-func describe(cmd *cobra.Command, help map[string]docs.Help) {
-	h := help[cmd.CommandPath()]
-	cmd.Short, cmd.Long, cmd.Example = h.Short, h.Long, h.Example
-	for _, c := range cmd.Commands() {
-		describe(c, help)
+// describe sets the summary, description, examples and group of root and every command
+// below it from ref, by command path.
+func describe(root *cobra.Command, ref *docs.Reference) {
+	for _, g := range ref.Groups {
+		root.AddGroup(&cobra.Group{ID: g, Title: g + ":"})
 	}
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		h := ref.Commands[cmd.CommandPath()]
+		cmd.Short, cmd.Long, cmd.Example = h.Short, h.Long, h.Example
+		if cmd.Parent() == root {
+			cmd.GroupID = h.Group
+		}
+		for _, c := range cmd.Commands() {
+			walk(c)
+		}
+	}
+	walk(root)
 }
 
 // usageArgs makes a wrong number or kind of arguments a usage error (exit code 2) in
