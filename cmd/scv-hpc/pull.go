@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,11 +25,8 @@ func newPullCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, failed := fetch.Rows(args, fetch.PullAll(cmd.Context(), args, o, 1, force, func(i int, r fetch.PullResult) {
-				if r.Err != nil && len(args) > 1 { // a single failure is the command's error line
-					a.log.Error().Str("model", args[i]).Msg(explainPull(args[i], r.Err).Error())
-				}
-			}), explainPull)
+			// A single model's failure is the command's error line, not logged.
+			rows, failed := a.pullAll(cmd.Context(), args, o, 1, force, len(args) > 1)
 			if err := fetch.WriteRows(a.stdout, rows); err != nil {
 				return err
 			}
@@ -47,9 +45,17 @@ func newPullCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// explainPull adds what to do to the error of a model's pull: the text of its row in
-// the summary, where the hint is added (withHint), not where it is shown.
-func explainPull(model string, err error) error { return withHint(corruptHint(model, err)) }
+// pullAll pulls models, jobs at a time (fetch.PullAll), logging each failure as it
+// happens when logEach, and returns the summary rows and how many failed. A failure's
+// text has what to do added (withHint) here, not where it is shown.
+func (a *app) pullAll(ctx context.Context, models []string, o fetch.Options, jobs int, force, logEach bool) ([]fetch.Row, int) {
+	explain := func(model string, err error) error { return withHint(corruptHint(model, err)) }
+	return fetch.Rows(models, fetch.PullAll(ctx, models, o, jobs, force, func(i int, r fetch.PullResult) {
+		if r.Err != nil && logEach {
+			a.log.Error().Str("model", models[i]).Msg(explain(models[i], r.Err).Error())
+		}
+	}), explain)
+}
 
 func newStageCmd(a *app) *cobra.Command {
 	var (
@@ -75,11 +81,7 @@ func newStageCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, failed := fetch.Rows(models, fetch.PullAll(cmd.Context(), models, o, jobs, false, func(i int, r fetch.PullResult) {
-				if r.Err != nil {
-					a.log.Error().Str("model", models[i]).Msg(withHint(r.Err).Error())
-				}
-			}), explainPull)
+			rows, failed := a.pullAll(cmd.Context(), models, o, jobs, false, true)
 			if err := a.render(asJSON, rows, func(w io.Writer) error { return fetch.WriteRows(w, rows) }); err != nil {
 				return err
 			}
@@ -92,7 +94,7 @@ func newStageCmd(a *app) *cobra.Command {
 	ff.AddFlags(cmd.Flags())
 	a.flags.AddConversionFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&file, "file", "f", "", "file listing one MODEL per line ('-' for standard input)")
-	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses all cores in mksquashfs)")
+	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "models fetched and converted at once (each conversion uses every core)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
 }

@@ -64,7 +64,7 @@ func newRootCmd(a *app) *cobra.Command {
 			}
 			a.log = log
 			if cfg.TmpDir != "" {
-				// Children (mksquashfs, unsquashfs) and os.CreateTemp honour TMPDIR.
+				// Children (tar2sqfs, mksquashfs, unsquashfs) and os.CreateTemp honour TMPDIR.
 				os.Setenv("TMPDIR", cfg.TmpDir)
 			}
 			return nil
