@@ -26,7 +26,11 @@ func newCollectCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir := args[0]
+			name := args[0]
+			dir, j, err := loadJobDir(name)
+			if err != nil {
+				return err
+			}
 			if out != "-" {
 				if err := job.Dir(dir).CheckOutput(out); err != nil {
 					return usageError{fmt.Errorf("collect -o %s: %w; write the merged results elsewhere", out, err)}
@@ -34,20 +38,20 @@ func newCollectCmd(a *app) *cobra.Command {
 			}
 			var tot results.Totals
 			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
-				tot, err = results.Collect(cmd.Context(), dir, w, f)
+				tot, err = results.CollectJob(cmd.Context(), dir, j, w, f)
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("collect %s: %w", dir, err)
+				return fmt.Errorf("collect %s: %w", name, err)
 			}
 			fmt.Fprintf(a.stderr, "collected %d inputs of %s into %s: %d ok, %d failed, %d pending\n",
-				tot.Inputs, dir, where, tot.OK, tot.Failed, tot.Pending)
-			if j, err := job.Load(dir); err == nil && j.Skipped > 0 {
+				tot.Inputs, name, where, tot.OK, tot.Failed, tot.Pending)
+			if j.Skipped > 0 {
 				fmt.Fprintf(a.stderr, "note: the scan of the data left out %d file(s) (unreadable, broken or outside links); they are not inputs of this job\n", j.Skipped)
 			}
 			if tot.Failed > 0 || tot.Pending > 0 {
 				if tot.Pending > 0 {
-					fmt.Fprintf(a.stderr, "pending inputs have no result yet (see 'scv-hpc status %s'): 'scv-hpc resubmit %s' runs them on Slurm, 'scv-hpc run-shard %s --index I' here\n", dir, dir, dir)
+					fmt.Fprintf(a.stderr, "pending inputs have no result yet (see 'scv-hpc status %s'): 'scv-hpc resubmit %s' runs them on Slurm, 'scv-hpc run-shard %s --index I' here\n", shellWord(name), shellWord(name), shellWord(name))
 				}
 				return errInputsFailed
 			}

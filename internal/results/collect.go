@@ -33,11 +33,17 @@ var CSVHeader = []string{"path", "ok", "stage", "error", "ms", "result"}
 // read in parallel by Walk. CSV cells that a spreadsheet would run as a
 // formula are escaped (see CSVCell) and every text cell is double-quoted.
 func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (Totals, error) {
-	return collect(ctx, jobDir, w, format, 0)
+	return collect(ctx, jobDir, nil, w, format, 0)
 }
 
-// collect is Collect with WalkOptions.Workers (0: the default).
-func collect(ctx context.Context, jobDir string, w io.Writer, format string, workers int) (Totals, error) {
+// CollectJob is Collect of the job j, already loaded from jobDir.
+func CollectJob(ctx context.Context, jobDir string, j *job.Job, w io.Writer, format string) (Totals, error) {
+	return collect(ctx, jobDir, j, w, format, 0)
+}
+
+// collect is Collect with WalkOptions.Workers (0: the default); a nil j is loaded
+// from jobDir.
+func collect(ctx context.Context, jobDir string, j *job.Job, w io.Writer, format string, workers int) (Totals, error) {
 	sw := &spanWriter{w: w, buf: make([]byte, 0, 1<<20)}
 	var prepare func(s *Shard) error
 	jsonl := false
@@ -98,12 +104,14 @@ func collect(ctx context.Context, jobDir string, w io.Writer, format string, wor
 	default:
 		return Totals{}, fmt.Errorf("collect: unknown format %q; use %s or %s", format, FormatJSONL, FormatCSV)
 	}
-	j, err := job.Load(jobDir)
-	if err != nil {
-		return Totals{}, err
+	if j == nil {
+		var err error
+		if j, err = job.Load(jobDir); err != nil {
+			return Totals{}, err
+		}
 	}
 	var t Totals
-	err = Walk(ctx, jobDir, j.Shards, WalkOptions{Workers: workers, Prepare: prepare, jsonl: jsonl}, func(s *Shard) error {
+	err := Walk(ctx, jobDir, j.Shards, WalkOptions{Workers: workers, Prepare: prepare, jsonl: jsonl}, func(s *Shard) error {
 		for _, sp := range s.spans {
 			b := s.Out
 			if sp.data {

@@ -219,7 +219,7 @@ func TestCollectMatchesReference(t *testing.T) {
 			}
 			for _, workers := range []int{1, 3} {
 				var got bytes.Buffer
-				tot, err := collect(context.Background(), dir, &got, FormatJSONL, workers)
+				tot, err := collect(context.Background(), dir, nil, &got, FormatJSONL, workers)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -356,7 +356,7 @@ func FuzzCollectMerge(f *testing.F) {
 			t.Fatal(err)
 		}
 		var got bytes.Buffer
-		tot, err := collect(context.Background(), dir, &got, FormatJSONL, 1)
+		tot, err := collect(context.Background(), dir, nil, &got, FormatJSONL, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
