@@ -49,9 +49,10 @@ func isLayerGET(r *http.Request, layers []string) bool {
 }
 
 // TestHeldMisbehavingRegistries: a registry that answers HTTP 500 to every other
-// request, or sends its blobs slowly, still gives the exact image; one that hangs
-// in a layer download is left when the context ends; one that serves a layer with
-// a flipped byte is refused with a digest error, whatever the number of retries.
+// request still gives the exact image; one that hangs in a layer download is left
+// when the context ends; one that serves a layer with a flipped byte is refused
+// with a digest error, whatever the number of retries. A slow one:
+// TestHeldSlowRegistry.
 func TestHeldMisbehavingRegistries(t *testing.T) {
 	img := platformImage(t, "linux", "amd64", 3)
 	layers := layerDigests(t, img)
@@ -70,26 +71,6 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 				return
 			}
 			h.ServeHTTP(w, r)
-		}},
-		{name: "slow blobs", wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
-			if !isLayerGET(r, layers) {
-				h.ServeHTTP(w, r)
-				return
-			}
-			served.Add(1)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.Code)
-			for b := rec.Body.Bytes(); len(b) > 0; {
-				n := min(len(b), 256)
-				w.Write(b[:n])
-				w.(http.Flusher).Flush()
-				b = b[n:]
-				time.Sleep(20 * time.Millisecond)
-			}
 		}},
 		{name: "hangs in a layer download", timeout: 2 * time.Second, wantErr: func(err error) bool {
 			return errors.Is(err, context.DeadlineExceeded)
