@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
 
@@ -49,20 +50,43 @@ func isLayerGET(r *http.Request, layers []string) bool {
 }
 
 // TestHeldMisbehavingRegistries: a registry that answers HTTP 500 to every other
-// request, or sends its blobs slowly, still gives the exact image; one that hangs
-// in a layer download is left when the context ends; one that serves a layer with
-// a flipped byte is refused with a digest error, whatever the number of retries.
+// request still gives the exact image; one that hangs in a layer download is left
+// when the context ends; one that serves a layer with a flipped byte is refused
+// with a digest error, from its first download (another try would get the same
+// bytes), into a scratch directory or a blob store. A slow one:
+// TestHeldSlowRegistry.
 func TestHeldMisbehavingRegistries(t *testing.T) {
 	img := platformImage(t, "linux", "amd64", 3)
 	layers := layerDigests(t, img)
 	var armed atomic.Bool // off while the test pushes the image
 	var served atomic.Int32
 	var stop atomic.Pointer[chan struct{}] // closed when a case ends, so a hung handler lets its server close
+	flipped := func(err error) bool { return err != nil && strings.Contains(err.Error(), "sha256 checksum") }
+	flip := func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+		if !isLayerGET(r, layers[1:2]) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		served.Add(1)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		b := rec.Body.Bytes()
+		if len(b) > 0 {
+			b[len(b)/2] ^= 0x20
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(b)
+	}
 	tests := []struct {
 		name    string
 		wrap    func(h http.Handler, w http.ResponseWriter, r *http.Request)
+		store   bool // into a blob store, not a scratch directory
 		timeout time.Duration
 		wantErr func(error) bool
+		served  int32 // the misbehaving answers the pull must get, when not 0
 	}{
 		{name: "HTTP 500 to every other request", wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
 			if served.Add(1)%2 == 1 {
@@ -70,26 +94,6 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 				return
 			}
 			h.ServeHTTP(w, r)
-		}},
-		{name: "slow blobs", wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
-			if !isLayerGET(r, layers) {
-				h.ServeHTTP(w, r)
-				return
-			}
-			served.Add(1)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.Code)
-			for b := rec.Body.Bytes(); len(b) > 0; {
-				n := min(len(b), 256)
-				w.Write(b[:n])
-				w.(http.Flusher).Flush()
-				b = b[n:]
-				time.Sleep(20 * time.Millisecond)
-			}
 		}},
 		{name: "hangs in a layer download", timeout: 2 * time.Second, wantErr: func(err error) bool {
 			return errors.Is(err, context.DeadlineExceeded)
@@ -107,26 +111,9 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			case <-*stop.Load():
 			}
 		}},
-		{name: "a layer with a flipped byte", wantErr: func(err error) bool {
-			return err != nil && strings.Contains(err.Error(), "sha256 checksum")
-		}, wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
-			if !isLayerGET(r, layers[1:2]) {
-				h.ServeHTTP(w, r)
-				return
-			}
-			served.Add(1)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			b := rec.Body.Bytes()
-			if len(b) > 0 {
-				b[len(b)/2] ^= 0x20
-			}
-			w.WriteHeader(rec.Code)
-			w.Write(b)
-		}},
+		// Other bytes than the digest's come again on another try: one download.
+		{name: "a layer with a flipped byte", wantErr: flipped, wrap: flip, served: 1},
+		{name: "a layer with a flipped byte, into a blob store", wantErr: flipped, wrap: flip, store: true, served: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +142,12 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			}
 			dir := t.TempDir()
 			o := fastOptions()
+			badDir := dir // where a downloaded layer is kept
+			if tt.store {
+				root := filepath.Join(t.TempDir(), "cache")
+				o.Blobs = cache.Open(root)
+				badDir = filepath.Join(root, "blobs")
+			}
 			type pulled struct {
 				img v1.Image
 				err error
@@ -181,6 +174,9 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			if served.Load() == 0 {
 				t.Fatal("the registry never misbehaved: the test exercised nothing")
 			}
+			if tt.served != 0 && served.Load() != tt.served {
+				t.Errorf("the registry misbehaved %d times, want %d", served.Load(), tt.served)
+			}
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("pull through the registry: %v", err)
@@ -191,7 +187,7 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 				t.Fatalf("error %v, not the one expected", err)
 			}
 			// A layer that did not arrive whole is not left where it would be trusted.
-			bad := filepath.Join(dir, "sha256", strings.TrimPrefix(layers[1], "sha256:"))
+			bad := filepath.Join(badDir, "sha256", strings.TrimPrefix(layers[1], "sha256:"))
 			if _, err := os.Stat(bad); err == nil && tt.timeout == 0 {
 				t.Errorf("the corrupt layer was kept as %s", bad)
 			}

@@ -114,15 +114,29 @@ func TestOpenLocalSources(t *testing.T) {
 
 // recorder is a progress.Reporter that keeps what it was told.
 type recorder struct {
-	mu          sync.Mutex
-	name, unit  string
-	total, done int64
-	finished    bool
+	mu                 sync.Mutex
+	name, unit         string
+	total, done        int64
+	steps              int  // Adds above zero
+	negative, afterEnd bool // an Add below zero, or after Done
+	finished           bool
 }
 
 func (r *recorder) SetTotal(n int64) { r.mu.Lock(); r.total = max(r.total, n); r.mu.Unlock() }
-func (r *recorder) Add(n int64)      { r.mu.Lock(); r.done += n; r.mu.Unlock() }
 func (r *recorder) Done()            { r.mu.Lock(); r.finished = true; r.mu.Unlock() }
+func (r *recorder) Add(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done += n
+	if n > 0 {
+		r.steps++
+	}
+	r.negative = r.negative || n < 0
+	r.afterEnd = r.afterEnd || r.finished
+}
+
+// doneBytes is the sum of the Adds so far.
+func (r *recorder) doneBytes() int64 { r.mu.Lock(); defer r.mu.Unlock(); return r.done }
 
 func TestPrefetch(t *testing.T) {
 	srvDone := make(chan struct{})

@@ -271,10 +271,18 @@ func withRetries(ctx context.Context, ll *localLayer, o Options, rep interface{ 
 }
 
 func transient(err error) bool {
-	return !errors.Is(err, errDigestMismatch) && !errors.Is(err, os.ErrPermission) && !strings.Contains(err.Error(), "no space left")
+	return !isDigestMismatch(err) && !errors.Is(err, os.ErrPermission) && !strings.Contains(err.Error(), "no space left")
 }
 
 var errDigestMismatch = errors.New("digest mismatch")
+
+// isDigestMismatch reports bytes that do not hash to the layer's digest, or are
+// not its size: the registry serves other content, which another try would get
+// again. go-containerregistry checks a layer as it reads it, before our check,
+// and its error (an internal type) is known by its text.
+func isDigestMismatch(err error) bool {
+	return errors.Is(err, errDigestMismatch) || strings.Contains(err.Error(), "error verifying ")
+}
 
 func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) (int64, error) {
 	rc, err := l.Compressed()
