@@ -80,6 +80,16 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 		w.WriteHeader(rec.Code)
 		w.Write(b)
 	}
+	answer := func(code int) func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+		return func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers[1:2]) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			http.Error(w, http.StatusText(code), code)
+		}
+	}
 	tests := []struct {
 		name    string
 		wrap    func(h http.Handler, w http.ResponseWriter, r *http.Request)
@@ -111,6 +121,12 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			case <-*stop.Load():
 			}
 		}},
+		// A definite answer is not asked again: a 404 once, a 503 only by the request's
+		// own retries (4 tries), not once more for each of them.
+		{name: "HTTP 404 for a layer", wantErr: func(err error) bool { return err != nil && strings.Contains(err.Error(), "404") },
+			wrap: answer(http.StatusNotFound), served: 1},
+		{name: "HTTP 503 for a layer, always", wantErr: func(err error) bool { return err != nil && strings.Contains(err.Error(), "503") },
+			wrap: answer(http.StatusServiceUnavailable), served: 4},
 		// Other bytes than the digest's come again on another try: one download.
 		{name: "a layer with a flipped byte", wantErr: flipped, wrap: flip, served: 1},
 		{name: "a layer with a flipped byte, into a blob store", wantErr: flipped, wrap: flip, store: true, served: 1},

@@ -270,8 +270,14 @@ func withRetries(ctx context.Context, ll *localLayer, o Options, rep interface{ 
 	}
 }
 
+// transient reports a layer download's failure that another try may not meet: a
+// connection cut or reset in the body, a timeout. Not an HTTP answer of the registry
+// (httpAnswer): a 404 or 401 is definite, and a 408, 429 or 5xx was already retried
+// by the request itself (remoteOptions); not other bytes than the digest's, nor a
+// local disk that refuses the file.
 func transient(err error) bool {
-	return !isDigestMismatch(err) && !errors.Is(err, os.ErrPermission) && !strings.Contains(err.Error(), "no space left")
+	return httpAnswer(err) == nil && !isDigestMismatch(err) && !errors.Is(err, os.ErrPermission) &&
+		!strings.Contains(err.Error(), "no space left")
 }
 
 var errDigestMismatch = errors.New("digest mismatch")
