@@ -51,10 +51,12 @@ func isLayerGET(r *http.Request, layers []string) bool {
 
 // TestHeldMisbehavingRegistries: a registry that answers HTTP 500 to every other
 // request still gives the exact image; one that hangs in a layer download is left
-// when the context ends; one that serves a layer with a flipped byte is refused
-// with a digest error, from its first download (another try would get the same
-// bytes), into a scratch directory or a blob store. A slow one:
-// TestHeldSlowRegistry.
+// when the context ends; one that goes silent in a layer is cut after the stall
+// timeout and tried again, while a slow one that keeps sending is not; a 404 is asked
+// once and a 503 only by the request's own retries; one that serves a layer with a
+// flipped byte is refused with a digest error, from its first download (another try
+// would get the same bytes), into a scratch directory or a blob store. A slow one
+// read as it downloads: TestHeldSlowRegistry.
 func TestHeldMisbehavingRegistries(t *testing.T) {
 	img := platformImage(t, "linux", "amd64", 3)
 	layers := layerDigests(t, img)
@@ -90,8 +92,33 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			http.Error(w, http.StatusText(code), code)
 		}
 	}
+	// stallLayer sends the first bytes of layers[1], then nothing, on its first
+	// `times` downloads (every one when times is 0); others are served.
+	stallLayer := func(times int32) func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+		return func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers[1:2]) || (times > 0 && served.Load() >= times) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes()[:100])
+			w.(http.Flusher).Flush()
+			select { // the connection stays open, silent
+			case <-r.Context().Done():
+			case <-*stop.Load():
+			}
+		}
+	}
+	stalled := func(err error) bool { return err != nil && strings.Contains(err.Error(), "no byte for 300ms") }
 	tests := []struct {
 		name    string
+		stall   time.Duration // Options.StallTimeout
 		wrap    func(h http.Handler, w http.ResponseWriter, r *http.Request)
 		store   bool // into a blob store, not a scratch directory
 		timeout time.Duration
@@ -121,6 +148,36 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			case <-*stop.Load():
 			}
 		}},
+		// A connection that goes silent in a layer is cut and tried again: a registry
+		// that stalls once gives the image, one that always stalls fails after 4 tries
+		// (the hang above is left only by the caller's deadline: 2 minutes by default).
+		{name: "stalls once in a layer download", stall: 300 * time.Millisecond, wrap: stallLayer(1), served: 1},
+		// A slow layer that is never silent for the stall timeout is read in one
+		// download, though it takes longer than that timeout.
+		{name: "slow, never silent for long", stall: time.Second, served: 1, wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers[1:2]) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			b := rec.Body.Bytes()
+			step := len(b)/30 + 1 // 30 pieces, 50 ms apart: 1.5 s in all
+			for len(b) > 0 {
+				n := min(len(b), step)
+				w.Write(b[:n])
+				w.(http.Flusher).Flush()
+				b = b[n:]
+				time.Sleep(50 * time.Millisecond)
+			}
+		}},
+		{name: "stalls in every download of a layer", stall: 300 * time.Millisecond, wrap: stallLayer(0), wantErr: stalled, served: 4},
+		{name: "stalls in every download of a layer, into a blob store", stall: 300 * time.Millisecond, wrap: stallLayer(0), wantErr: stalled, served: 4, store: true},
 		// A definite answer is not asked again: a 404 once, a 503 only by the request's
 		// own retries (4 tries), not once more for each of them.
 		{name: "HTTP 404 for a layer", wantErr: func(err error) bool { return err != nil && strings.Contains(err.Error(), "404") },
@@ -158,6 +215,7 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			}
 			dir := t.TempDir()
 			o := fastOptions()
+			o.StallTimeout = tt.stall
 			badDir := dir // where a downloaded layer is kept
 			if tt.store {
 				root := filepath.Join(t.TempDir(), "cache")

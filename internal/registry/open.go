@@ -26,8 +26,14 @@ import (
 // DefaultPlatform is the platform chosen from a multi-platform image when none is given.
 const DefaultPlatform = "linux/amd64"
 
+// DefaultStallTimeout is how long a layer download may receive nothing before it is
+// cut and tried again: as long as a registry may take to answer a request
+// (ResponseHeaderTimeout in remoteOptions).
+const DefaultStallTimeout = 2 * time.Minute
+
 // Options configure Open and Prefetch. The zero value works: linux/amd64, the docker
-// config keychain, 3 retries starting at 1s, 4 parallel layer fetches, no progress.
+// config keychain, 3 retries starting at 1s, 4 parallel layer fetches, a layer
+// download cut after 2 minutes without a byte, no progress.
 type Options struct {
 	// Platform is os/arch[/variant] (default linux/amd64).
 	Platform string
@@ -42,6 +48,10 @@ type Options struct {
 	Retries int
 	// RetryDelay is the wait before the first retry, doubled after each (default 1s).
 	RetryDelay time.Duration
+	// StallTimeout is how long a layer download may receive no byte before it is cut
+	// and tried again as a transient failure (default DefaultStallTimeout; negative:
+	// never cut).
+	StallTimeout time.Duration
 	// Jobs is the number of layers fetched at once (default 4).
 	Jobs int
 	// Progress reports bytes fetched (default: none).
@@ -74,6 +84,11 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 4
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
+	} else if o.StallTimeout < 0 {
+		o.StallTimeout = 0
 	}
 	if o.Progress == nil {
 		o.Progress = progress.NopFactory

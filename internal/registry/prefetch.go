@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/alitto/pond/v2"
@@ -211,7 +212,7 @@ func describe(l v1.Layer, dir string) (*localLayer, error) {
 // fetchLayer downloads one layer into a temp file, checks size and digest, then renames
 // it into place, so a file under its digest's name is always complete.
 func fetchLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep interface{ Add(int64) }) error {
-	return withRetries(ctx, ll, o, rep, func() (int64, error) { return download(ctx, l, ll, rep.Add) })
+	return withRetries(ctx, ll, o, rep, func() (int64, error) { return download(ctx, l, ll, o.StallTimeout, rep.Add) })
 }
 
 // storeLayer gets one layer through o.Blobs: from the store when it holds it,
@@ -226,13 +227,12 @@ func storeLayer(ctx context.Context, l v1.Layer, ll *localLayer, o Options, rep 
 				ll.follow.start(named.Name())
 				w = &followWriter{w: w, f: ll.follow}
 			}
-			rc, err := l.Compressed()
+			body, err := openBody(ctx, l, o.StallTimeout, func(k int64) { n += k; rep.Add(k) })
 			if err != nil {
 				return err
 			}
-			defer rc.Close()
-			defer context.AfterFunc(ctx, func() { rc.Close() })() // a read blocked on the network ends with ctx
-			_, err = io.Copy(w, &ctxReader{ctx: ctx, r: rc, add: func(k int64) { n += k; rep.Add(k) }})
+			defer body.Close()
+			_, err = io.Copy(w, body)
 			return err
 		})
 		if err != nil {
@@ -290,13 +290,12 @@ func isDigestMismatch(err error) bool {
 	return errors.Is(err, errDigestMismatch) || strings.Contains(err.Error(), "error verifying ")
 }
 
-func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) (int64, error) {
-	rc, err := l.Compressed()
+func download(ctx context.Context, l v1.Layer, ll *localLayer, stall time.Duration, add func(int64)) (int64, error) {
+	body, err := openBody(ctx, l, stall, add)
 	if err != nil {
 		return 0, err
 	}
-	defer rc.Close()
-	defer context.AfterFunc(ctx, func() { rc.Close() })() // a read blocked on the network ends with ctx
+	defer body.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(ll.path), ".part-"+ll.digest.Hex[:12]+"-*")
 	if err != nil {
 		return 0, err
@@ -304,7 +303,7 @@ func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) 
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	h := sha256.New()
 	ll.follow.start(tmp.Name())
-	n, err := io.Copy(io.MultiWriter(&followWriter{w: tmp, f: ll.follow}, h), &ctxReader{ctx: ctx, r: rc, add: add})
+	n, err := io.Copy(io.MultiWriter(&followWriter{w: tmp, f: ll.follow}, h), body)
 	if err != nil {
 		tmp.Close()
 		return n, err
@@ -318,22 +317,66 @@ func download(ctx context.Context, l v1.Layer, ll *localLayer, add func(int64)) 
 	return n, os.Rename(tmp.Name(), ll.path)
 }
 
-// ctxReader stops a copy when ctx ends and reports bytes as they arrive.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-	add func(int64)
+// errStalled is a layer download cut because no byte came for Options.StallTimeout: a
+// transient failure, tried again.
+var errStalled = errors.New("layer download stalled")
+
+// layerBody is a layer's download as it is read: it ends when its context ends,
+// reports bytes as they arrive, and is cut (errStalled) when no byte came for stall.
+type layerBody struct {
+	ctx     context.Context
+	rc      io.ReadCloser
+	add     func(int64)
+	stall   time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+	stopCtx func() bool
 }
 
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
+// openBody starts the download of l's compressed bytes; stall 0 never cuts it. A read
+// blocked on the network ends when ctx ends or the stall timer fires: both close the
+// response body under it.
+func openBody(ctx context.Context, l v1.Layer, stall time.Duration, add func(int64)) (*layerBody, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	b := &layerBody{ctx: ctx, rc: rc, add: add, stall: stall}
+	b.stopCtx = context.AfterFunc(ctx, func() { rc.Close() })
+	if stall > 0 {
+		b.timer = time.AfterFunc(stall, func() {
+			b.stalled.Store(true)
+			rc.Close()
+		})
+	}
+	return b, nil
+}
+
+func (b *layerBody) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
 		return 0, err
 	}
-	n, err := c.r.Read(p)
-	if n > 0 && c.add != nil {
-		c.add(int64(n))
+	n, err := b.rc.Read(p)
+	if b.stalled.Load() {
+		return 0, fmt.Errorf("%w: no byte for %s", errStalled, b.stall)
+	}
+	if n > 0 {
+		if b.timer != nil {
+			b.timer.Reset(b.stall)
+		}
+		if b.add != nil {
+			b.add(int64(n))
+		}
 	}
 	return n, err
+}
+
+func (b *layerBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.stopCtx()
+	return b.rc.Close()
 }
 
 // localLayer is a compressed layer stored in a file named by its digest.
