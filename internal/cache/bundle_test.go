@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 // populated returns a cache with three entries and refs to two of them.
@@ -217,6 +219,39 @@ func consistentGarbage(t *testing.T, bundle []byte, hex string, garbage []byte) 
 	})
 }
 
+// withSparseMember copies bundle b with its member name replaced by a GNU sparse file
+// of that name, all hole, of 1 TiB (testenv.SparseEntry).
+func withSparseMember(t *testing.T, b []byte, name string) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == name {
+			tw.Flush()
+			out.Write(testenv.SparseEntry(name, 1<<40))
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
 func TestImportRejectsBadBundles(t *testing.T) {
 	src, ds := populated(t)
 	good := exportBytes(t, src, nil)
@@ -260,6 +295,9 @@ func TestImportRejectsBadBundles(t *testing.T) {
 		{"hostile extra members", func(t *testing.T) []byte {
 			return withExtraMembers(t, good, map[string]string{"../../escape": "owned", "/tmp/escape": "owned", "sif/sha256/" + badHex + ".sif.extra": "x"})
 		}, nil, false, ""},
+		{"a SIF that is a sparse file of 1 TiB", func(t *testing.T) []byte {
+			return withSparseMember(t, good, "sif/sha256/"+badHex+".sif")
+		}, []string{bad}, false, "sparse file"},
 		{"no index", func(t *testing.T) []byte {
 			return rewriteBundle(t, good, func(n string, d []byte) []byte {
 				if n == indexName {

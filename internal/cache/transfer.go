@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 	"github.com/scivision-hpc/scv-hpc/internal/version"
 )
 
@@ -215,6 +216,10 @@ func (c *Cache) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			fail(e.Digest, fmt.Errorf("%s is not a regular file", hdr.Name))
+			continue
+		}
+		if err := tarsafe.Check(hdr); err != nil { // its holes would be read as zeros
+			fail(e.Digest, err)
 			continue
 		}
 		if hdr.Name == e.Meta.Name {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 // The builtin packer is scv-hpc's own squashfs writer (internal/squashfs),
@@ -321,6 +322,9 @@ func readTar(ctx context.Context, r io.Reader, fn func(hdr *tar.Header, k int, r
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := tarsafe.Check(hdr); err != nil {
+			return fmt.Errorf("entry %w", err)
 		}
 		if err := fn(hdr, k, tr); err != nil {
 			return err

@@ -1,10 +1,12 @@
 package convert
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,6 +17,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -70,6 +76,25 @@ func TestConvertFailures(t *testing.T) {
 			wantIs:  ErrUnsafePath,
 			wantMsg: `"../../etc/cron.d/x"`,
 		},
+	}
+	// A layer holding a sparse file that claims 1 TiB in 2 KiB: every packer refuses it
+	// at once (expanded, it would be packed or written out for hours).
+	for _, packer := range packers {
+		tests = append(tests, struct {
+			name    string
+			img     func(t testing.TB) v1.Image
+			opts    Options
+			ctx     func() context.Context
+			setup   func(t *testing.T)
+			wantIs  error
+			wantMsg string
+		}{
+			name:    "sparse file, " + packer,
+			img:     sparseImage,
+			opts:    Options{Packer: packer},
+			wantIs:  tarsafe.ErrSparse,
+			wantMsg: `entry "big": sparse file`,
+		})
 	}
 	// Each external packer, replaced by a script that hangs or fails.
 	for _, packer := range packers[1:] {
@@ -213,4 +238,20 @@ func TestConvertDiskFull(t *testing.T) {
 			assertEmptyDir(t, tmp)
 		})
 	}
+}
+
+// sparseImage is demoImage with a layer on top holding a GNU sparse file of 1 TiB, all
+// hole, in 3 KiB of tar (testenv.SparseTar).
+func sparseImage(t testing.TB) v1.Image {
+	t.Helper()
+	stream := testenv.SparseTar("big", 1<<40)
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(stream)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(demoImage(t), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

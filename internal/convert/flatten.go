@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 const (
@@ -111,6 +112,9 @@ func (f *flattener) applyLayer(ctx context.Context, r io.Reader) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := tarsafe.Check(hdr); err != nil {
+			return fmt.Errorf("entry %w", err)
 		}
 		if err := f.applyEntry(hdr, tr); err != nil {
 			return fmt.Errorf("entry %q: %w", hdr.Name, err)

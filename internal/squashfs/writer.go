@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 // DefaultBlockSize is the data block size of mksquashfs and tar2sqfs.
@@ -312,6 +314,9 @@ func (w *Writer) AddTar(r io.Reader) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := tarsafe.Check(hdr); err != nil {
+			return fmt.Errorf("tar entry %w", err)
 		}
 		e := Entry{Type: hdr.Typeflag, Mode: hdr.Mode & 0o7777, UID: hdr.Uid, GID: hdr.Gid,
 			Target: hdr.Linkname, Major: hdr.Devmajor, Minor: hdr.Devminor}

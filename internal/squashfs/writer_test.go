@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -246,4 +248,23 @@ func firstDiff(a, b string) string {
 		}
 	}
 	return "(same lines)"
+}
+
+// TestAddTarRefusesSparse: a GNU sparse file, whose holes archive/tar would read as 1 TiB
+// of zeros, is refused at its header, naming it, and nothing of the stream is packed.
+func TestAddTarRefusesSparse(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "s.sqfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := NewWriter(f, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	err = w.AddTar(bytes.NewReader(testenv.SparseTar("big", 1<<40)))
+	if !errors.Is(err, tarsafe.ErrSparse) || !strings.Contains(err.Error(), `"big"`) {
+		t.Fatalf("AddTar of a sparse file: %v, want tarsafe.ErrSparse naming it", err)
+	}
 }
