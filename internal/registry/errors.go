@@ -22,6 +22,10 @@ var (
 	ErrBadReference = errors.New("bad image reference")
 	// ErrOffline: a registry reference was asked for while offline.
 	ErrOffline = errors.New("offline")
+	// ErrBadImage: the image's own files break a rule that keeps reading them bounded: a
+	// sparse member in an archive, a configuration over MaxConfigSize, a blob file of
+	// another size than its descriptor says.
+	ErrBadImage = errors.New("malformed image")
 )
 
 // Reasons an Error may carry beside its class (Error.Reason), for advice that depends on

@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 // RefNameAnnotation holds an image's tag in an OCI layout's index.json.
@@ -90,10 +94,17 @@ func listOrNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
+// MaxConfigSize bounds an image configuration, which is read whole into memory: a few
+// KiB in practice, and well under 1 MiB with a history of hundreds of layers.
+const MaxConfigSize = 16 << 20
+
 // openArchive opens the single image of a 'docker save' archive.
 func openArchive(ref string, r Reference, _ v1.Platform) (v1.Image, error) {
 	if _, err := os.Stat(r.Path); err != nil {
 		return nil, newError(ErrNotFound, ref, err, "image %s not found: %v", ref, err)
+	}
+	if err := scanArchive(ref, r.Path); err != nil {
+		return nil, err
 	}
 	img, err := tarball.ImageFromPath(r.Path, nil)
 	if err != nil {
@@ -108,4 +119,62 @@ func openArchive(ref string, r Reference, _ v1.Platform) (v1.Image, error) {
 		return nil, fmt.Errorf("open %s: read docker archive %s: %w", ref, r.Path, err)
 	}
 	return img, nil
+}
+
+// scanArchive reads the member headers of a 'docker save' archive before
+// go-containerregistry reads any member whole (it reads the configuration into memory,
+// and a layer to its end): a sparse member, whose holes would read as terabytes of
+// zeros, is refused (tarsafe.Check), as is a JSON member over MaxConfigSize.
+func scanArchive(ref, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return newError(ErrNotFound, ref, err, "image %s not found: %v", ref, err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f) // skips member contents by seeking
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: read docker archive %s: %w", ref, path, err)
+		}
+		if err := tarsafe.Check(h); err != nil {
+			return newError(ErrBadImage, ref, err, "docker archive %s: member %v", path, err)
+		}
+		if strings.HasSuffix(h.Name, ".json") && h.Size > MaxConfigSize {
+			return newError(ErrBadImage, ref, nil, "docker archive %s: member %q is %d bytes, over the %d a configuration may have",
+				path, h.Name, h.Size, MaxConfigSize)
+		}
+	}
+}
+
+// checkBlobs checks, before any of them is read, that the image's configuration is at
+// most MaxConfigSize and, in an OCI layout at dir, that the files of its configuration
+// and layers are the sizes their descriptors say (a file sparse on disk could be read
+// as terabytes, and the configuration is read whole into memory).
+func checkBlobs(ref string, img v1.Image, dir string) error {
+	m, err := img.Manifest()
+	if err != nil {
+		return fmt.Errorf("open %s: read manifest: %w", ref, err)
+	}
+	if m.Config.Size < 0 || m.Config.Size > MaxConfigSize {
+		return newError(ErrBadImage, ref, nil, "image %s: its configuration is declared %d bytes, over the %d one may have",
+			ref, m.Config.Size, MaxConfigSize)
+	}
+	if dir == "" {
+		return nil
+	}
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		p := filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex)
+		st, err := os.Stat(p)
+		if err != nil {
+			continue // go-containerregistry reports a missing blob, naming it
+		}
+		if st.Size() != d.Size {
+			return newError(ErrBadImage, ref, nil, "image %s: blob %s is %d bytes, its descriptor says %d", ref, p, st.Size(), d.Size)
+		}
+	}
+	return nil
 }

@@ -142,6 +142,13 @@ func Open(ctx context.Context, ref string, o Options) (v1.Image, Source, error) 
 		return nil, Source{}, classify(ctx, ref, r, err)
 	}
 	src.Digest = d.String()
+	layoutDir := ""
+	if r.Kind == KindOCILayout {
+		layoutDir = r.Path
+	}
+	if err := checkBlobs(ref, img, layoutDir); err != nil {
+		return nil, Source{}, err
+	}
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, Source{}, classify(ctx, ref, r, err)

@@ -1,0 +1,125 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/scivision-hpc/scv-hpc/internal/registry"
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
+)
+
+// rawManifest is a manifest pushed as given.
+type rawManifest struct{ b []byte }
+
+func (m rawManifest) RawManifest() ([]byte, error) { return m.b, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+
+// archiveOf returns a 'docker save' archive whose manifest.json names config and
+// layer, followed by the given member blocks (testenv.TarBlock, SparseEntry).
+func archiveOf(members ...[]byte) []byte {
+	m := []byte(`[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]`)
+	b := testenv.TarBlock("manifest.json", '0', int64(len(m)))
+	b = append(b, append(m, make([]byte, 512-len(m))...)...)
+	for _, mb := range members {
+		b = append(b, mb...)
+	}
+	return append(b, make([]byte, 1024)...)
+}
+
+// TestOpenMalformedImages: an image whose own files would make reading it unbounded is
+// refused when it is opened, with ErrBadImage naming what is wrong, before anything is
+// read whole: no memory is exhausted, nothing runs for hours.
+func TestOpenMalformedImages(t *testing.T) {
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	configBlock := append(testenv.TarBlock("c.json", '0', int64(len(config))), append(config, make([]byte, 512-len(config))...)...)
+
+	// A layout whose config blob, declared as its real size, is a file of 1 TiB
+	// sparse on disk.
+	img := platformImage(t, "linux", "amd64", 1)
+	bigBlob := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(bigBlob, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	cd, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(bigBlob, "blobs", cd.Algorithm, cd.Hex), 1<<40); err != nil {
+		t.Fatal(err)
+	}
+
+	// A registry manifest that declares a configuration of 64 GiB.
+	host := startRegistry(t, nil)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	m.Config.Size = 64 << 30
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(mustRef(t, host+"/bad/config:1"), rawManifest{mb}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		ref     func(t *testing.T) string
+		wantIs  error
+		wantMsg string
+	}{
+		{"docker archive, configuration a sparse file of 64 GiB", func(t *testing.T) string {
+			return "docker-archive:" + writeFile(t, archiveOf(testenv.SparseEntry("c.json", 64<<30)))
+		}, tarsafe.ErrSparse, `member "c.json": sparse file`},
+		{"docker archive, layer a sparse file of 1 TiB", func(t *testing.T) string {
+			return "docker-archive:" + writeFile(t, archiveOf(configBlock, testenv.SparseEntry("l.tar", 1<<40)))
+		}, tarsafe.ErrSparse, `member "l.tar": sparse file`},
+		{"docker archive, configuration of 17 MiB", func(t *testing.T) string {
+			big := append(testenv.TarBlock("c.json", '0', 17<<20), make([]byte, 17<<20)...)
+			return "docker-archive:" + writeFile(t, archiveOf(big))
+		}, registry.ErrBadImage, `member "c.json" is 17825792 bytes`},
+		{"layout, configuration file of 1 TiB sparse on disk", func(t *testing.T) string {
+			return "oci-layout:" + bigBlob
+		}, registry.ErrBadImage, "is 1099511627776 bytes, its descriptor says"},
+		{"registry, configuration declared 64 GiB", func(t *testing.T) string {
+			return host + "/bad/config:1"
+		}, registry.ErrBadImage, "configuration is declared 68719476736 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := registry.Open(context.Background(), tt.ref(t), fastOptions())
+			if !errors.Is(err, registry.ErrBadImage) || !errors.Is(err, tt.wantIs) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("Open: %v\nwant ErrBadImage and %v, saying %q", err, tt.wantIs, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
