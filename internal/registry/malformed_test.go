@@ -122,4 +122,3 @@ func writeFile(t *testing.T, b []byte) string {
 	}
 	return p
 }
-
