@@ -23,7 +23,7 @@ var (
 	// ErrOffline: a registry reference was asked for while offline.
 	ErrOffline = errors.New("offline")
 	// ErrBadImage: the image's own files break a rule that keeps reading them bounded: a
-	// sparse member in an archive, a configuration over MaxConfigSize, a blob file of
+	// sparse member in an archive, a configuration over MaxJSONSize, a blob file of
 	// another size than its descriptor says.
 	ErrBadImage = errors.New("malformed image")
 )

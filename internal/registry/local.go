@@ -27,6 +27,9 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 		e.Reason = ErrNotLayout
 		return nil, e
 	}
+	if err := checkLayoutFile(ref, filepath.Join(r.Path, "index.json"), -1, true); err != nil {
+		return nil, err
+	}
 	idx, err := layout.ImageIndexFromPath(r.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: read OCI layout %s: %w", ref, r.Path, err)
@@ -34,6 +37,9 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("open %s: read %s: %w", ref, filepath.Join(r.Path, "index.json"), err)
+	}
+	if err := checkLayoutIndex(ref, r.Path, im); err != nil {
+		return nil, err
 	}
 	var pick *v1.Descriptor
 	var tags []string
@@ -78,6 +84,13 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", ref, err)
 		}
+		cim, err := child.IndexManifest()
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", ref, err)
+		}
+		if err := checkLayoutIndex(ref, r.Path, cim); err != nil {
+			return nil, err
+		}
 		return selectPlatform(child, plat, ref)
 	}
 	img, err := idx.Image(pick.Digest)
@@ -94,9 +107,10 @@ func listOrNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-// MaxConfigSize bounds an image configuration, which is read whole into memory: a few
-// KiB in practice, and well under 1 MiB with a history of hundreds of layers.
-const MaxConfigSize = 16 << 20
+// MaxJSONSize bounds the JSON documents of an image (an index, a manifest, a
+// configuration), each read whole into memory: a few KiB in practice, and well under
+// 1 MiB for a configuration with a history of hundreds of layers.
+const MaxJSONSize = 16 << 20
 
 // openArchive opens the single image of a 'docker save' archive.
 func openArchive(ref string, r Reference, _ v1.Platform) (v1.Image, error) {
@@ -124,7 +138,7 @@ func openArchive(ref string, r Reference, _ v1.Platform) (v1.Image, error) {
 // scanArchive reads the member headers of a 'docker save' archive before
 // go-containerregistry reads any member whole (it reads the configuration into memory,
 // and a layer to its end): a sparse member, whose holes would read as terabytes of
-// zeros, is refused (tarsafe.Check), as is a JSON member over MaxConfigSize.
+// zeros, is refused (tarsafe.Check), as is a JSON member over MaxJSONSize.
 func scanArchive(ref, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -143,15 +157,44 @@ func scanArchive(ref, path string) error {
 		if err := tarsafe.Check(h); err != nil {
 			return newError(ErrBadImage, ref, err, "docker archive %s: member %v", path, err)
 		}
-		if strings.HasSuffix(h.Name, ".json") && h.Size > MaxConfigSize {
+		if strings.HasSuffix(h.Name, ".json") && h.Size > MaxJSONSize {
 			return newError(ErrBadImage, ref, nil, "docker archive %s: member %q is %d bytes, over the %d a configuration may have",
-				path, h.Name, h.Size, MaxConfigSize)
+				path, h.Name, h.Size, MaxJSONSize)
 		}
 	}
 }
 
+// checkLayoutIndex checks the blob files an index of the OCI layout at dir points to
+// before go-containerregistry reads any of them whole: each is the size its descriptor
+// says, and a manifest or index is at most MaxJSONSize.
+func checkLayoutIndex(ref, dir string, im *v1.IndexManifest) error {
+	for _, d := range im.Manifests {
+		p := filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex)
+		if err := checkLayoutFile(ref, p, d.Size, d.MediaType.IsImage() || d.MediaType.IsIndex()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLayoutFile checks that the file p of a layout is size bytes (any size for -1)
+// and, for a JSON document, at most MaxJSONSize. A missing file is left to
+// go-containerregistry, which reports it naming the blob.
+func checkLayoutFile(ref, p string, size int64, isJSON bool) error {
+	st, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return nil
+	case size >= 0 && st.Size() != size:
+		return newError(ErrBadImage, ref, nil, "image %s: blob %s is %d bytes, its descriptor says %d", ref, p, st.Size(), size)
+	case isJSON && st.Size() > MaxJSONSize:
+		return newError(ErrBadImage, ref, nil, "image %s: %s is %d bytes, over the %d an index or manifest may have", ref, p, st.Size(), MaxJSONSize)
+	}
+	return nil
+}
+
 // checkBlobs checks, before any of them is read, that the image's configuration is at
-// most MaxConfigSize and, in an OCI layout at dir, that the files of its configuration
+// most MaxJSONSize and, in an OCI layout at dir, that the files of its configuration
 // and layers are the sizes their descriptors say (a file sparse on disk could be read
 // as terabytes, and the configuration is read whole into memory).
 func checkBlobs(ref string, img v1.Image, dir string) error {
@@ -159,21 +202,16 @@ func checkBlobs(ref string, img v1.Image, dir string) error {
 	if err != nil {
 		return fmt.Errorf("open %s: read manifest: %w", ref, err)
 	}
-	if m.Config.Size < 0 || m.Config.Size > MaxConfigSize {
+	if m.Config.Size < 0 || m.Config.Size > MaxJSONSize {
 		return newError(ErrBadImage, ref, nil, "image %s: its configuration is declared %d bytes, over the %d one may have",
-			ref, m.Config.Size, MaxConfigSize)
+			ref, m.Config.Size, MaxJSONSize)
 	}
 	if dir == "" {
 		return nil
 	}
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		p := filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex)
-		st, err := os.Stat(p)
-		if err != nil {
-			continue // go-containerregistry reports a missing blob, naming it
-		}
-		if st.Size() != d.Size {
-			return newError(ErrBadImage, ref, nil, "image %s: blob %s is %d bytes, its descriptor says %d", ref, p, st.Size(), d.Size)
+		if err := checkLayoutFile(ref, filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex), d.Size, false); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -65,6 +65,30 @@ func TestOpenMalformedImages(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// layoutWith returns a layout of img with one file of it grown to 1 TiB, sparse on
+	// disk: the file rel, or the blob of the image's manifest for "manifest".
+	layoutWith := func(t *testing.T, rel string) string {
+		dir := filepath.Join(t.TempDir(), "layout")
+		p, err := layout.Write(dir, empty.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.AppendImage(img); err != nil {
+			t.Fatal(err)
+		}
+		if rel == "manifest" {
+			d, err := img.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel = filepath.Join("blobs", d.Algorithm, d.Hex)
+		}
+		if err := os.Truncate(filepath.Join(dir, rel), 1<<40); err != nil {
+			t.Fatal(err)
+		}
+		return "oci-layout:" + dir
+	}
+
 	// A registry manifest that declares a configuration of 64 GiB.
 	host := startRegistry(t, nil)
 	m, err := img.Manifest()
@@ -99,6 +123,12 @@ func TestOpenMalformedImages(t *testing.T) {
 		}, registry.ErrBadImage, `member "c.json" is 17825792 bytes`},
 		{"layout, configuration file of 1 TiB sparse on disk", func(t *testing.T) string {
 			return "oci-layout:" + bigBlob
+		}, registry.ErrBadImage, "is 1099511627776 bytes, its descriptor says"},
+		{"layout, index.json a file of 1 TiB sparse on disk", func(t *testing.T) string {
+			return layoutWith(t, "index.json")
+		}, registry.ErrBadImage, "index.json is 1099511627776 bytes, over the 16777216"},
+		{"layout, manifest a file of 1 TiB sparse on disk", func(t *testing.T) string {
+			return layoutWith(t, "manifest")
 		}, registry.ErrBadImage, "is 1099511627776 bytes, its descriptor says"},
 		{"registry, configuration declared 64 GiB", func(t *testing.T) string {
 			return host + "/bad/config:1"
