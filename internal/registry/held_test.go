@@ -49,6 +49,18 @@ func isLayerGET(r *http.Request, layers []string) bool {
 	return false
 }
 
+// answerOf has h answer r, sends its header and status on w, and returns the body for
+// the caller to send as it likes.
+func answerOf(h http.Handler, w http.ResponseWriter, r *http.Request) []byte {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	return rec.Body.Bytes()
+}
+
 // TestHeldMisbehavingRegistries: a registry that answers HTTP 500 to every other
 // request still gives the exact image; one that hangs in a layer download is left
 // when the context ends; one that goes silent in a layer is cut after the stall
@@ -70,16 +82,10 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 			return
 		}
 		served.Add(1)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		b := rec.Body.Bytes()
+		b := answerOf(h, w, r)
 		if len(b) > 0 {
 			b[len(b)/2] ^= 0x20
 		}
-		w.WriteHeader(rec.Code)
 		w.Write(b)
 	}
 	answer := func(code int) func(h http.Handler, w http.ResponseWriter, r *http.Request) {
@@ -101,13 +107,7 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 				return
 			}
 			served.Add(1)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.Code)
-			w.Write(rec.Body.Bytes()[:100])
+			w.Write(answerOf(h, w, r)[:100])
 			w.(http.Flusher).Flush()
 			select { // the connection stays open, silent
 			case <-r.Context().Done():
@@ -160,13 +160,7 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 				return
 			}
 			served.Add(1)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(rec.Code)
-			b := rec.Body.Bytes()
+			b := answerOf(h, w, r)
 			step := len(b)/30 + 1 // 30 pieces, 50 ms apart: 1.5 s in all
 			for len(b) > 0 {
 				n := min(len(b), step)
