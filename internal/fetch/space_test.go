@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -51,7 +52,7 @@ func TestDiskFullNamesThePlace(t *testing.T) {
 			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small).CombinedOutput(); err != nil {
 				t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 			}
-			t.Cleanup(func() { _ = syscall.Unmount(small, 0) })
+			t.Cleanup(func() { unmount(t, small) })
 			o := newOptions(t, "", nil)
 			o.NoLayerCache = tt.noCache
 			if tt.fullCache {
@@ -90,4 +91,19 @@ func assertNothingOpenUnder(t *testing.T, dir string) {
 			t.Errorf("still open after the failed pull: %s", l)
 		}
 	}
+}
+
+// unmount unmounts the test's file system at dir. Busy a second after the test (a file
+// under it still open), it is detached, so that no mount outlives the test, and the
+// test fails: a failed pull must let go of everything under the place that was full.
+func unmount(t *testing.T, dir string) {
+	var err error
+	for range 10 {
+		if err = syscall.Unmount(dir, 0); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("unmount %s: %v (still in use after the pull); detached", dir, err)
+	_ = syscall.Unmount(dir, syscall.MNT_DETACH)
 }
