@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"math"
+	"path"
 )
 
 // Close writes the fragment blocks still open, the inode, directory,
@@ -30,7 +31,7 @@ func (w *Writer) Close() error {
 		ids:    map[uint32]uint16{},
 	}
 	count := t.number(w.root, 1) - 1
-	if err := t.writeDir(w.root, count+1); err != nil {
+	if err := t.writeDir(w.root, count+1, "/"); err != nil {
 		return err
 	}
 	t.inodes.flush()
@@ -122,8 +123,8 @@ func (t *tables) id(v int) (uint16, error) {
 	if i, ok := t.ids[uint32(v)]; ok {
 		return i, nil
 	}
-	if len(t.idList) > math.MaxUint16 {
-		return 0, fmt.Errorf("more than %d distinct owners and groups", math.MaxUint16+1)
+	if len(t.idList) >= MaxIDs {
+		return 0, fmt.Errorf("more than %d distinct uids and gids: %w", MaxIDs, ErrLimit)
 	}
 	i := uint16(len(t.idList))
 	t.ids[uint32(v)] = i
@@ -142,6 +143,9 @@ func (t *tables) header(n *node, typ uint16) error {
 		return err
 	}
 	block, off := t.inodes.ref()
+	if block > max32 {
+		return fmt.Errorf("inode table larger than 4 GiB (too many files): %w", ErrLimit)
+	}
 	n.ref = block<<16 | uint64(off)
 	n.written = true
 	b := t.buf[:0]
@@ -155,30 +159,34 @@ func (t *tables) header(n *node, typ uint16) error {
 	return nil
 }
 
-// writeDir writes the inodes of dir's subtree, then dir's listing and inode.
-func (t *tables) writeDir(dir *node, parent uint32) error {
+// writeDir writes the inodes of dir's subtree, then dir's listing and inode;
+// p is dir's path, for errors.
+func (t *tables) writeDir(dir *node, parent uint32, p string) error {
 	names := sortedNames(dir)
 	subdirs := uint32(0)
 	for _, name := range names {
 		c := dir.children[name]
 		if c.isDir() {
 			subdirs++
-			if err := t.writeDir(c, dir.ino); err != nil {
+			if err := t.writeDir(c, dir.ino, path.Join(p, name)); err != nil {
 				return err
 			}
 		} else if !c.written {
 			if err := t.writeInode(c); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return fmt.Errorf("%s: %w", path.Join(p, name), err)
 			}
 		}
 	}
 	block, off := t.dirs.ref()
 	size := t.writeListing(dir, names) + 3
-	if block > math.MaxUint32 {
-		return fmt.Errorf("directory table larger than 4 GiB")
+	if block > max32 {
+		return fmt.Errorf("%s: directory table larger than 4 GiB (too many names): %w", p, ErrLimit)
+	}
+	if uint64(size) > max32 {
+		return fmt.Errorf("%s: directory listing larger than 4 GiB (%d names): %w", p, len(names), ErrLimit)
 	}
 	if err := t.header(dir, typeDir); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", p, err)
 	}
 	b := t.buf
 	if size <= maxBasicDirSize {
