@@ -31,7 +31,7 @@ func (w *Writer) Close() error {
 		ids:    map[uint32]uint16{},
 	}
 	count := t.number(w.root, 1) - 1
-	if err := t.writeDir(w.root, count+1, "/"); err != nil {
+	if err := t.writeDir(w.root, count+1); err != nil {
 		return err
 	}
 	t.inodes.flush()
@@ -99,6 +99,13 @@ type tables struct {
 	ids          map[uint32]uint16
 	idList       []uint32
 	buf          []byte
+	dirPath      []string // the names from the root to the directory being written
+}
+
+// where is the path of name in the directory being written ("": the
+// directory itself), for errors.
+func (t *tables) where(name string) string {
+	return "/" + path.Join(path.Join(t.dirPath...), name)
 }
 
 // number gives inode numbers from next on, children before their directory
@@ -159,34 +166,35 @@ func (t *tables) header(n *node, typ uint16) error {
 	return nil
 }
 
-// writeDir writes the inodes of dir's subtree, then dir's listing and inode;
-// p is dir's path, for errors.
-func (t *tables) writeDir(dir *node, parent uint32, p string) error {
+// writeDir writes the inodes of dir's subtree, then dir's listing and inode.
+func (t *tables) writeDir(dir *node, parent uint32) error {
 	names := sortedNames(dir)
 	subdirs := uint32(0)
 	for _, name := range names {
 		c := dir.children[name]
 		if c.isDir() {
 			subdirs++
-			if err := t.writeDir(c, dir.ino, path.Join(p, name)); err != nil {
+			t.dirPath = append(t.dirPath, name)
+			if err := t.writeDir(c, dir.ino); err != nil {
 				return err
 			}
+			t.dirPath = t.dirPath[:len(t.dirPath)-1]
 		} else if !c.written {
 			if err := t.writeInode(c); err != nil {
-				return fmt.Errorf("%s: %w", path.Join(p, name), err)
+				return fmt.Errorf("%s: %w", t.where(name), err)
 			}
 		}
 	}
 	block, off := t.dirs.ref()
 	size := t.writeListing(dir, names) + 3
 	if block > max32 {
-		return fmt.Errorf("%s: directory table larger than 4 GiB (too many names): %w", p, ErrLimit)
+		return fmt.Errorf("%s: directory table larger than 4 GiB (too many names): %w", t.where(""), ErrLimit)
 	}
 	if uint64(size) > max32 {
-		return fmt.Errorf("%s: directory listing larger than 4 GiB (%d names): %w", p, len(names), ErrLimit)
+		return fmt.Errorf("%s: directory listing larger than 4 GiB (%d names): %w", t.where(""), len(names), ErrLimit)
 	}
 	if err := t.header(dir, typeDir); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+		return fmt.Errorf("%s: %w", t.where(""), err)
 	}
 	b := t.buf
 	if size <= maxBasicDirSize {
