@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
 )
 
 // inode is one file of the merged image tree kept in memory by the streaming
@@ -64,10 +67,16 @@ func (t *tree) lookup(res string) (*inode, error) {
 	return cur, nil
 }
 
-// resolve is rootFS.resolve over the tree.
+// resolve is rootFS.resolve over the tree. It walks from the inode reached,
+// never again from the root, so each step costs the same however deep the
+// path; a path that grows past squashfs.MaxPathLen on the way is an
+// ErrLimit error. A walk is then at most maxSymlinks links of at most
+// MaxSymlinkLen bytes each, as the kernel's.
 func (t *tree) resolve(name string, followLast bool) (string, error) {
 	pending := splitPath(name)
-	cur := ""
+	var parts []string
+	var nodes []*inode // nodes[i]: the inode at parts[:i+1], nil where missing
+	size := 0          // len of parts joined by "/"
 	links := 0
 	for len(pending) > 0 {
 		part := pending[0]
@@ -76,20 +85,27 @@ func (t *tree) resolve(name string, followLast bool) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			cur = parentRel(cur)
+			if len(parts) > 0 {
+				size -= len(parts[len(parts)-1]) + min(1, len(parts)-1)
+				parts, nodes = parts[:len(parts)-1], nodes[:len(nodes)-1]
+			}
 			continue
 		}
-		next := part
-		if cur != "" {
-			next = cur + "/" + part
+		dir := t.root
+		if len(nodes) > 0 {
+			dir = nodes[len(nodes)-1]
 		}
-		if len(pending) == 0 && !followLast {
-			cur = next
-			break
+		var n *inode
+		if dir != nil && dir.isDir() {
+			n = dir.children[part]
 		}
-		n, err := t.lookup(next)
-		if err != nil || n.typ != tar.TypeSymlink {
-			cur = next // missing (made later, or the operation fails clearly) or not a link
+		if n == nil || n.typ != tar.TypeSymlink || len(pending) == 0 && !followLast {
+			// missing (made later, or the operation fails clearly) or not a link
+			size += len(part) + min(1, len(parts))
+			if size > squashfs.MaxPathLen {
+				return "", fmt.Errorf("resolve %s: a path longer than %d bytes: %w", quoteName(name), squashfs.MaxPathLen, squashfs.ErrLimit)
+			}
+			parts, nodes = append(parts, part), append(nodes, n)
 			continue
 		}
 		links++
@@ -97,11 +113,11 @@ func (t *tree) resolve(name string, followLast bool) (string, error) {
 			return "", fmt.Errorf("resolve %q: %w", name, errTooManyLinks)
 		}
 		if len(n.link) > 0 && n.link[0] == '/' {
-			cur = ""
+			parts, nodes, size = parts[:0], nodes[:0], 0
 		}
 		pending = append(splitPath(n.link), pending...)
 	}
-	return cur, nil
+	return strings.Join(parts, "/"), nil
 }
 
 // resolveParent is rootFS.resolveParent over the tree.
@@ -148,6 +164,9 @@ func (t *tree) prepareEntry(rel string, keepDir bool) (string, *inode, error) {
 	res := base
 	if pdir != "" {
 		res = pdir + "/" + base
+	}
+	if len(res) > squashfs.MaxPathLen {
+		return "", nil, fmt.Errorf("%s resolves to a path of %d bytes, longer than %d: %w", quoteName(rel), len(res), squashfs.MaxPathLen, squashfs.ErrLimit)
 	}
 	if old, ok := parent.children[base]; ok && !(keepDir && old.isDir()) {
 		delete(parent.children, base)

@@ -18,13 +18,18 @@ const (
 	// kernel's squashfs reads 256, but no other file system or tool takes a
 	// name that long.
 	MaxNameLen = 255
-	// MaxPathLen is the longest path below the root: PATH_MAX less its NUL.
-	// A longer one cannot be named in a system call, nor be made by a
-	// container engine extracting the layer.
-	MaxPathLen = 4095
+	// MaxPathLen is the longest path below the root: with its leading "/",
+	// as the container names it, PATH_MAX less its NUL. A longer one cannot
+	// be named in a system call from the root, nor be made by a container
+	// engine extracting the layer.
+	MaxPathLen = 4094
 	// MaxSymlinkLen is the longest symlink target: symlink(2) takes no more,
 	// and the kernel's squashfs refuses a target longer than a page.
 	MaxSymlinkLen = 4095
+	// MaxID is the largest uid or gid: the id table holds 32 bits, and
+	// 2^32-1 is (uid_t)-1, no owner in Linux (the kernel shows it as the
+	// overflow uid, 65534; chown(2) takes it as "unchanged").
+	MaxID = math.MaxUint32 - 1
 	// MaxIDs is the most distinct uids and gids (together) of an image: the
 	// superblock counts them in 16 bits, and a count of 0 (65536 ids) is
 	// refused by the kernel and unsquashfs.
@@ -69,12 +74,12 @@ func cleanName(name string) (string, error) {
 }
 
 // CheckEntry returns an ErrLimit error for the attributes of e that an
-// image cannot hold: an owner outside 0 to 2^32-1, a symlink target that is
+// image cannot hold: an owner outside 0 to MaxID, a symlink target that is
 // empty or longer than MaxSymlinkLen, device numbers beyond MaxDevMajor and
 // MaxDevMinor. It does not look at Data.
 func CheckEntry(e Entry) error {
-	if e.UID < 0 || e.GID < 0 || int64(e.UID) > math.MaxUint32 || int64(e.GID) > math.MaxUint32 {
-		return fmt.Errorf("owner %d:%d outside 0 to %d: %w", e.UID, e.GID, uint32(math.MaxUint32), ErrLimit)
+	if e.UID < 0 || e.GID < 0 || int64(e.UID) > MaxID || int64(e.GID) > MaxID {
+		return fmt.Errorf("owner %d:%d outside 0 to %d: %w", e.UID, e.GID, MaxID, ErrLimit)
 	}
 	switch e.Type {
 	case tar.TypeSymlink:

@@ -53,7 +53,8 @@ func TestLimits(t *testing.T) {
 		want    string // a line of the listing (mode owner size name…) when the image is made
 		wantErr string // else: the error names this
 	}{
-		{"uid 2^32-1", []testEntry{reg("a", 1<<32-1, 1<<32-1)}, "-rw-r--r-- 4294967295/4294967295 0 R/a", ""},
+		{"uid 2^32-2", []testEntry{reg("a", 1<<32-2, 1<<32-2)}, "-rw-r--r-- 4294967294/4294967294 0 R/a", ""},
+		{"uid 2^32-1", []testEntry{reg("a", 1<<32-1, 0)}, "", `"a": owner 4294967295:0`},
 		{"uid 2^32", []testEntry{reg("a", 1<<32, 0)}, "", `"a": owner 4294967296:0`},
 		{"gid 2^63-1", []testEntry{reg("a", 0, 1<<63-1)}, "", `"a": owner 0:9223372036854775807`},
 		{"negative gid", []testEntry{reg("a", 0, -1)}, "", `"a": owner 0:-1`},
@@ -64,8 +65,8 @@ func TestLimits(t *testing.T) {
 		{"name of 256 bytes", []testEntry{reg("d/"+long+"x", 0, 0)}, "", "of 256 bytes, longer than 255"},
 		{"directory name of 256 bytes", []testEntry{reg(long+"x/f", 0, 0)}, "", "of 256 bytes, longer than 255"},
 		{"hard link name of 256 bytes", []testEntry{reg("a", 0, 0), {hdr: tar.Header{Typeflag: tar.TypeLink, Name: long + "x", Linkname: "a"}}}, "", "of 256 bytes, longer than 255"},
-		{"path of 4095 bytes", []testEntry{reg(deep(MaxPathLen), 0, 0)}, "-rw-r--r-- 0/0 0 R/" + deep(MaxPathLen), ""},
-		{"path of 4096 bytes", []testEntry{reg(deep(MaxPathLen+1), 0, 0)}, "", "path of 4096 bytes, longer than 4095"},
+		{"path of 4094 bytes", []testEntry{reg(deep(MaxPathLen), 0, 0)}, "-rw-r--r-- 0/0 0 R/" + deep(MaxPathLen), ""},
+		{"path of 4095 bytes", []testEntry{reg(deep(MaxPathLen+1), 0, 0)}, "", "path of 4095 bytes, longer than 4094"},
 		{"path of 4096 bytes cleaned to 1", []testEntry{reg(strings.Repeat("./", 2047)+"ab", 0, 0)}, "-rw-r--r-- 0/0 0 R/ab", ""},
 		{"path of 512 KiB", []testEntry{reg(deep(1<<19-1), 0, 0)}, "", "path of 524287 bytes"},
 		{"symlink target of 4095 bytes", []testEntry{link("l", deep(MaxSymlinkLen))}, "lrwxrwxrwx 0/0 4095 R/l -> " + deep(MaxSymlinkLen), ""},
