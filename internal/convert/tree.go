@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -73,14 +74,14 @@ func (t *tree) lookup(res string) (*inode, error) {
 // ErrLimit error. A walk is then at most maxSymlinks links of at most
 // MaxSymlinkLen bytes each, as the kernel's.
 func (t *tree) resolve(name string, followLast bool) (string, error) {
-	pending := splitPath(name)
+	pending := reversed(splitPath(name)) // the next part last: a link's parts are pushed, not prepended
 	var parts []string
 	var nodes []*inode // nodes[i]: the inode at parts[:i+1], nil where missing
 	size := 0          // len of parts joined by "/"
 	links := 0
 	for len(pending) > 0 {
-		part := pending[0]
-		pending = pending[1:]
+		part := pending[len(pending)-1]
+		pending = pending[:len(pending)-1]
 		switch part {
 		case "", ".":
 			continue
@@ -115,9 +116,14 @@ func (t *tree) resolve(name string, followLast bool) (string, error) {
 		if len(n.link) > 0 && n.link[0] == '/' {
 			parts, nodes, size = parts[:0], nodes[:0], 0
 		}
-		pending = append(splitPath(n.link), pending...)
+		pending = append(pending, reversed(splitPath(n.link))...)
 	}
 	return strings.Join(parts, "/"), nil
+}
+
+func reversed(s []string) []string {
+	slices.Reverse(s)
+	return s
 }
 
 // resolveParent is rootFS.resolveParent over the tree.
@@ -133,15 +139,14 @@ func (t *tree) mkdirAll(rel string) (string, error) {
 		return "", err
 	}
 	cur := t.root
-	done := ""
-	for _, part := range splitPath(res) {
-		done = path.Join(done, part)
+	parts := splitPath(res)
+	for i, part := range parts {
 		next, ok := cur.children[part]
 		if !ok {
 			next = newDir(0o755, 0, 0)
 			cur.children[part] = next
 		} else if !next.isDir() {
-			return "", fmt.Errorf("/%s: %w", done, syscall.ENOTDIR)
+			return "", fmt.Errorf("/%s: %w", strings.Join(parts[:i+1], "/"), syscall.ENOTDIR)
 		}
 		cur = next
 	}
