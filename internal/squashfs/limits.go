@@ -52,7 +52,8 @@ var ErrLimit = errors.New("beyond what squashfs and Linux can hold")
 var max32 uint64 = math.MaxUint32
 
 // CheckName returns an ErrLimit error when name, once cleaned as Add cleans
-// it, is longer than MaxPathLen or has an element longer than MaxNameLen.
+// it, is longer than MaxPathLen, has an element longer than MaxNameLen or
+// holds a NUL byte (a tar stream cannot carry one; a caller of Add can).
 func CheckName(name string) error {
 	_, err := cleanName(name)
 	return err
@@ -62,6 +63,9 @@ func CheckName(name string) error {
 // without leading, trailing or double slashes, checked against the limits.
 func cleanName(name string) (string, error) {
 	clean := strings.Trim(path.Clean("/"+name), "/")
+	if strings.IndexByte(clean, 0) >= 0 {
+		return "", fmt.Errorf("a NUL byte in the path: %w", ErrLimit)
+	}
 	if len(clean) > MaxPathLen {
 		return "", fmt.Errorf("path of %d bytes, longer than %d: %w", len(clean), MaxPathLen, ErrLimit)
 	}
@@ -75,8 +79,8 @@ func cleanName(name string) (string, error) {
 
 // CheckEntry returns an ErrLimit error for the attributes of e that an
 // image cannot hold: an owner outside 0 to MaxID, a symlink target that is
-// empty or longer than MaxSymlinkLen, device numbers beyond MaxDevMajor and
-// MaxDevMinor. It does not look at Data.
+// empty, longer than MaxSymlinkLen or holds a NUL byte, device numbers
+// beyond MaxDevMajor and MaxDevMinor. It does not look at Data.
 func CheckEntry(e Entry) error {
 	if e.UID < 0 || e.GID < 0 || int64(e.UID) > MaxID || int64(e.GID) > MaxID {
 		return fmt.Errorf("owner %d:%d outside 0 to %d: %w", e.UID, e.GID, MaxID, ErrLimit)
@@ -85,6 +89,9 @@ func CheckEntry(e Entry) error {
 	case tar.TypeSymlink:
 		if e.Target == "" {
 			return fmt.Errorf("symlink with an empty target: %w", ErrLimit)
+		}
+		if strings.IndexByte(e.Target, 0) >= 0 {
+			return fmt.Errorf("a NUL byte in the symlink target: %w", ErrLimit)
 		}
 		if len(e.Target) > MaxSymlinkLen {
 			return fmt.Errorf("symlink target of %d bytes, longer than %d: %w", len(e.Target), MaxSymlinkLen, ErrLimit)

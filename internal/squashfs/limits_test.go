@@ -263,3 +263,37 @@ func extractedRdev(t *testing.T, img, name string) string {
 	minor := rdev&0xff | (rdev>>12)&^0xff
 	return fmt.Sprintf("%d:%d", major, minor)
 }
+
+// TestAddLimits: what a tar stream cannot carry but a caller of Add can (a
+// NUL byte in a name or a target, an empty name for a file) is refused too.
+func TestAddLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		e          Entry
+		wantErr    string
+		limit      bool
+	}{
+		{"NUL in a name", "a\x00b", Entry{Type: tar.TypeDir}, "a NUL byte in the path", true},
+		{"NUL in a directory's name", "d\x00/f", Entry{Type: tar.TypeFifo}, "a NUL byte in the path", true},
+		{"NUL in a symlink target", "l", Entry{Type: tar.TypeSymlink, Target: "a\x00b"}, "a NUL byte in the symlink target", true},
+		{"a file at the root's empty name", "", Entry{Type: tar.TypeFifo}, "the root must be a directory", false},
+		{"a file at a name cleaned to the root", "a/../..", Entry{Type: tar.TypeSymlink, Target: "x"}, "the root must be a directory", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "a.sqfs"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			w, err := NewWriter(f, Options{Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			err = w.Add(tc.path, tc.e)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrLimit) != tc.limit {
+				t.Fatalf("Add(%q): %v, want %q (ErrLimit %v)", tc.path, err, tc.wantErr, tc.limit)
+			}
+		})
+	}
+}
