@@ -64,6 +64,7 @@ func TestLayerLimits(t *testing.T) {
 		{"empty symlink target", []ent{symlink("l", "")}, "", `entry "l": symlink with an empty target`},
 		{"device 4095:1048575", []ent{{name: "c", typ: '3', mode: 0o600, major: squashfs.MaxDevMajor, minor: squashfs.MaxDevMinor}}, "crw------- 0/0 ", ""},
 		{"device major 4096", []ent{chardev("c", squashfs.MaxDevMajor+1)}, "", `entry "c": device 4096:0`},
+		{"an empty symlink at the root's name, ignored", []ent{symlink("./", "")}, "-rw-r--r-- 0/0 8 etc/os-release ", ""},
 		{"device minor 2^20", []ent{{name: "c", typ: '4', mode: 0o600, major: 8, minor: squashfs.MaxDevMinor + 1}}, "", `entry "c": device 8:1048576`},
 	}
 	for _, tc := range tests {

@@ -239,6 +239,9 @@ func checkHeader(rel string, hdr *tar.Header) error {
 	default:
 		return nil
 	}
+	if rel == "" && typ != tar.TypeDir {
+		return nil // ignored: the root is a directory
+	}
 	if err := squashfs.CheckName(rel); err != nil {
 		return err
 	}
