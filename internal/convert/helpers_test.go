@@ -18,13 +18,13 @@ import (
 
 // ent is one tar entry of a test layer.
 type ent struct {
-	name     string
-	typ      byte
-	mode     int64
-	body     string
-	link     string
-	uid, gid int
-	major    int64
+	name         string
+	typ          byte
+	mode         int64
+	body         string
+	link         string
+	uid, gid     int
+	major, minor int64
 }
 
 func file(name, body string, mode int64) ent {
@@ -51,7 +51,7 @@ func tarOf(t testing.TB, ents []ent) []byte {
 	mtime := time.Unix(1700000000, 0)
 	for _, e := range ents {
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link,
-			Uid: e.uid, Gid: e.gid, ModTime: mtime, Devmajor: e.major, Format: tar.FormatPAX}
+			Uid: e.uid, Gid: e.gid, ModTime: mtime, Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX}
 		if e.typ == tar.TypeReg {
 			h.Size = int64(len(e.body))
 		}

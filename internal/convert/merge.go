@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
 )
 
 // merger applies layer headers, lowest layer first, to a tree: the first
@@ -41,7 +43,7 @@ func (m *merger) startLayer(i int) {
 func (m *merger) apply(hdr *tar.Header, index int) error {
 	m.lastFile = nil
 	if err := m.applyEntry(hdr, index); err != nil {
-		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		return fmt.Errorf("entry %s: %w", quoteName(hdr.Name), err)
 	}
 	return nil
 }
@@ -54,7 +56,15 @@ func (m *merger) applyEntry(hdr *tar.Header, index int) error {
 	m.entries++
 	base := path.Base(rel)
 	if strings.HasPrefix(base, whiteoutPrefix) {
+		// What it removes must be a name an image can hold: a longer one
+		// would only cost its resolution.
+		if err := squashfs.CheckName(path.Join(parentRel(rel), strings.TrimPrefix(base, whiteoutPrefix))); err != nil {
+			return err
+		}
 		return m.whiteout(rel, base)
+	}
+	if err := checkHeader(rel, hdr); err != nil {
+		return err
 	}
 	m.touch(rel)
 	mode := hdr.Mode & 0o7777
@@ -108,6 +118,9 @@ func (m *merger) applyEntry(hdr *tar.Header, index int) error {
 
 func (m *merger) hardLink(rel string, hdr *tar.Header) error {
 	target, err := cleanEntryName(hdr.Linkname)
+	if err == nil {
+		err = squashfs.CheckName(target)
+	}
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}
@@ -207,4 +220,43 @@ func (m *merger) touch(rel string) {
 		m.touched[rel] = true
 		rel = parentRel(rel)
 	}
+}
+
+// checkHeader refuses, before it changes the tree, an entry that no image
+// can hold (squashfs.CheckName and CheckEntry: names longer than NAME_MAX or
+// PATH_MAX, owners beyond 32 bits, symlink targets empty or longer than
+// PATH_MAX, device numbers beyond 12:20 bits). What mksquashfs and tar2sqfs
+// would do with it is write an image the kernel refuses or that holds other
+// values than the layer's; a container engine fails on it too. Hard links
+// take their target's attributes; entries of other types are skipped.
+func checkHeader(rel string, hdr *tar.Header) error {
+	typ := hdr.Typeflag
+	switch typ {
+	//lint:ignore SA1019 old tar writers still write TypeRegA; taken as a regular file
+	case tar.TypeRegA:
+		typ = tar.TypeReg
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeLink:
+	default:
+		return nil
+	}
+	if rel == "" && typ != tar.TypeDir {
+		return nil // ignored: the root is a directory
+	}
+	if err := squashfs.CheckName(rel); err != nil {
+		return err
+	}
+	if typ == tar.TypeLink {
+		return nil
+	}
+	return squashfs.CheckEntry(squashfs.Entry{Type: typ, UID: hdr.Uid, GID: hdr.Gid,
+		Target: hdr.Linkname, Major: hdr.Devmajor, Minor: hdr.Devminor})
+}
+
+// quoteName quotes a layer's entry name for an error, cut after 64 bytes: a
+// hostile name may be a megabyte long.
+func quoteName(name string) string {
+	if len(name) <= 64 {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", name[:64], len(name))
 }

@@ -4,8 +4,12 @@ import (
 	"archive/tar"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
 )
 
 // inode is one file of the merged image tree kept in memory by the streaming
@@ -64,32 +68,45 @@ func (t *tree) lookup(res string) (*inode, error) {
 	return cur, nil
 }
 
-// resolve is rootFS.resolve over the tree.
+// resolve is rootFS.resolve over the tree. It walks from the inode reached,
+// never again from the root, so each step costs the same however deep the
+// path; a path that grows past squashfs.MaxPathLen on the way is an
+// ErrLimit error. A walk is then at most maxSymlinks links of at most
+// MaxSymlinkLen bytes each, as the kernel's.
 func (t *tree) resolve(name string, followLast bool) (string, error) {
-	pending := splitPath(name)
-	cur := ""
+	pending := reversed(splitPath(name)) // the next part last: a link's parts are pushed, not prepended
+	var parts []string
+	var nodes []*inode // nodes[i]: the inode at parts[:i+1], nil where missing
+	size := 0          // len of parts joined by "/"
 	links := 0
 	for len(pending) > 0 {
-		part := pending[0]
-		pending = pending[1:]
+		part := pending[len(pending)-1]
+		pending = pending[:len(pending)-1]
 		switch part {
 		case "", ".":
 			continue
 		case "..":
-			cur = parentRel(cur)
+			if len(parts) > 0 {
+				size -= len(parts[len(parts)-1]) + min(1, len(parts)-1)
+				parts, nodes = parts[:len(parts)-1], nodes[:len(nodes)-1]
+			}
 			continue
 		}
-		next := part
-		if cur != "" {
-			next = cur + "/" + part
+		dir := t.root
+		if len(nodes) > 0 {
+			dir = nodes[len(nodes)-1]
 		}
-		if len(pending) == 0 && !followLast {
-			cur = next
-			break
+		var n *inode
+		if dir != nil && dir.isDir() {
+			n = dir.children[part]
 		}
-		n, err := t.lookup(next)
-		if err != nil || n.typ != tar.TypeSymlink {
-			cur = next // missing (made later, or the operation fails clearly) or not a link
+		if n == nil || n.typ != tar.TypeSymlink || len(pending) == 0 && !followLast {
+			// missing (made later, or the operation fails clearly) or not a link
+			size += len(part) + min(1, len(parts))
+			if size > squashfs.MaxPathLen {
+				return "", fmt.Errorf("resolve %s: a path longer than %d bytes: %w", quoteName(name), squashfs.MaxPathLen, squashfs.ErrLimit)
+			}
+			parts, nodes = append(parts, part), append(nodes, n)
 			continue
 		}
 		links++
@@ -97,11 +114,16 @@ func (t *tree) resolve(name string, followLast bool) (string, error) {
 			return "", fmt.Errorf("resolve %q: %w", name, errTooManyLinks)
 		}
 		if len(n.link) > 0 && n.link[0] == '/' {
-			cur = ""
+			parts, nodes, size = parts[:0], nodes[:0], 0
 		}
-		pending = append(splitPath(n.link), pending...)
+		pending = append(pending, reversed(splitPath(n.link))...)
 	}
-	return cur, nil
+	return strings.Join(parts, "/"), nil
+}
+
+func reversed(s []string) []string {
+	slices.Reverse(s)
+	return s
 }
 
 // resolveParent is rootFS.resolveParent over the tree.
@@ -117,15 +139,14 @@ func (t *tree) mkdirAll(rel string) (string, error) {
 		return "", err
 	}
 	cur := t.root
-	done := ""
-	for _, part := range splitPath(res) {
-		done = path.Join(done, part)
+	parts := splitPath(res)
+	for i, part := range parts {
 		next, ok := cur.children[part]
 		if !ok {
 			next = newDir(0o755, 0, 0)
 			cur.children[part] = next
 		} else if !next.isDir() {
-			return "", fmt.Errorf("/%s: %w", done, syscall.ENOTDIR)
+			return "", fmt.Errorf("/%s: %w", strings.Join(parts[:i+1], "/"), syscall.ENOTDIR)
 		}
 		cur = next
 	}
@@ -148,6 +169,9 @@ func (t *tree) prepareEntry(rel string, keepDir bool) (string, *inode, error) {
 	res := base
 	if pdir != "" {
 		res = pdir + "/" + base
+	}
+	if len(res) > squashfs.MaxPathLen {
+		return "", nil, fmt.Errorf("%s resolves to a path of %d bytes, longer than %d: %w", quoteName(rel), len(res), squashfs.MaxPathLen, squashfs.ErrLimit)
 	}
 	if old, ok := parent.children[base]; ok && !(keepDir && old.isDir()) {
 		delete(parent.children, base)

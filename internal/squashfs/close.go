@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"math"
+	"path"
 )
 
 // Close writes the fragment blocks still open, the inode, directory,
@@ -98,6 +99,13 @@ type tables struct {
 	ids          map[uint32]uint16
 	idList       []uint32
 	buf          []byte
+	dirPath      []string // the names from the root to the directory being written
+}
+
+// where is the path of name in the directory being written ("": the
+// directory itself), for errors.
+func (t *tables) where(name string) string {
+	return "/" + path.Join(path.Join(t.dirPath...), name)
 }
 
 // number gives inode numbers from next on, children before their directory
@@ -122,8 +130,8 @@ func (t *tables) id(v int) (uint16, error) {
 	if i, ok := t.ids[uint32(v)]; ok {
 		return i, nil
 	}
-	if len(t.idList) > math.MaxUint16 {
-		return 0, fmt.Errorf("more than %d distinct owners and groups", math.MaxUint16+1)
+	if len(t.idList) >= MaxIDs {
+		return 0, fmt.Errorf("more than %d distinct uids and gids: %w", MaxIDs, ErrLimit)
 	}
 	i := uint16(len(t.idList))
 	t.ids[uint32(v)] = i
@@ -142,6 +150,9 @@ func (t *tables) header(n *node, typ uint16) error {
 		return err
 	}
 	block, off := t.inodes.ref()
+	if block > max32 {
+		return fmt.Errorf("inode table larger than 4 GiB (too many files): %w", ErrLimit)
+	}
 	n.ref = block<<16 | uint64(off)
 	n.written = true
 	b := t.buf[:0]
@@ -163,22 +174,27 @@ func (t *tables) writeDir(dir *node, parent uint32) error {
 		c := dir.children[name]
 		if c.isDir() {
 			subdirs++
+			t.dirPath = append(t.dirPath, name)
 			if err := t.writeDir(c, dir.ino); err != nil {
 				return err
 			}
+			t.dirPath = t.dirPath[:len(t.dirPath)-1]
 		} else if !c.written {
 			if err := t.writeInode(c); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return fmt.Errorf("%s: %w", t.where(name), err)
 			}
 		}
 	}
 	block, off := t.dirs.ref()
 	size := t.writeListing(dir, names) + 3
-	if block > math.MaxUint32 {
-		return fmt.Errorf("directory table larger than 4 GiB")
+	if block > max32 {
+		return fmt.Errorf("%s: directory table larger than 4 GiB (too many names): %w", t.where(""), ErrLimit)
+	}
+	if uint64(size) > max32 {
+		return fmt.Errorf("%s: directory listing larger than 4 GiB (%d names): %w", t.where(""), len(names), ErrLimit)
 	}
 	if err := t.header(dir, typeDir); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", t.where(""), err)
 	}
 	b := t.buf
 	if size <= maxBasicDirSize {

@@ -30,7 +30,6 @@ const (
 	noTable         = ^uint64(0)
 	flagNoXattrs    = 1 << 9
 	maxDirEntries   = 256
-	maxNameLen      = 256
 	fragEntrySize   = 16
 	padTo           = 4096
 	maxBasicDirSize = 0xffff

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/bits"
-	"path"
 	"runtime"
 	"slices"
 	"strings"
@@ -185,7 +183,8 @@ func (w *Writer) flushFragment() error {
 // Add puts e at name, a slash-separated path relative to the root ("" or
 // "." is the root itself, which must be a directory). Missing parent
 // directories are made with mode 0755, owned by 0:0, until an Add of their
-// own sets their attributes.
+// own sets their attributes. A name or an entry beyond the format's limits
+// (CheckName, CheckEntry) is an ErrLimit error.
 func (w *Writer) Add(name string, e Entry) error {
 	if w.closed {
 		return ErrClosed
@@ -194,13 +193,13 @@ func (w *Writer) Add(name string, e Entry) error {
 	case tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	case tar.TypeReg:
 		if e.Data == nil {
-			return fmt.Errorf("add %q: a regular file without Data", name)
+			return fmt.Errorf("add %s: a regular file without Data", short(name))
 		}
 	default:
-		return fmt.Errorf("add %q: unsupported type %q", name, e.Type)
+		return fmt.Errorf("add %s: unsupported type %q", short(name), e.Type)
 	}
-	if e.UID < 0 || e.GID < 0 || int64(e.UID) > math.MaxUint32 || int64(e.GID) > math.MaxUint32 {
-		return fmt.Errorf("add %q: owner %d:%d out of range", name, e.UID, e.GID)
+	if err := CheckEntry(e); err != nil {
+		return fmt.Errorf("add %s: %w", short(name), err)
 	}
 	parent, base, err := w.parent(name)
 	if err != nil {
@@ -208,7 +207,7 @@ func (w *Writer) Add(name string, e Entry) error {
 	}
 	if parent == nil { // the root
 		if e.Type != tar.TypeDir {
-			return fmt.Errorf("add %q: the root must be a directory", name)
+			return fmt.Errorf("add %s: the root must be a directory", short(name))
 		}
 		w.root.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
 		return nil
@@ -218,7 +217,7 @@ func (w *Writer) Add(name string, e Entry) error {
 			old.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
 			return nil
 		}
-		return fmt.Errorf("add %q: %w", name, ErrExists)
+		return fmt.Errorf("add %s: %w", short(name), ErrExists)
 	}
 	n := &node{e: e, nlink: 1}
 	if e.Type == tar.TypeDir {
@@ -244,17 +243,17 @@ func (w *Writer) Link(name, target string) error {
 		t = tp.children[tb]
 	}
 	if t == nil || t.isDir() {
-		return fmt.Errorf("link %q to %q: the target is not a file in the tree", name, target)
+		return fmt.Errorf("link %s to %s: the target is not a file in the tree", short(name), short(target))
 	}
 	parent, base, err := w.parent(name)
 	if err != nil {
 		return err
 	}
 	if parent == nil {
-		return fmt.Errorf("link %q: the root cannot be a link", name)
+		return fmt.Errorf("link %s: the root cannot be a link", short(name))
 	}
 	if _, ok := parent.children[base]; ok {
-		return fmt.Errorf("link %q: %w", name, ErrExists)
+		return fmt.Errorf("link %s: %w", short(name), ErrExists)
 	}
 	t.nlink++
 	parent.children[base] = t
@@ -264,16 +263,16 @@ func (w *Writer) Link(name, target string) error {
 // parent returns the directory that holds name, made as needed, and name's
 // last element; nil for the root.
 func (w *Writer) parent(name string) (*node, string, error) {
-	clean := strings.Trim(path.Clean("/"+name), "/")
+	clean, err := cleanName(name)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", short(name), err)
+	}
 	if clean == "" {
 		return nil, "", nil
 	}
 	elems := strings.Split(clean, "/")
 	dir := w.root
 	for i, el := range elems {
-		if len(el) > maxNameLen {
-			return nil, "", fmt.Errorf("name %q: an element is longer than %d bytes", name, maxNameLen)
-		}
 		if i == len(elems)-1 {
 			return dir, el, nil
 		}
@@ -282,7 +281,7 @@ func (w *Writer) parent(name string) (*node, string, error) {
 			next = &node{e: Entry{Type: tar.TypeDir, Mode: 0o755}, children: map[string]*node{}}
 			dir.children[el] = next
 		} else if !next.isDir() {
-			return nil, "", fmt.Errorf("name %q: /%s is not a directory", name, strings.Join(elems[:i+1], "/"))
+			return nil, "", fmt.Errorf("name %s: /%s is not a directory", short(name), strings.Join(elems[:i+1], "/"))
 		}
 		dir = next
 	}
@@ -325,11 +324,11 @@ func (w *Writer) AddTar(r io.Reader) error {
 		case tar.TypeReg, tar.TypeRegA:
 			e.Type = tar.TypeReg
 			if e.Data, err = w.Data(tr, hdr.Size); err != nil {
-				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+				return fmt.Errorf("tar entry %s: %w", short(hdr.Name), err)
 			}
 		case tar.TypeLink:
 			if err := w.Link(hdr.Name, hdr.Linkname); err != nil {
-				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+				return fmt.Errorf("tar entry %s: %w", short(hdr.Name), err)
 			}
 			continue
 		case tar.TypeSymlink:
@@ -339,7 +338,7 @@ func (w *Writer) AddTar(r io.Reader) error {
 			continue
 		}
 		if err := w.Add(hdr.Name, e); err != nil {
-			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			return fmt.Errorf("tar entry %s: %w", short(hdr.Name), err)
 		}
 	}
 }

@@ -89,7 +89,9 @@ func tarOf(t testing.TB, es []testEntry) []byte {
 	tw := tar.NewWriter(&buf)
 	for _, e := range es {
 		h := e.hdr
-		h.Format = tar.FormatPAX
+		if h.Format == tar.FormatUnknown {
+			h.Format = tar.FormatPAX
+		}
 		if err := tw.WriteHeader(&h); err != nil {
 			t.Fatal(err)
 		}
