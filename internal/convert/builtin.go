@@ -210,7 +210,7 @@ func builtinOnePass(ctx context.Context, sw *squashfs.Writer, layers []v1.Layer,
 		}
 		d, err := sw.Data(r, n.size)
 		if err != nil {
-			return fmt.Errorf("entry %s: %w", quoteName(hdr.Name), err)
+			return fmt.Errorf("entry %s: %w", tarsafe.Quote(hdr.Name), err)
 		}
 		data[n] = d
 		m.dataBytes += n.size

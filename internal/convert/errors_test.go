@@ -24,19 +24,23 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
+// failCase is a conversion that must fail: of img with opts, under ctx (default
+// Background), after setup; the error matches wantIs and says wantMsg.
+type failCase struct {
+	name    string
+	img     func(t testing.TB) v1.Image
+	opts    Options
+	ctx     func() context.Context
+	setup   func(t *testing.T)
+	wantIs  error
+	wantMsg string
+}
+
 // TestConvertFailures checks that every failure says what went wrong and
 // leaves neither a SIF at dst nor temporary files.
 func TestConvertFailures(t *testing.T) {
 	testenv.Need(t, "mksquashfs")
-	tests := []struct {
-		name    string
-		img     func(t testing.TB) v1.Image
-		opts    Options
-		ctx     func() context.Context
-		setup   func(t *testing.T)
-		wantIs  error
-		wantMsg string
-	}{
+	tests := []failCase{
 		{
 			name:    "no squashfs tool for xz",
 			img:     demoImage,
@@ -80,15 +84,7 @@ func TestConvertFailures(t *testing.T) {
 	// A layer holding a sparse file that claims 1 TiB in 2 KiB: every packer refuses it
 	// at once (expanded, it would be packed or written out for hours).
 	for _, packer := range packers {
-		tests = append(tests, struct {
-			name    string
-			img     func(t testing.TB) v1.Image
-			opts    Options
-			ctx     func() context.Context
-			setup   func(t *testing.T)
-			wantIs  error
-			wantMsg string
-		}{
+		tests = append(tests, failCase{
 			name:    "sparse file, " + packer,
 			img:     sparseImage,
 			opts:    Options{Packer: packer},
@@ -112,15 +108,7 @@ func TestConvertFailures(t *testing.T) {
 				t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 			}
 		}
-		tests = append(tests, struct {
-			name    string
-			img     func(t testing.TB) v1.Image
-			opts    Options
-			ctx     func() context.Context
-			setup   func(t *testing.T)
-			wantIs  error
-			wantMsg string
-		}{
+		tests = append(tests, failCase{
 			name:  "cancelled while " + packer + " runs",
 			img:   demoImage,
 			opts:  Options{Packer: packer},
@@ -131,15 +119,7 @@ func TestConvertFailures(t *testing.T) {
 				return ctx
 			},
 			wantIs: context.DeadlineExceeded,
-		}, struct {
-			name    string
-			img     func(t testing.TB) v1.Image
-			opts    Options
-			ctx     func() context.Context
-			setup   func(t *testing.T)
-			wantIs  error
-			wantMsg string
-		}{
+		}, failCase{
 			name:    packer + " fails",
 			img:     demoImage,
 			opts:    Options{Packer: packer},

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
+	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
 	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
@@ -117,7 +118,7 @@ func (f *flattener) applyLayer(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("entry %w", err)
 		}
 		if err := f.applyEntry(hdr, tr); err != nil {
-			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+			return fmt.Errorf("entry %s: %w", tarsafe.Quote(hdr.Name), err)
 		}
 	}
 }
@@ -130,7 +131,14 @@ func (f *flattener) applyEntry(hdr *tar.Header, r io.Reader) error {
 	f.entries++
 	base := path.Base(rel)
 	if strings.HasPrefix(base, whiteoutPrefix) {
+		if err := squashfs.CheckName(path.Join(parentRel(rel), strings.TrimPrefix(base, whiteoutPrefix))); err != nil {
+			return err
+		}
 		return f.whiteout(rel, base)
+	}
+	// The limits of an image, as the merge of the other packers checks them.
+	if err := checkHeader(rel, hdr); err != nil {
+		return err
 	}
 	f.touch(rel)
 	if rel == "" {
@@ -216,6 +224,9 @@ func (f *flattener) writeFile(rel string, hdr *tar.Header, r io.Reader) error {
 
 func (f *flattener) hardLink(rel string, hdr *tar.Header) error {
 	target, err := cleanEntryName(hdr.Linkname)
+	if err == nil {
+		err = squashfs.CheckName(target)
+	}
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}

@@ -95,6 +95,37 @@ func TestLayerLimits(t *testing.T) {
 	}
 }
 
+// TestLayerLimitsTreePath: the unpacking fallback refuses the same entries as the
+// merge (squashfs.ErrLimit, naming the entry and its layer), before it writes them
+// on the host. Paths near PATH_MAX are not among them: unpacked below a host
+// directory, they are too long for the host first.
+func TestLayerLimitsTreePath(t *testing.T) {
+	testenv.Need(t, "mksquashfs")
+	base := []ent{dir("etc", 0o755), file("etc/os-release", "ID=test\n", 0o644)}
+	for _, tc := range []struct {
+		name    string
+		layer   []ent
+		wantErr string
+	}{
+		{"uid 2^32", []ent{owned(file("a", "", 0o644), 1<<32, 0)}, `entry "a": owner 4294967296:0`},
+		{"name of 256 bytes", []ent{file("etc/"+strings.Repeat("n", 256), "x", 0o644)}, "of 256 bytes, longer than 255"},
+		{"hard link to a name of 5000 bytes", []ent{hardlink("h", deepName(5000))}, "hard link target: path of 5000 bytes"},
+		{"whiteout of a name of 256 bytes", []ent{whiteout("etc/.wh." + strings.Repeat("n", 256))}, "of 256 bytes, longer than 255"},
+		{"symlink target of 4096 bytes", []ent{symlink("l", deepName(squashfs.MaxSymlinkLen+1))}, `entry "l": symlink target of 4096 bytes`},
+		{"device major 4096", []ent{chardev("c", squashfs.MaxDevMajor+1)}, `entry "c": device 4096:0`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := imageOf(t, demoConfig, base, tc.layer)
+			dst := filepath.Join(t.TempDir(), "out.sif")
+			err := Convert(t.Context(), img, dst, demoProv, Options{Packer: PackerTree, TmpDir: t.TempDir(), Log: testLogger(t)})
+			if !errors.Is(err, squashfs.ErrLimit) || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "layer 2 of 2 (sha256:") {
+				t.Fatalf("got %.500v\nwant squashfs.ErrLimit naming layer 2 and %s", err, tc.wantErr)
+			}
+			assertNoSIF(t, dst)
+		})
+	}
+}
+
 // TestLayerTooManyOwners: 65536 distinct uids and gids do not fit the id
 // table; the builtin packer fails naming the first entry past the limit
 // (which layer put it there is not the point: the image as a whole has too

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 // merger applies layer headers, lowest layer first, to a tree: the first
@@ -43,7 +44,7 @@ func (m *merger) startLayer(i int) {
 func (m *merger) apply(hdr *tar.Header, index int) error {
 	m.lastFile = nil
 	if err := m.applyEntry(hdr, index); err != nil {
-		return fmt.Errorf("entry %s: %w", quoteName(hdr.Name), err)
+		return fmt.Errorf("entry %s: %w", tarsafe.Quote(hdr.Name), err)
 	}
 	return nil
 }
@@ -250,13 +251,4 @@ func checkHeader(rel string, hdr *tar.Header) error {
 	}
 	return squashfs.CheckEntry(squashfs.Entry{Type: typ, UID: hdr.Uid, GID: hdr.Gid,
 		Target: hdr.Linkname, Major: hdr.Devmajor, Minor: hdr.Devminor})
-}
-
-// quoteName quotes a layer's entry name for an error, cut after 64 bytes: a
-// hostile name may be a megabyte long.
-func quoteName(name string) string {
-	if len(name) <= 64 {
-		return fmt.Sprintf("%q", name)
-	}
-	return fmt.Sprintf("%q… (%d bytes)", name[:64], len(name))
 }

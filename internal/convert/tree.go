@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 // inode is one file of the merged image tree kept in memory by the streaming
@@ -104,7 +105,7 @@ func (t *tree) resolve(name string, followLast bool) (string, error) {
 			// missing (made later, or the operation fails clearly) or not a link
 			size += len(part) + min(1, len(parts))
 			if size > squashfs.MaxPathLen {
-				return "", fmt.Errorf("resolve %s: a path longer than %d bytes: %w", quoteName(name), squashfs.MaxPathLen, squashfs.ErrLimit)
+				return "", fmt.Errorf("resolve %s: a path longer than %d bytes: %w", tarsafe.Quote(name), squashfs.MaxPathLen, squashfs.ErrLimit)
 			}
 			parts, nodes = append(parts, part), append(nodes, n)
 			continue
@@ -171,7 +172,7 @@ func (t *tree) prepareEntry(rel string, keepDir bool) (string, *inode, error) {
 		res = pdir + "/" + base
 	}
 	if len(res) > squashfs.MaxPathLen {
-		return "", nil, fmt.Errorf("%s resolves to a path of %d bytes, longer than %d: %w", quoteName(rel), len(res), squashfs.MaxPathLen, squashfs.ErrLimit)
+		return "", nil, fmt.Errorf("%s resolves to a path of %d bytes, longer than %d: %w", tarsafe.Quote(rel), len(res), squashfs.MaxPathLen, squashfs.ErrLimit)
 	}
 	if old, ok := parent.children[base]; ok && !(keepDir && old.isDir()) {
 		delete(parent.children, base)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"path"
 	"strings"
+
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
 // Limits of squashfs 4.0 and of Linux that the writer enforces. Past them
@@ -71,7 +73,7 @@ func cleanName(name string) (string, error) {
 	}
 	for el := range strings.SplitSeq(clean, "/") {
 		if len(el) > MaxNameLen {
-			return "", fmt.Errorf("name %s of %d bytes, longer than %d: %w", short(el), len(el), MaxNameLen, ErrLimit)
+			return "", fmt.Errorf("name %s of %d bytes, longer than %d: %w", tarsafe.Quote(el), len(el), MaxNameLen, ErrLimit)
 		}
 	}
 	return clean, nil
@@ -102,13 +104,4 @@ func CheckEntry(e Entry) error {
 		}
 	}
 	return nil
-}
-
-// short quotes s for an error message, cut after 64 bytes: a hostile name may
-// be a megabyte long.
-func short(s string) string {
-	if len(s) <= 64 {
-		return fmt.Sprintf("%q", s)
-	}
-	return fmt.Sprintf("%q… (%d bytes)", s[:64], len(s))
 }

@@ -193,13 +193,13 @@ func (w *Writer) Add(name string, e Entry) error {
 	case tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	case tar.TypeReg:
 		if e.Data == nil {
-			return fmt.Errorf("add %s: a regular file without Data", short(name))
+			return fmt.Errorf("add %s: a regular file without Data", tarsafe.Quote(name))
 		}
 	default:
-		return fmt.Errorf("add %s: unsupported type %q", short(name), e.Type)
+		return fmt.Errorf("add %s: unsupported type %q", tarsafe.Quote(name), e.Type)
 	}
 	if err := CheckEntry(e); err != nil {
-		return fmt.Errorf("add %s: %w", short(name), err)
+		return fmt.Errorf("add %s: %w", tarsafe.Quote(name), err)
 	}
 	parent, base, err := w.parent(name)
 	if err != nil {
@@ -207,7 +207,7 @@ func (w *Writer) Add(name string, e Entry) error {
 	}
 	if parent == nil { // the root
 		if e.Type != tar.TypeDir {
-			return fmt.Errorf("add %s: the root must be a directory", short(name))
+			return fmt.Errorf("add %s: the root must be a directory", tarsafe.Quote(name))
 		}
 		w.root.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
 		return nil
@@ -217,7 +217,7 @@ func (w *Writer) Add(name string, e Entry) error {
 			old.e = Entry{Type: tar.TypeDir, Mode: e.Mode, UID: e.UID, GID: e.GID}
 			return nil
 		}
-		return fmt.Errorf("add %s: %w", short(name), ErrExists)
+		return fmt.Errorf("add %s: %w", tarsafe.Quote(name), ErrExists)
 	}
 	n := &node{e: e, nlink: 1}
 	if e.Type == tar.TypeDir {
@@ -243,17 +243,17 @@ func (w *Writer) Link(name, target string) error {
 		t = tp.children[tb]
 	}
 	if t == nil || t.isDir() {
-		return fmt.Errorf("link %s to %s: the target is not a file in the tree", short(name), short(target))
+		return fmt.Errorf("link %s to %s: the target is not a file in the tree", tarsafe.Quote(name), tarsafe.Quote(target))
 	}
 	parent, base, err := w.parent(name)
 	if err != nil {
 		return err
 	}
 	if parent == nil {
-		return fmt.Errorf("link %s: the root cannot be a link", short(name))
+		return fmt.Errorf("link %s: the root cannot be a link", tarsafe.Quote(name))
 	}
 	if _, ok := parent.children[base]; ok {
-		return fmt.Errorf("link %s: %w", short(name), ErrExists)
+		return fmt.Errorf("link %s: %w", tarsafe.Quote(name), ErrExists)
 	}
 	t.nlink++
 	parent.children[base] = t
@@ -265,7 +265,7 @@ func (w *Writer) Link(name, target string) error {
 func (w *Writer) parent(name string) (*node, string, error) {
 	clean, err := cleanName(name)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", short(name), err)
+		return nil, "", fmt.Errorf("%s: %w", tarsafe.Quote(name), err)
 	}
 	if clean == "" {
 		return nil, "", nil
@@ -281,7 +281,7 @@ func (w *Writer) parent(name string) (*node, string, error) {
 			next = &node{e: Entry{Type: tar.TypeDir, Mode: 0o755}, children: map[string]*node{}}
 			dir.children[el] = next
 		} else if !next.isDir() {
-			return nil, "", fmt.Errorf("name %s: /%s is not a directory", short(name), strings.Join(elems[:i+1], "/"))
+			return nil, "", fmt.Errorf("name %s: /%s is not a directory", tarsafe.Quote(name), strings.Join(elems[:i+1], "/"))
 		}
 		dir = next
 	}
@@ -324,11 +324,11 @@ func (w *Writer) AddTar(r io.Reader) error {
 		case tar.TypeReg, tar.TypeRegA:
 			e.Type = tar.TypeReg
 			if e.Data, err = w.Data(tr, hdr.Size); err != nil {
-				return fmt.Errorf("tar entry %s: %w", short(hdr.Name), err)
+				return fmt.Errorf("tar entry %s: %w", tarsafe.Quote(hdr.Name), err)
 			}
 		case tar.TypeLink:
 			if err := w.Link(hdr.Name, hdr.Linkname); err != nil {
-				return fmt.Errorf("tar entry %s: %w", short(hdr.Name), err)
+				return fmt.Errorf("tar entry %s: %w", tarsafe.Quote(hdr.Name), err)
 			}
 			continue
 		case tar.TypeSymlink:
@@ -338,7 +338,7 @@ func (w *Writer) AddTar(r io.Reader) error {
 			continue
 		}
 		if err := w.Add(hdr.Name, e); err != nil {
-			return fmt.Errorf("tar entry %s: %w", short(hdr.Name), err)
+			return fmt.Errorf("tar entry %s: %w", tarsafe.Quote(hdr.Name), err)
 		}
 	}
 }

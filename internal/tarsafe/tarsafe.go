@@ -24,7 +24,16 @@ func Check(h *tar.Header) error {
 		sparse = sparse || strings.HasPrefix(k, "GNU.sparse.")
 	}
 	if sparse {
-		return fmt.Errorf("%q: %w (declared size %d bytes); rebuild it without sparse files (GNU tar --sparse)", h.Name, ErrSparse, h.Size)
+		return fmt.Errorf("%s: %w (declared size %d bytes); rebuild it without sparse files (GNU tar --sparse)", Quote(h.Name), ErrSparse, h.Size)
 	}
 	return nil
+}
+
+// Quote quotes an entry's name for an error message, cut after 64 bytes with its length
+// said: a hostile name may be a megabyte long.
+func Quote(name string) string {
+	if len(name) <= 64 {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", name[:64], len(name))
 }

@@ -1,4 +1,4 @@
-package tarsafe
+package tarsafe_test
 
 import (
 	"archive/tar"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
@@ -70,13 +71,27 @@ func TestCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = Check(h)
-			if got := errors.Is(err, ErrSparse); got != tc.sparse {
+			err = tarsafe.Check(h)
+			if got := errors.Is(err, tarsafe.ErrSparse); got != tc.sparse {
 				t.Fatalf("Check(%q, type %c, size %d) = %v, want sparse %v", h.Name, h.Typeflag, h.Size, err, tc.sparse)
 			}
 			if tc.sparse && !strings.Contains(err.Error(), fmt.Sprintf("%q", h.Name)) {
 				t.Errorf("error %q does not name the entry %q", err, h.Name)
 			}
 		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	for _, tc := range []struct{ name, want string }{
+		{"etc/passwd", `"etc/passwd"`},
+		{"tab\there", `"tab\there"`},
+		{long, `"` + long + `"`},
+		{long + "b" + strings.Repeat("c", 1<<20), `"` + long + `"… (1048641 bytes)`},
+	} {
+		if got := tarsafe.Quote(tc.name); got != tc.want {
+			t.Errorf("Quote(%.80q) = %.100s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
