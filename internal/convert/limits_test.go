@@ -117,11 +117,13 @@ func TestLayerLimitsTreePath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			img := imageOf(t, demoConfig, base, tc.layer)
 			dst := filepath.Join(t.TempDir(), "out.sif")
-			err := Convert(t.Context(), img, dst, demoProv, Options{Packer: PackerTree, TmpDir: t.TempDir(), Log: testLogger(t)})
+			tmp := t.TempDir()
+			err := Convert(t.Context(), img, dst, demoProv, Options{Packer: PackerTree, TmpDir: tmp, Log: testLogger(t)})
 			if !errors.Is(err, squashfs.ErrLimit) || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "layer 2 of 2 (sha256:") {
 				t.Fatalf("got %.500v\nwant squashfs.ErrLimit naming layer 2 and %s", err, tc.wantErr)
 			}
 			assertNoSIF(t, dst)
+			assertEmptyDir(t, tmp) // the unpacked tree is gone
 		})
 	}
 }

@@ -49,6 +49,15 @@ func isLayerGET(r *http.Request, layers []string) bool {
 	return false
 }
 
+// noLength is a ResponseWriter that drops the Content-Length its handler sets, so
+// that the body is sent chunked and may end anywhere.
+type noLength struct{ http.ResponseWriter }
+
+func (n noLength) WriteHeader(code int) {
+	n.Header().Del("Content-Length")
+	n.ResponseWriter.WriteHeader(code)
+}
+
 // answerOf has h answer r, sends its header and status on w, and returns the body for
 // the caller to send as it likes.
 func answerOf(h http.Handler, w http.ResponseWriter, r *http.Request) []byte {
@@ -172,6 +181,19 @@ func TestHeldMisbehavingRegistries(t *testing.T) {
 		}},
 		{name: "stalls in every download of a layer", stall: 300 * time.Millisecond, wrap: stallLayer(0), wantErr: stalled, served: 4},
 		{name: "stalls in every download of a layer, into a blob store", stall: 300 * time.Millisecond, wrap: stallLayer(0), wantErr: stalled, served: 4, store: true},
+		// A body that ends cleanly but short (no length sent, the connection closed
+		// half-way) is a cut, not other content: tried again, and the image arrives.
+		{name: "a layer cut short once, without a length", served: 1, wrap: func(h http.Handler, w http.ResponseWriter, r *http.Request) {
+			if !isLayerGET(r, layers[1:2]) || served.Load() > 0 {
+				h.ServeHTTP(w, r)
+				return
+			}
+			served.Add(1)
+			w.Header().Del("Content-Length")
+			b := answerOf(h, noLength{w}, r)
+			w.(http.Flusher).Flush() // headers out now: no length computed from the body
+			w.Write(b[:len(b)/2])
+		}},
 		// A definite answer is not asked again: a 404 once, a 503 only by the request's
 		// own retries (4 tries), not once more for each of them.
 		{name: "HTTP 404 for a layer", wantErr: func(err error) bool { return err != nil && strings.Contains(err.Error(), "404") },

@@ -2,10 +2,12 @@ package registry
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -38,9 +40,6 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: read %s: %w", ref, filepath.Join(r.Path, "index.json"), err)
 	}
-	if err := checkLayoutIndex(ref, r.Path, im); err != nil {
-		return nil, err
-	}
 	var pick *v1.Descriptor
 	var tags []string
 	for i, d := range im.Manifests {
@@ -58,6 +57,10 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 		}
 	}
 	sort.Strings(tags)
+	// Only what is read is checked: another image of the layout may be broken.
+	check := func(d v1.Descriptor) error {
+		return checkLayoutFile(ref, filepath.Join(r.Path, "blobs", d.Digest.Algorithm, d.Digest.Hex), d.Size, true)
+	}
 	switch {
 	case pick != nil:
 	case r.Tag != "" || r.Digest != "":
@@ -73,25 +76,21 @@ func openLayout(ref string, r Reference, plat v1.Platform) (v1.Image, error) {
 		return nil, newError(ErrNotFound, ref, nil, "image %s not found: layout %s is empty", ref, r.Path)
 	default:
 		// Several images: a multi-platform set picks by platform, anything else is ambiguous.
-		if img, err := selectPlatform(idx, plat, ref); err == nil || !errors.Is(err, ErrNoPlatform) || len(tags) == 0 {
+		if img, err := selectPlatform(idx, plat, ref, check); err == nil || !errors.Is(err, ErrNoPlatform) || len(tags) == 0 {
 			return img, err
 		}
 		return nil, newError(ErrBadReference, ref, nil,
 			"layout %s holds %d images; name one as oci-layout:%s:TAG (tags: %s)", r.Path, len(im.Manifests), r.Path, listOrNone(tags))
+	}
+	if err := check(*pick); err != nil {
+		return nil, err
 	}
 	if pick.MediaType.IsIndex() {
 		child, err := idx.ImageIndex(pick.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", ref, err)
 		}
-		cim, err := child.IndexManifest()
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", ref, err)
-		}
-		if err := checkLayoutIndex(ref, r.Path, cim); err != nil {
-			return nil, err
-		}
-		return selectPlatform(child, plat, ref)
+		return selectPlatform(child, plat, ref, check)
 	}
 	img, err := idx.Image(pick.Digest)
 	if err != nil {
@@ -135,21 +134,25 @@ func openArchive(ref string, r Reference, _ v1.Platform) (v1.Image, error) {
 	return img, nil
 }
 
-// scanArchive reads the member headers of a 'docker save' archive before
-// go-containerregistry reads any member whole (it reads the configuration into memory,
-// and a layer to its end): a sparse member, whose holes would read as terabytes of
-// zeros, is refused (tarsafe.Check), as is a JSON member over MaxJSONSize.
+// scanArchive reads the member headers of a 'docker save' archive, and its
+// manifest.json, before go-containerregistry reads any member whole (it reads the
+// configuration into memory, and a layer to its end): a sparse member, whose holes
+// would read as terabytes of zeros, is refused (tarsafe.Check), as is a JSON member or
+// an image's configuration (blobs/sha256/HEX in archives of Docker 25 and later,
+// through links as go-containerregistry follows them) over MaxJSONSize.
 func scanArchive(ref, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return newError(ErrNotFound, ref, err, "image %s not found: %v", ref, err)
+		return fmt.Errorf("open %s: %w", ref, err)
 	}
 	defer f.Close()
+	members := map[string]*tar.Header{}
+	var manifest []struct{ Config string }
 	tr := tar.NewReader(f) // skips member contents by seeking
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("open %s: read docker archive %s: %w", ref, path, err)
@@ -158,23 +161,36 @@ func scanArchive(ref, path string) error {
 			return newError(ErrBadImage, ref, err, "docker archive %s: member %v", path, err)
 		}
 		if strings.HasSuffix(h.Name, ".json") && h.Size > MaxJSONSize {
-			return newError(ErrBadImage, ref, nil, "docker archive %s: member %q is %d bytes, over the %d a configuration may have",
-				path, h.Name, h.Size, MaxJSONSize)
+			return tooBig(ref, path, h)
+		}
+		name := pathpkg.Clean(h.Name)
+		members[name] = h
+		if name == "manifest.json" {
+			if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
+				return fmt.Errorf("open %s: read docker archive %s: manifest.json: %w", ref, path, err)
+			}
 		}
 	}
-}
-
-// checkLayoutIndex checks the blob files an index of the OCI layout at dir points to
-// before go-containerregistry reads any of them whole: each is the size its descriptor
-// says, and a manifest or index is at most MaxJSONSize.
-func checkLayoutIndex(ref, dir string, im *v1.IndexManifest) error {
-	for _, d := range im.Manifests {
-		p := filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex)
-		if err := checkLayoutFile(ref, p, d.Size, d.MediaType.IsImage() || d.MediaType.IsIndex()); err != nil {
-			return err
+	for _, m := range manifest {
+		name := pathpkg.Clean(m.Config)
+		for hops := 0; hops < 16; hops++ {
+			h := members[name]
+			if h == nil || (h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeLink) {
+				break
+			}
+			name = pathpkg.Join(pathpkg.Dir(name), pathpkg.Clean(h.Linkname))
+		}
+		if h := members[name]; h != nil && h.Size > MaxJSONSize {
+			return tooBig(ref, path, h)
 		}
 	}
 	return nil
+}
+
+// tooBig is the error of an archive member too big for an image's JSON document.
+func tooBig(ref, path string, h *tar.Header) error {
+	return newError(ErrBadImage, ref, nil, "docker archive %s: member %s is %d bytes, over the %d a configuration may have",
+		path, tarsafe.Quote(h.Name), h.Size, MaxJSONSize)
 }
 
 // checkLayoutFile checks that the file p of a layout is size bytes (any size for -1)

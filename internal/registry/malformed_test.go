@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -27,10 +29,11 @@ func (m rawManifest) MediaType() (types.MediaType, error) {
 	return types.OCIManifestSchema1, nil
 }
 
-// archiveOf returns a 'docker save' archive whose manifest.json names config and
-// layer, followed by the given member blocks (testenv.TarBlock, SparseEntry).
-func archiveOf(members ...[]byte) []byte {
-	m := []byte(`[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]`)
+// archiveOf returns a 'docker save' archive whose manifest.json names the
+// configuration config and the layer l.tar, followed by the given member blocks
+// (testenv.TarBlock, SparseEntry).
+func archiveOf(config string, members ...[]byte) []byte {
+	m := []byte(`[{"Config":"` + config + `","RepoTags":["x:1"],"Layers":["l.tar"]}]`)
 	b := testenv.TarBlock("manifest.json", '0', int64(len(m)))
 	b = append(b, append(m, make([]byte, 512-len(m))...)...)
 	for _, mb := range members {
@@ -112,15 +115,27 @@ func TestOpenMalformedImages(t *testing.T) {
 		wantMsg string
 	}{
 		{"docker archive, configuration a sparse file of 64 GiB", func(t *testing.T) string {
-			return "docker-archive:" + writeFile(t, archiveOf(testenv.SparseEntry("c.json", 64<<30)))
+			return "docker-archive:" + writeFile(t, archiveOf("c.json", testenv.SparseEntry("c.json", 64<<30)))
 		}, tarsafe.ErrSparse, `member "c.json": sparse file`},
 		{"docker archive, layer a sparse file of 1 TiB", func(t *testing.T) string {
-			return "docker-archive:" + writeFile(t, archiveOf(configBlock, testenv.SparseEntry("l.tar", 1<<40)))
+			return "docker-archive:" + writeFile(t, archiveOf("c.json", configBlock, testenv.SparseEntry("l.tar", 1<<40)))
 		}, tarsafe.ErrSparse, `member "l.tar": sparse file`},
 		{"docker archive, configuration of 17 MiB", func(t *testing.T) string {
 			big := append(testenv.TarBlock("c.json", '0', 17<<20), make([]byte, 17<<20)...)
-			return "docker-archive:" + writeFile(t, archiveOf(big))
+			return "docker-archive:" + writeFile(t, archiveOf("c.json", big))
 		}, registry.ErrBadImage, `member "c.json" is 17825792 bytes`},
+		{"docker archive of Docker 25, configuration of 17 MiB", func(t *testing.T) string {
+			name := "blobs/sha256/" + strings.Repeat("c", 64)
+			big := append(testenv.TarBlock(name, '0', 17<<20), make([]byte, 17<<20)...)
+			return "docker-archive:" + writeFile(t, archiveOf(name, big))
+		}, registry.ErrBadImage, `member "blobs/sha256/cccc`},
+		{"docker archive, configuration a link to a member of 17 MiB", func(t *testing.T) string {
+			link := testenv.TarBlock("c.json", '2', 0)
+			copy(link[157:], "big") // the link's target
+			fixSum(link)
+			big := append(testenv.TarBlock("big", '0', 17<<20), make([]byte, 17<<20)...)
+			return "docker-archive:" + writeFile(t, archiveOf("c.json", link, big))
+		}, registry.ErrBadImage, `member "big" is 17825792 bytes`},
 		{"layout, configuration file of 1 TiB sparse on disk", func(t *testing.T) string {
 			return "oci-layout:" + bigBlob
 		}, registry.ErrBadImage, "is 1099511627776 bytes, its descriptor says"},
@@ -144,6 +159,16 @@ func TestOpenMalformedImages(t *testing.T) {
 	}
 }
 
+// fixSum sets the checksum of a ustar header block edited after TarBlock.
+func fixSum(b []byte) {
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+}
+
 func writeFile(t *testing.T, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "image.tar")
@@ -151,4 +176,36 @@ func writeFile(t *testing.T, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestOpenLayoutBrokenNeighbour: a broken image in an OCI layout does not stop
+// another image of it from opening; opening the broken one fails with ErrBadImage.
+func TestOpenLayoutBrokenNeighbour(t *testing.T) {
+	good, bad := platformImage(t, "linux", "amd64", 1), platformImage(t, "linux", "amd64", 2)
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tag, img := range map[string]v1.Image{"a": good, "b": bad} {
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{registry.RefNameAnnotation: tag})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := bad.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "blobs", d.Algorithm, d.Hex), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(" ")
+	f.Close()
+	if _, src, err := registry.Open(context.Background(), "oci-layout:"+dir+":a", fastOptions()); err != nil || src.Digest != digestOf(t, good) {
+		t.Errorf("open a: %v, %v; want the good image", src, err)
+	}
+	if _, _, err := registry.Open(context.Background(), "oci-layout:"+dir+":b", fastOptions()); !errors.Is(err, registry.ErrBadImage) {
+		t.Errorf("open b: %v, want ErrBadImage", err)
+	}
 }

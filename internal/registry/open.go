@@ -176,7 +176,7 @@ func openRegistry(ctx context.Context, ref string, r Reference, plat v1.Platform
 		if err != nil {
 			return nil, classify(ctx, ref, r, err)
 		}
-		img, err := selectPlatform(idx, plat, ref)
+		img, err := selectPlatform(idx, plat, ref, nil)
 		if err != nil {
 			return nil, classify(ctx, ref, r, err)
 		}
@@ -249,8 +249,17 @@ func checkPlatform(ref string, cf *v1.ConfigFile, want v1.Platform) error {
 		"image %s has no %s variant; available: %s", ref, want.String(), have.String())
 }
 
-// selectPlatform picks the image for want from an index, or explains what is there.
-func selectPlatform(idx v1.ImageIndex, want v1.Platform, ref string) (v1.Image, error) {
+// selectPlatform picks the image for want from an index, or explains what is there;
+// check, when given, vets the chosen descriptor before its manifest is read.
+func selectPlatform(idx v1.ImageIndex, want v1.Platform, ref string, check func(v1.Descriptor) error) (v1.Image, error) {
+	image := func(d v1.Descriptor) (v1.Image, error) {
+		if check != nil {
+			if err := check(d); err != nil {
+				return nil, err
+			}
+		}
+		return idx.Image(d.Digest)
+	}
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
@@ -270,12 +279,12 @@ func selectPlatform(idx v1.ImageIndex, want v1.Platform, ref string) (v1.Image, 
 			continue
 		}
 		if d.Platform.Satisfies(want) {
-			return idx.Image(d.Digest)
+			return image(d)
 		}
 		avail = append(avail, d.Platform.String())
 	}
 	if len(avail) == 0 && len(unlabelled) == 1 {
-		return idx.Image(unlabelled[0].Digest)
+		return image(unlabelled[0])
 	}
 	if len(avail) == 0 {
 		avail = []string{"none"}

@@ -282,12 +282,14 @@ func transient(err error) bool {
 
 var errDigestMismatch = errors.New("digest mismatch")
 
-// isDigestMismatch reports bytes that do not hash to the layer's digest, or are
-// not its size: the registry serves other content, which another try would get
-// again. go-containerregistry checks a layer as it reads it, before our check,
-// and its error (an internal type) is known by its text.
+// isDigestMismatch reports bytes that do not hash to the layer's digest: the
+// registry serves other content, which another try would get again.
+// go-containerregistry checks a layer as it reads it, before our check, and its
+// error (an internal type) is known by its text. A body of another size than the
+// layer's ("error verifying size") is not one: a connection closed early, with no
+// length sent, ends it cleanly but short, and another try may get it whole.
 func isDigestMismatch(err error) bool {
-	return errors.Is(err, errDigestMismatch) || strings.Contains(err.Error(), "error verifying ")
+	return errors.Is(err, errDigestMismatch) || strings.Contains(err.Error(), "checksum after reading")
 }
 
 func download(ctx context.Context, l v1.Layer, ll *localLayer, stall time.Duration, add func(int64)) (int64, error) {
@@ -348,25 +350,29 @@ func openBody(ctx context.Context, l v1.Layer, stall time.Duration, add func(int
 			b.stalled.Store(true)
 			rc.Close()
 		})
+		b.timer.Stop() // armed only while a Read waits on the network
 	}
 	return b, nil
 }
 
+// Read reads from the network, cut when it waits longer than the stall timeout: the
+// time the caller spends writing what it read (a slow blob store) does not count.
 func (b *layerBody) Read(p []byte) (int, error) {
 	if err := b.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if b.timer != nil {
+		b.timer.Reset(b.stall)
+	}
 	n, err := b.rc.Read(p)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
 	if b.stalled.Load() {
 		return 0, fmt.Errorf("%w: no byte for %s", errStalled, b.stall)
 	}
-	if n > 0 {
-		if b.timer != nil {
-			b.timer.Reset(b.stall)
-		}
-		if b.add != nil {
-			b.add(int64(n))
-		}
+	if n > 0 && b.add != nil {
+		b.add(int64(n))
 	}
 	return n, err
 }
