@@ -280,17 +280,7 @@ func TestAddLimits(t *testing.T) {
 		{"a file at a name cleaned to the root", "a/../..", Entry{Type: tar.TypeSymlink, Target: "x"}, "the root must be a directory", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := os.Create(filepath.Join(t.TempDir(), "a.sqfs"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			w, err := NewWriter(f, Options{Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Abort()
-			err = w.Add(tc.path, tc.e)
+			err := scratchWriter(t).Add(tc.path, tc.e)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrLimit) != tc.limit {
 				t.Fatalf("Add(%q): %v, want %q (ErrLimit %v)", tc.path, err, tc.wantErr, tc.limit)
 			}

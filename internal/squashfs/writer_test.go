@@ -255,18 +255,26 @@ func firstDiff(a, b string) string {
 // TestAddTarRefusesSparse: a GNU sparse file, whose holes archive/tar would read as 1 TiB
 // of zeros, is refused at its header, naming it, and nothing of the stream is packed.
 func TestAddTarRefusesSparse(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "s.sqfs"))
+	w := scratchWriter(t)
+	err := w.AddTar(bytes.NewReader(testenv.SparseTar("big", 1<<40)))
+	if !errors.Is(err, tarsafe.ErrSparse) || !strings.Contains(err.Error(), `"big"`) {
+		t.Fatalf("AddTar of a sparse file: %v, want tarsafe.ErrSparse naming it", err)
+	}
+}
+
+// scratchWriter returns a one-worker Writer into a file of the test's own, aborted
+// when the test ends.
+func scratchWriter(t *testing.T) *Writer {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "scratch.sqfs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	w, err := NewWriter(f, Options{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
-	err = w.AddTar(bytes.NewReader(testenv.SparseTar("big", 1<<40)))
-	if !errors.Is(err, tarsafe.ErrSparse) || !strings.Contains(err.Error(), `"big"`) {
-		t.Fatalf("AddTar of a sparse file: %v, want tarsafe.ErrSparse naming it", err)
-	}
+	t.Cleanup(w.Abort)
+	return w
 }
