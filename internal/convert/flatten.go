@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
-	"github.com/scivision-hpc/scv-hpc/internal/squashfs"
 	"github.com/scivision-hpc/scv-hpc/internal/tarsafe"
 )
 
@@ -88,39 +87,15 @@ func (f *flattener) applyLayerOf(ctx context.Context, l v1.Layer) error {
 		return err
 	}
 	defer rc.Close()
-	if err := f.applyLayer(ctx, rc); err != nil {
-		return err
-	}
-	// Read to the end: a registry layer checks its digest at EOF, after
-	// the tar's end-of-archive blocks.
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return fmt.Errorf("read layer: %w", err)
-	}
-	return nil
-}
-
-// applyLayer applies one uncompressed layer tar stream.
-func (f *flattener) applyLayer(ctx context.Context, r io.Reader) error {
 	f.touched = map[string]bool{}
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
-		}
-		if err := tarsafe.Check(hdr); err != nil {
-			return fmt.Errorf("entry %w", err)
-		}
-		if err := f.applyEntry(hdr, tr); err != nil {
+	// readTar reads the layer to its end: a registry layer checks its digest at
+	// EOF, after the tar's end-of-archive blocks.
+	return readTar(ctx, rc, func(hdr *tar.Header, _ int, r io.Reader) error {
+		if err := f.applyEntry(hdr, r); err != nil {
 			return fmt.Errorf("entry %s: %w", tarsafe.Quote(hdr.Name), err)
 		}
-	}
+		return nil
+	})
 }
 
 func (f *flattener) applyEntry(hdr *tar.Header, r io.Reader) error {
@@ -129,16 +104,13 @@ func (f *flattener) applyEntry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	f.entries++
-	base := path.Base(rel)
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		if err := squashfs.CheckName(path.Join(parentRel(rel), strings.TrimPrefix(base, whiteoutPrefix))); err != nil {
-			return err
-		}
-		return f.whiteout(rel, base)
-	}
 	// The limits of an image, as the merge of the other packers checks them.
 	if err := checkHeader(rel, hdr); err != nil {
 		return err
+	}
+	base := path.Base(rel)
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return f.whiteout(rel, base)
 	}
 	f.touch(rel)
 	if rel == "" {
@@ -224,9 +196,6 @@ func (f *flattener) writeFile(rel string, hdr *tar.Header, r io.Reader) error {
 
 func (f *flattener) hardLink(rel string, hdr *tar.Header) error {
 	target, err := cleanEntryName(hdr.Linkname)
-	if err == nil {
-		err = squashfs.CheckName(target)
-	}
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}

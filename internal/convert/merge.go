@@ -55,17 +55,12 @@ func (m *merger) applyEntry(hdr *tar.Header, index int) error {
 		return err
 	}
 	m.entries++
-	base := path.Base(rel)
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		// What it removes must be a name an image can hold: a longer one
-		// would only cost its resolution.
-		if err := squashfs.CheckName(path.Join(parentRel(rel), strings.TrimPrefix(base, whiteoutPrefix))); err != nil {
-			return err
-		}
-		return m.whiteout(rel, base)
-	}
 	if err := checkHeader(rel, hdr); err != nil {
 		return err
+	}
+	base := path.Base(rel)
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return m.whiteout(rel, base)
 	}
 	m.touch(rel)
 	mode := hdr.Mode & 0o7777
@@ -119,9 +114,6 @@ func (m *merger) applyEntry(hdr *tar.Header, index int) error {
 
 func (m *merger) hardLink(rel string, hdr *tar.Header) error {
 	target, err := cleanEntryName(hdr.Linkname)
-	if err == nil {
-		err = squashfs.CheckName(target)
-	}
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}
@@ -228,9 +220,15 @@ func (m *merger) touch(rel string) {
 // PATH_MAX, owners beyond 32 bits, symlink targets empty or longer than
 // PATH_MAX, device numbers beyond 12:20 bits). What mksquashfs and tar2sqfs
 // would do with it is write an image the kernel refuses or that holds other
-// values than the layer's; a container engine fails on it too. Hard links
-// take their target's attributes; entries of other types are skipped.
+// values than the layer's; a container engine fails on it too. A whiteout is
+// held to the limits of the name it removes, a hard link to those of its target
+// (a longer name would only cost its resolution); hard links take their
+// target's attributes; entries of other types are skipped. The merge and the
+// unpacking fallback both call it, first thing for every entry.
 func checkHeader(rel string, hdr *tar.Header) error {
+	if base := path.Base(rel); strings.HasPrefix(base, whiteoutPrefix) {
+		return squashfs.CheckName(path.Join(parentRel(rel), strings.TrimPrefix(base, whiteoutPrefix)))
+	}
 	typ := hdr.Typeflag
 	switch typ {
 	//lint:ignore SA1019 old tar writers still write TypeRegA; taken as a regular file
@@ -247,6 +245,13 @@ func checkHeader(rel string, hdr *tar.Header) error {
 		return err
 	}
 	if typ == tar.TypeLink {
+		target, err := cleanEntryName(hdr.Linkname)
+		if err == nil {
+			err = squashfs.CheckName(target)
+		}
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
 		return nil
 	}
 	return squashfs.CheckEntry(squashfs.Entry{Type: typ, UID: hdr.Uid, GID: hdr.Gid,
