@@ -84,17 +84,8 @@ func TestLimits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			img := filepath.Join(t.TempDir(), "l.sqfs")
-			f, err := os.Create(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			w, err := NewWriter(f, Options{BlockSize: 4096, Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = w.AddTar(bytes.NewReader(tarOf(t, tc.entries)))
+			w, img := scratchWriter(t, Options{BlockSize: 4096, Workers: 1})
+			err := w.AddTar(bytes.NewReader(tarOf(t, tc.entries)))
 			if err == nil {
 				err = w.Close()
 			} else {
@@ -139,19 +130,10 @@ func TestSizeClaimed(t *testing.T) {
 			if _, err := tw.Write(bytes.Repeat([]byte("x"), 3*4096+5)); err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Create(filepath.Join(t.TempDir(), "s.sqfs"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			w, err := NewWriter(f, Options{BlockSize: 4096, Workers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Abort()
+			w, _ := scratchWriter(t, Options{BlockSize: 4096, Workers: 1})
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			err = w.AddTar(&buf)
+			err := w.AddTar(&buf)
 			runtime.ReadMemStats(&after)
 			if err == nil || !strings.Contains(err.Error(), `"huge"`) || !strings.Contains(err.Error(), "unexpected EOF") {
 				t.Fatalf("AddTar of a header claiming %d bytes over 12 KiB: %v, want an unexpected EOF naming the entry", size, err)
@@ -213,19 +195,11 @@ func TestTableLimits(t *testing.T) {
 			for _, limit := range []uint64{tc.limit, max32} {
 				defer func(old uint64) { max32 = old }(max32)
 				max32 = limit
-				f, err := os.Create(filepath.Join(t.TempDir(), "t.sqfs"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := NewWriter(f, Options{BlockSize: 4096, Workers: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
+				w, _ := scratchWriter(t, Options{BlockSize: 4096, Workers: 1})
 				if err := tc.tree(w); err != nil {
 					t.Fatal(err)
 				}
-				err = w.Close()
-				f.Close()
+				err := w.Close()
 				if limit == tc.limit && (!errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), tc.wantErr)) {
 					t.Fatalf("Close with a limit of %d: %v, want ErrLimit: %s", limit, err, tc.wantErr)
 				}
@@ -280,7 +254,8 @@ func TestAddLimits(t *testing.T) {
 		{"a file at a name cleaned to the root", "a/../..", Entry{Type: tar.TypeSymlink, Target: "x"}, "the root must be a directory", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := scratchWriter(t).Add(tc.path, tc.e)
+			w, _ := scratchWriter(t, Options{Workers: 1})
+			err := w.Add(tc.path, tc.e)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || errors.Is(err, ErrLimit) != tc.limit {
 				t.Fatalf("Add(%q): %v, want %q (ErrLimit %v)", tc.path, err, tc.wantErr, tc.limit)
 			}

@@ -255,26 +255,28 @@ func firstDiff(a, b string) string {
 // TestAddTarRefusesSparse: a GNU sparse file, whose holes archive/tar would read as 1 TiB
 // of zeros, is refused at its header, naming it, and nothing of the stream is packed.
 func TestAddTarRefusesSparse(t *testing.T) {
-	w := scratchWriter(t)
+	w, _ := scratchWriter(t, Options{Workers: 1})
 	err := w.AddTar(bytes.NewReader(testenv.SparseTar("big", 1<<40)))
 	if !errors.Is(err, tarsafe.ErrSparse) || !strings.Contains(err.Error(), `"big"`) {
 		t.Fatalf("AddTar of a sparse file: %v, want tarsafe.ErrSparse naming it", err)
 	}
 }
 
-// scratchWriter returns a one-worker Writer into a file of the test's own, aborted
+// scratchWriter returns a Writer with options o into a file of the test's own, and
+// the file's path; the file is closed and the writer aborted (a no-op after Close)
 // when the test ends.
-func scratchWriter(t *testing.T) *Writer {
+func scratchWriter(t *testing.T, o Options) (*Writer, string) {
 	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "scratch.sqfs"))
+	p := filepath.Join(t.TempDir(), "scratch.sqfs")
+	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	w, err := NewWriter(f, Options{Workers: 1})
+	w, err := NewWriter(f, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Abort)
-	return w
+	return w, p
 }
