@@ -49,27 +49,11 @@ func TestOpenMalformedImages(t *testing.T) {
 	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	configBlock := append(testenv.TarBlock("c.json", '0', int64(len(config))), append(config, make([]byte, 512-len(config))...)...)
 
-	// A layout whose config blob, declared as its real size, is a file of 1 TiB
-	// sparse on disk.
 	img := platformImage(t, "linux", "amd64", 1)
-	bigBlob := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(bigBlob, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	cd, err := img.ConfigName()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(filepath.Join(bigBlob, "blobs", cd.Algorithm, cd.Hex), 1<<40); err != nil {
-		t.Fatal(err)
-	}
 
 	// layoutWith returns a layout of img with one file of it grown to 1 TiB, sparse on
-	// disk: the file rel, or the blob of the image's manifest for "manifest".
+	// disk: the file rel, or the blob of the image's manifest or configuration for
+	// "manifest" and "config" (declared as their real sizes).
 	layoutWith := func(t *testing.T, rel string) string {
 		dir := filepath.Join(t.TempDir(), "layout")
 		p, err := layout.Write(dir, empty.Index)
@@ -79,11 +63,17 @@ func TestOpenMalformedImages(t *testing.T) {
 		if err := p.AppendImage(img); err != nil {
 			t.Fatal(err)
 		}
-		if rel == "manifest" {
-			d, err := img.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
+		var d v1.Hash
+		switch rel {
+		case "manifest":
+			d, err = img.Digest()
+		case "config":
+			d, err = img.ConfigName()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Hex != "" {
 			rel = filepath.Join("blobs", d.Algorithm, d.Hex)
 		}
 		if err := os.Truncate(filepath.Join(dir, rel), 1<<40); err != nil {
@@ -137,7 +127,7 @@ func TestOpenMalformedImages(t *testing.T) {
 			return "docker-archive:" + writeFile(t, archiveOf("c.json", link, big))
 		}, registry.ErrBadImage, `member "big" is 17825792 bytes`},
 		{"layout, configuration file of 1 TiB sparse on disk", func(t *testing.T) string {
-			return "oci-layout:" + bigBlob
+			return layoutWith(t, "config")
 		}, registry.ErrBadImage, "is 1099511627776 bytes, its descriptor says"},
 		{"layout, index.json a file of 1 TiB sparse on disk", func(t *testing.T) string {
 			return layoutWith(t, "index.json")
