@@ -143,13 +143,14 @@ func bundleMembers(t *testing.T, b []byte) map[string][]byte {
 // rewriteBundle copies a bundle, passing each member through edit (nil drops it).
 func rewriteBundle(t *testing.T, b []byte, edit func(name string, data []byte) []byte) []byte {
 	t.Helper()
-	return copyBundle(t, b, edit, "", nil)
+	return copyBundle(t, b, edit, "", nil, nil)
 }
 
 // copyBundle copies a bundle, passing each member through edit (nil drops it; a nil
-// edit keeps every member) and writing extra (name → content) right after the member
-// named after.
-func copyBundle(t *testing.T, b []byte, edit func(name string, data []byte) []byte, after string, extra map[string]string) []byte {
+// edit keeps every member), writing extra (name → content) right after the member
+// named after, and writing a member named in raw as those tar blocks instead (what
+// tar.Writer cannot write).
+func copyBundle(t *testing.T, b []byte, edit func(name string, data []byte) []byte, after string, extra map[string]string, raw map[string][]byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
@@ -168,6 +169,11 @@ func copyBundle(t *testing.T, b []byte, edit func(name string, data []byte) []by
 		}
 		if err != nil {
 			t.Fatal(err)
+		}
+		if blocks, ok := raw[h.Name]; ok {
+			tw.Flush()
+			out.Write(blocks)
+			continue
 		}
 		data, _ := io.ReadAll(tr)
 		if edit != nil {
@@ -223,33 +229,7 @@ func consistentGarbage(t *testing.T, bundle []byte, hex string, garbage []byte) 
 // of that name, all hole, of 1 TiB (testenv.SparseEntry).
 func withSparseMember(t *testing.T, b []byte, name string) []byte {
 	t.Helper()
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	tr := tar.NewReader(bytes.NewReader(b))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == name {
-			tw.Flush()
-			out.Write(testenv.SparseEntry(name, 1<<40))
-			continue
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return copyBundle(t, b, nil, "", nil, map[string][]byte{name: testenv.SparseEntry(name, 1<<40)})
 }
 
 func TestImportRejectsBadBundles(t *testing.T) {
@@ -394,5 +374,5 @@ func FuzzParseBundleIndex(f *testing.F) {
 // withExtraMembers inserts members the index does not list right after the index.
 func withExtraMembers(t *testing.T, b []byte, extra map[string]string) []byte {
 	t.Helper()
-	return copyBundle(t, b, nil, indexName, extra)
+	return copyBundle(t, b, nil, indexName, extra, nil)
 }
