@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
 	"github.com/scivision-hpc/scv-hpc/internal/config"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/logging"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
@@ -185,16 +183,6 @@ func (a *app) fetchOptions(reg *registry.Options) (fetch.Options, error) {
 		return fetch.Options{}, err
 	}
 	return fetch.Configure(a.cfg, a.openCache(), cat, reg, a.log, a.progressFactory()), nil
-}
-
-// newJob returns the job of MODEL with the run options run (fetch.NewJob).
-func (a *app) newJob(ctx context.Context, model string, run job.RunOptions) (job.Job, error) {
-	o, err := a.fetchOptions(nil)
-	if err != nil {
-		return job.Job{}, err
-	}
-	j, err := fetch.NewJob(ctx, model, run, o)
-	return j, corruptHint(model, err)
 }
 
 // givenLogLevel is the --log-level given to cmd, or "" when none was.
