@@ -3,6 +3,13 @@
 // shard's lock so that no shard runs twice at once (across nodes), and runs the
 // shards through the runner — one shard (a Slurm array task, run-shard) or all of them
 // (predict, which Local runs whole: the job opened under its lock, then every shard).
+// Beside it, a job goes to Slurm instead (Submit, Resubmit).
+//
+// Each command that runs or submits a job has one entry point here, which takes the
+// command's flags as parsed and does its whole sequence in the order the policy asks
+// (every flag checked before anything is fetched; resubmit's job lock before its
+// plan): Predict, RunTask (run-shard), Submit and Resubmit. What to print and what
+// to type next are the command line's.
 package execute
 
 import (
