@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/sweep"
 	"github.com/scivision-hpc/scv-hpc/internal/units"
@@ -34,7 +35,7 @@ func cacheLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.render(asJSON, nonNil(entries), func(w io.Writer) error {
+			return cli.Render(a.stdout, asJSON, entries, func(w io.Writer) error {
 				blobs, err := a.openCache().Blobs()
 				if err != nil {
 					return err
@@ -76,7 +77,7 @@ func cacheVerifyCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = a.render(asJSON, nonNil(results), func(w io.Writer) error { return cache.WriteVerify(w, results) })
+			err = cli.Render(a.stdout, asJSON, results, func(w io.Writer) error { return cache.WriteVerify(w, results) })
 			if n := cache.Problems(results); n > 0 && err == nil {
 				return fmt.Errorf("cache %s: %d problem(s) found; 'scv-hpc cache gc --corrupt' removes them", a.cfg.Cache, n)
 			}
@@ -113,7 +114,7 @@ func cacheGCCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = a.render(asJSON, rep, func(w io.Writer) error { return rep.WriteText(w, opts.DryRun) })
+			err = cli.Render(a.stdout, asJSON, rep, func(w io.Writer) error { return rep.WriteText(w, opts.DryRun) })
 			if len(rep.Errors) > 0 && err == nil {
 				return fmt.Errorf("cache gc: %d removal(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
 			}
@@ -176,7 +177,7 @@ func cacheImportCmd(a *app) *cobra.Command {
 				a.log.Warn().Str("ref", m.Ref).Str("from", m.From).Str("to", m.To).
 					Msgf("--force: moved ref %s from %s to %s", m.Ref, m.From, m.To)
 			}
-			if rerr := a.render(asJSON, rep, rep.WriteText); rerr != nil {
+			if rerr := cli.Render(a.stdout, asJSON, rep, rep.WriteText); rerr != nil {
 				return rerr
 			}
 			if err != nil {

@@ -22,7 +22,7 @@ type lsEntry struct {
 	Path      string   `json:"path"`
 }
 
-func cacheLs(t *testing.T, c *cli) []lsEntry {
+func cacheLs(t *testing.T, c *binCLI) []lsEntry {
 	t.Helper()
 	var ents []lsEntry
 	if err := json.Unmarshal([]byte(c.ok("cache", "ls", "--json")), &ents); err != nil {

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/report"
@@ -20,7 +20,7 @@ func newCollectCmd(a *app) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return usageError{errors.New("collect: -o FILE is required (.jsonl or .csv, or - for stdout)")}
+				return cli.Usagef("collect: -o FILE is required (.jsonl or .csv, or - for stdout)")
 			}
 			f, err := results.FormatFor(out, format)
 			if err != nil {
@@ -33,7 +33,7 @@ func newCollectCmd(a *app) *cobra.Command {
 			}
 			if out != "-" {
 				if err := job.Dir(dir).CheckOutput(out); err != nil {
-					return usageError{fmt.Errorf("collect -o %s: %w; write the merged results elsewhere", out, err)}
+					return cli.Usagef("collect -o %s: %w; write the merged results elsewhere", out, err)
 				}
 			}
 			var tot results.Totals
@@ -53,7 +53,7 @@ func newCollectCmd(a *app) *cobra.Command {
 				if tot.Pending > 0 {
 					fmt.Fprintf(a.stderr, "pending inputs have no result yet (see 'scv-hpc status %s'): 'scv-hpc resubmit %s' runs them on Slurm, 'scv-hpc run-shard %s --index I' here\n", shellWord(name), shellWord(name), shellWord(name))
 				}
-				return errInputsFailed
+				return cli.ErrInputsFailed
 			}
 			return nil
 		},
@@ -71,7 +71,7 @@ func newReportCmd(a *app) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return usageError{errors.New("report: -o FILE.html is required (or - for stdout)")}
+				return cli.Usagef("report: -o FILE.html is required (or - for stdout)")
 			}
 			ro, err := o.FromFlags()
 			if err != nil {

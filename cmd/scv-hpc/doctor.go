@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/doctor"
 )
 
@@ -25,7 +26,7 @@ func newDoctorCmd(a *app) *cobra.Command {
 			// Where each setting came from (flag, environment, site config, default),
 			// then the host's checks.
 			checks := append(doctor.Settings(a.cfg.Settings()), doctor.Run(cmd.Context(), opts)...)
-			err = a.render(asJSON, checks, func(w io.Writer) error { return doctor.WriteText(w, checks) })
+			err = cli.Render(a.stdout, asJSON, checks, func(w io.Writer) error { return doctor.WriteText(w, checks) })
 			if n := doctor.Failed(checks); n > 0 && err == nil {
 				return fmt.Errorf("doctor: %d check(s) failed (see the fixes above)", n)
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
@@ -21,7 +22,7 @@ func newModelsCmd(a *app) *cobra.Command {
 				return err
 			}
 			views := fetch.DescribeAll(a.openCache(), cat, a.log)
-			return a.render(asJSON, views, func(w io.Writer) error { return fetch.WriteModels(w, views) })
+			return cli.Render(a.stdout, asJSON, views, func(w io.Writer) error { return fetch.WriteModels(w, views) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
@@ -44,7 +45,7 @@ func modelsInfoCmd(a *app) *cobra.Command {
 				return err
 			}
 			v := fetch.Describe(a.openCache(), e, a.log)
-			return a.render(asJSON, v, v.WriteCard)
+			return cli.Render(a.stdout, asJSON, v, v.WriteCard)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a card")
@@ -72,7 +73,7 @@ func newInspectCmd(a *app) *cobra.Command {
 				return fmt.Errorf("inspect %s: %w", args[0], err)
 			}
 			info.ReadRunscript(cmd.Context())
-			return a.render(asJSON, info, info.WriteText)
+			return cli.Render(a.stdout, asJSON, info, info.WriteText)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"syscall"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
@@ -33,28 +31,6 @@ import (
 
 // Output helpers that every command shares, and the hints added to errors where they
 // are shown: internal packages say what failed, the command line says what to type.
-
-func printJSON(a *app, v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// render prints v as JSON with --json (printJSON), else as text.
-func (a *app) render(asJSON bool, v any, text func(w io.Writer) error) error {
-	if asJSON {
-		return printJSON(a, v)
-	}
-	return text(a.stdout)
-}
-
-// nonNil returns s, or an empty list for nil: JSON shows [] rather than null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
 
 // loadJobDir reads the job in the directory arg names and returns its absolute path.
 func loadJobDir(arg string) (string, *job.Job, error) {
@@ -191,44 +167,13 @@ func withHint(err error) error {
 	return fmt.Errorf("%w; %s", err, hint)
 }
 
-// Exit codes, as documented in the README and DESIGN.md.
-const (
-	exitOK          = 0
-	exitError       = 1
-	exitUsage       = 2
-	exitInputFailed = 3
-)
-
-// errInputsFailed is returned by commands that finished but recorded failed inputs.
-var errInputsFailed = errors.New("finished with failed inputs")
-
 // usageErrors are the sentinels of internal packages that mark bad flags or options:
-// such an error is a wrong invocation (exit code 2), as a usageError is.
+// such an error is a wrong invocation (exit code 2), as a cli.UsageError is.
 var usageErrors = []error{
 	job.ErrBadOption, jobsetup.ErrBadFlag, sharding.ErrBadPlan, sharding.ErrBadInclude,
 	execute.ErrNoShard, slurm.ErrBadOption, slurm.ErrTemplate, imagebuild.ErrBadFlag, report.ErrBadOption,
 	watch.ErrBadInterval, results.ErrFormat,
 }
 
-// usageError marks a wrong invocation (exit code 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func exitCode(a *app, err error) int {
-	if err == nil {
-		return exitOK
-	}
-	err = withHint(err)
-	if errors.Is(err, errInputsFailed) {
-		return exitInputFailed
-	}
-	var ue usageError
-	if errors.As(err, &ue) || slices.ContainsFunc(usageErrors, func(e error) bool { return errors.Is(err, e) }) {
-		fmt.Fprintf(a.stderr, "scv-hpc: %v\nRun 'scv-hpc --help' for usage.\n", err)
-		return exitUsage
-	}
-	fmt.Fprintf(a.stderr, "scv-hpc: %v\n", err)
-	return exitError
-}
+// exitCode shows err, with its hint (withHint), and returns the exit code.
+func exitCode(a *app, err error) int { return cli.Exit(a.stderr, withHint(err), usageErrors) }

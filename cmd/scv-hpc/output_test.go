@@ -13,6 +13,7 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/container"
 	"github.com/scivision-hpc/scv-hpc/internal/convert"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
@@ -52,7 +53,7 @@ func TestWithHint(t *testing.T) {
 		{fmt.Errorf("sbatch: %w", slurm.ErrNoSlurm), "login node"},
 		{fmt.Errorf("shard: %w", sharding.ErrNoInputs), "--include"},
 		{fmt.Errorf("x: %w", gpu.ErrBadList), "--gpus"},
-		{usageError{fmt.Errorf("x: %w", slurm.ErrGPUsAndGres)}, "--gres"},
+		{cli.Usagef("x: %w", slurm.ErrGPUsAndGres), "--gres"},
 		{fmt.Errorf("model x is %w", catalog.ErrUnknown), "scv-hpc models"},
 		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
 		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
@@ -40,7 +41,7 @@ func newPredictCmd(a *app) *cobra.Command {
 				args[0], t.Inputs, res.Job.Shards, t.OK, t.Failed, t.Pending, run.OK, run.Failed, run.Skipped, res.Elapsed.Round(time.Millisecond))
 			fmt.Fprintf(a.stdout, "results in %s; merge with: scv-hpc collect %s -o results.csv\n", job.Dir(res.Dir).ResultsDir(), df.Out)
 			if t.Failed > 0 {
-				return errInputsFailed
+				return cli.ErrInputsFailed
 			}
 			return nil
 		},
@@ -88,7 +89,7 @@ func newRunShardCmd(a *app) *cobra.Command {
 			fmt.Fprintf(a.stdout, "shard %d: %d inputs: %d ok and %d failed in this run, %d already done; %d failed in total (%s)\n",
 				res.Shard, res.Inputs, res.OK, res.Failed, res.Skipped, res.FailedTotal, res.Elapsed.Round(time.Millisecond))
 			if res.FailedTotal > 0 {
-				return errInputsFailed
+				return cli.ErrInputsFailed
 			}
 			return nil
 		},

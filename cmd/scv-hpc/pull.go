@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/registry"
 )
@@ -69,20 +70,20 @@ func newStageCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			models, err := fetch.Models(args, file, a.stdin)
 			if errors.Is(err, fetch.ErrNoModels) {
-				return usageError{fmt.Errorf("stage: %w (-f FILE)", err)}
+				return cli.Usagef("stage: %w (-f FILE)", err)
 			}
 			if err != nil {
 				return fmt.Errorf("stage: %w", err)
 			}
 			if jobs < 1 {
-				return usageError{fmt.Errorf("stage: --jobs %d: want at least 1", jobs)}
+				return cli.Usagef("stage: --jobs %d: want at least 1", jobs)
 			}
 			o, err := a.fetchOptions(&ff)
 			if err != nil {
 				return err
 			}
 			rows, failed := a.pullAll(cmd.Context(), models, o, jobs, false, true)
-			if err := a.render(asJSON, rows, func(w io.Writer) error { return fetch.WriteRows(w, rows) }); err != nil {
+			if err := cli.Render(a.stdout, asJSON, rows, func(w io.Writer) error { return fetch.WriteRows(w, rows) }); err != nil {
 				return err
 			}
 			if failed > 0 {

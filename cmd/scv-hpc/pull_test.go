@@ -23,8 +23,8 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
-// cli runs the real scv-hpc binary with its own cache and catalog.
-type cli struct {
+// binCLI runs the real scv-hpc binary with its own cache and catalog.
+type binCLI struct {
 	t       testing.TB
 	bin     string
 	cache   string
@@ -32,10 +32,10 @@ type cli struct {
 	home    string
 }
 
-func newCLI(t testing.TB, catalogYAML string) *cli {
+func newCLI(t testing.TB, catalogYAML string) *binCLI {
 	t.Helper()
 	testenv.Need(t, "mksquashfs", "unsquashfs")
-	c := &cli{t: t, bin: testenv.Binary(t), cache: filepath.Join(t.TempDir(), "cache"), home: t.TempDir()}
+	c := &binCLI{t: t, bin: testenv.Binary(t), cache: filepath.Join(t.TempDir(), "cache"), home: t.TempDir()}
 	if catalogYAML != "" {
 		c.catalog = filepath.Join(t.TempDir(), "catalog.yaml")
 		if err := os.WriteFile(c.catalog, []byte(catalogYAML), 0o644); err != nil {
@@ -45,7 +45,7 @@ func newCLI(t testing.TB, catalogYAML string) *cli {
 	return c
 }
 
-func (c *cli) command(ctx context.Context, args ...string) *exec.Cmd {
+func (c *binCLI) command(ctx context.Context, args ...string) *exec.Cmd {
 	full := []string{"--log-format", "json", "--cache", c.cache}
 	if c.catalog != "" {
 		full = append(full, "--catalog", c.catalog)
@@ -56,7 +56,7 @@ func (c *cli) command(ctx context.Context, args ...string) *exec.Cmd {
 }
 
 // run runs scv-hpc and returns stdout, stderr and the exit code.
-func (c *cli) run(args ...string) (stdout, stderr string, code int) {
+func (c *binCLI) run(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.t.Context(), 3*time.Minute)
 	defer cancel()
@@ -72,7 +72,7 @@ func (c *cli) run(args ...string) (stdout, stderr string, code int) {
 }
 
 // ok runs scv-hpc and fails the test unless it exits 0.
-func (c *cli) ok(args ...string) string {
+func (c *binCLI) ok(args ...string) string {
 	c.t.Helper()
 	out, errs, code := c.run(args...)
 	if code != 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/docs"
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/config"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
 	"github.com/scivision-hpc/scv-hpc/internal/logging"
@@ -53,12 +54,12 @@ func newRootCmd(a *app) *cobra.Command {
 				if errors.Is(err, config.ErrSiteConfig) {
 					return fmt.Errorf("%w; fix the file, or point %s at another one", err, config.EnvConfig)
 				}
-				return usageError{err}
+				return cli.UsageError{Err: err}
 			}
 			a.cfg = cfg
 			log, err := logging.New(a.stderr, cfg.LogLevel, cfg.LogFormat)
 			if err != nil {
-				return usageError{err}
+				return cli.UsageError{Err: err}
 			}
 			a.log = log
 			if cfg.TmpDir != "" {
@@ -71,19 +72,19 @@ func newRootCmd(a *app) *cobra.Command {
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.UsageError{Err: err} })
 
 	a.flags.AddFlags(root.PersistentFlags())
 
-	// The commands, in the order help lists them in their groups (describe).
+	// The commands, in the order help lists them in their groups (cli.Describe).
 	cobra.EnableCommandSorting = false
 	root.AddCommand(
 		newModelsCmd(a), newPullCmd(a), newStageCmd(a), newInspectCmd(a), newCacheCmd(a), newImageCmd(a),
 		newPredictCmd(a), newSubmitCmd(a), newRunShardCmd(a), newStatusCmd(a), newResubmitCmd(a),
 		newCancelCmd(a), newCollectCmd(a), newReportCmd(a), newDoctorCmd(a), newVersionCmd(a),
 	)
-	usageArgs(root)
-	describe(root, commandHelp)
+	cli.UsageArgs(root)
+	cli.Describe(root, commandHelp)
 	return root
 }
 
@@ -95,52 +96,6 @@ var commandHelp = func() *docs.Reference {
 	}
 	return ref
 }()
-
-// describe sets the summary, description, examples and group of root and every command
-// below it from ref, by command path.
-func describe(root *cobra.Command, ref *docs.Reference) {
-	for _, g := range ref.Groups {
-		root.AddGroup(&cobra.Group{ID: g, Title: g + ":"})
-	}
-	var walk func(cmd *cobra.Command)
-	walk = func(cmd *cobra.Command) {
-		h := ref.Commands[cmd.CommandPath()]
-		cmd.Short, cmd.Long, cmd.Example = h.Short, h.Long, h.Example
-		if cmd.Parent() == root {
-			cmd.GroupID = h.Group
-		}
-		for _, c := range cmd.Commands() {
-			walk(c)
-		}
-	}
-	walk(root)
-}
-
-// usageArgs makes a wrong number or kind of arguments a usage error (exit code 2) in
-// cmd and every command below it; an unknown sub-command is one too.
-func usageArgs(cmd *cobra.Command) {
-	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
-		// A group such as 'cache': an unknown word after it is not a command, and the
-		// group alone prints its help.
-		cmd.Args = func(c *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
-			}
-			return nil
-		}
-		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
-	} else if check := cmd.Args; check != nil {
-		cmd.Args = func(c *cobra.Command, args []string) error {
-			if err := check(c, args); err != nil {
-				return usageError{err}
-			}
-			return nil
-		}
-	}
-	for _, c := range cmd.Commands() {
-		usageArgs(c)
-	}
-}
 
 // progressFactory picks a progress bar on a terminal, periodic log lines otherwise.
 func (a *app) progressFactory() progress.Factory {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/logging"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 	"github.com/scivision-hpc/scv-hpc/internal/watch"
@@ -39,7 +39,7 @@ func newStatusCmd(a *app) *cobra.Command {
 			if out.SlurmError != "" {
 				a.log.Warn().Str("error", out.SlurmError).Msg("cannot ask Slurm; showing the results files only")
 			}
-			return a.render(asJSON, out, func(w io.Writer) error { return out.WriteText(w, statusTableMax, all) })
+			return cli.Render(a.stdout, asJSON, out, func(w io.Writer) error { return out.WriteText(w, statusTableMax, all) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
@@ -52,7 +52,7 @@ func newStatusCmd(a *app) *cobra.Command {
 // watchStatus follows the job until it ends (status --watch).
 func (a *app) watchStatus(ctx context.Context, dir string, interval time.Duration, asJSON bool) error {
 	if asJSON {
-		return usageError{errors.New("status: --watch draws a live view; --json gives one snapshot (leave out --watch)")}
+		return cli.Usagef("status: --watch draws a live view; --json gives one snapshot (leave out --watch)")
 	}
 	o := watch.Options{Interval: interval, Terminal: logging.IsTerminal(a.stdout), Query: (&slurm.Client{}).QueryAll}
 	o.Width, o.Height = watch.TerminalSize(a.stdout)

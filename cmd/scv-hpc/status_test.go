@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/sharding"
@@ -104,11 +105,11 @@ func TestStatusCommand(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"status"}, {"status", dir, dir}} {
-		if code, _, _ := runInProcess(t, args...); code != exitUsage {
-			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		if code, _, _ := runInProcess(t, args...); code != cli.ExitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, cli.ExitUsage)
 		}
 	}
-	if code, _, errOut := runInProcess(t, "status", t.TempDir()); code != exitError || !strings.Contains(errOut, "not a job directory") {
+	if code, _, errOut := runInProcess(t, "status", t.TempDir()); code != cli.ExitError || !strings.Contains(errOut, "not a job directory") {
 		t.Errorf("not a job: exit %d, %s", code, errOut)
 	}
 }
@@ -126,17 +127,17 @@ func TestCollectCommand(t *testing.T) {
 		lines    int
 		errorHas string
 	}{
-		{"jsonl with failures", []string{"collect", partial, "-o", filepath.Join(outDir, "a.jsonl")}, exitInputFailed, "a.jsonl", false, 12, "6 ok, 1 failed, 5 pending"},
-		{"scan skips mentioned", []string{"collect", partial, "-o", filepath.Join(outDir, "a2.jsonl")}, exitInputFailed, "a2.jsonl", false, 12, "left out 2 file(s)"},
-		{"csv by extension", []string{"collect", partial, "-o", filepath.Join(outDir, "a.CSV")}, exitInputFailed, "a.CSV", true, 13, "resubmit"},
-		{"all ok", []string{"collect", complete, "-o", filepath.Join(outDir, "b.jsonl")}, exitOK, "b.jsonl", false, 12, "12 ok, 0 failed, 0 pending"},
-		{"stdout", []string{"collect", complete, "-o", "-"}, exitOK, "", false, 12, "into stdout"},
-		{"forced csv to stdout", []string{"collect", complete, "-o", "-", "--format", "csv"}, exitOK, "", true, 13, ""},
-		{"forced format beats extension", []string{"collect", complete, "-o", filepath.Join(outDir, "c.txt"), "--format", "jsonl"}, exitOK, "c.txt", false, 12, ""},
-		{"unknown extension", []string{"collect", complete, "-o", filepath.Join(outDir, "d.txt")}, exitUsage, "", false, 0, "extension"},
-		{"unknown format", []string{"collect", complete, "-o", "-", "--format", "xml"}, exitUsage, "", false, 0, "xml"},
-		{"no -o", []string{"collect", complete}, exitUsage, "", false, 0, "-o FILE is required"},
-		{"not a job", []string{"collect", outDir, "-o", filepath.Join(outDir, "e.jsonl")}, exitError, "", false, 0, "not a job directory"},
+		{"jsonl with failures", []string{"collect", partial, "-o", filepath.Join(outDir, "a.jsonl")}, cli.ExitInputsFailed, "a.jsonl", false, 12, "6 ok, 1 failed, 5 pending"},
+		{"scan skips mentioned", []string{"collect", partial, "-o", filepath.Join(outDir, "a2.jsonl")}, cli.ExitInputsFailed, "a2.jsonl", false, 12, "left out 2 file(s)"},
+		{"csv by extension", []string{"collect", partial, "-o", filepath.Join(outDir, "a.CSV")}, cli.ExitInputsFailed, "a.CSV", true, 13, "resubmit"},
+		{"all ok", []string{"collect", complete, "-o", filepath.Join(outDir, "b.jsonl")}, cli.ExitOK, "b.jsonl", false, 12, "12 ok, 0 failed, 0 pending"},
+		{"stdout", []string{"collect", complete, "-o", "-"}, cli.ExitOK, "", false, 12, "into stdout"},
+		{"forced csv to stdout", []string{"collect", complete, "-o", "-", "--format", "csv"}, cli.ExitOK, "", true, 13, ""},
+		{"forced format beats extension", []string{"collect", complete, "-o", filepath.Join(outDir, "c.txt"), "--format", "jsonl"}, cli.ExitOK, "c.txt", false, 12, ""},
+		{"unknown extension", []string{"collect", complete, "-o", filepath.Join(outDir, "d.txt")}, cli.ExitUsage, "", false, 0, "extension"},
+		{"unknown format", []string{"collect", complete, "-o", "-", "--format", "xml"}, cli.ExitUsage, "", false, 0, "xml"},
+		{"no -o", []string{"collect", complete}, cli.ExitUsage, "", false, 0, "-o FILE is required"},
+		{"not a job", []string{"collect", outDir, "-o", filepath.Join(outDir, "e.jsonl")}, cli.ExitError, "", false, 0, "not a job directory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,7 +146,7 @@ func TestCollectCommand(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr %q (want it to contain %q)", code, tc.code, stderr, tc.errorHas)
 			}
 			if tc.lines == 0 {
-				if tc.code != exitOK && tc.code != exitInputFailed {
+				if tc.code != cli.ExitOK && tc.code != cli.ExitInputsFailed {
 					if out := outputArg(tc.args); out != "-" && out != "" {
 						if _, err := os.Stat(out); err == nil {
 							t.Errorf("output %s written on error", out)

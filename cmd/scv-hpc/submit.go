@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/execute"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
@@ -56,7 +57,7 @@ func newSubmitCmd(a *app) *cobra.Command {
 func (a *app) printSubmission(res execute.SubmitResult, dryRun, asJSON bool) error {
 	switch {
 	case asJSON:
-		return printJSON(a, res.Slurm.Report(res.Dir, dryRun))
+		return cli.JSON(a.stdout, res.Slurm.Report(res.Dir, dryRun))
 	case dryRun:
 		return res.Slurm.WriteDryRun(a.stdout, len(res.Shards))
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
 	"github.com/scivision-hpc/scv-hpc/internal/testenv"
@@ -223,11 +224,11 @@ func TestResubmitChecksBeforeSbatch(t *testing.T) {
 		code  int
 		want  string // in stderr, or in the script for exit 0
 	}{
-		{"broken template", "", []string{"--template", broken}, exitUsage, "parse job script template"},
-		{"missing template", "", []string{"--template", filepath.Join(root, "nope.tmpl")}, exitUsage, "read job script template"},
-		{"broken saved template", broken, nil, exitUsage, "parse job script template"},
-		{"unsafe partition", "", []string{"--partition", "gpu debug"}, exitError, "unsafe value"},
-		{"good template", "", []string{"--template", good}, exitOK, "# site template offset=1"},
+		{"broken template", "", []string{"--template", broken}, cli.ExitUsage, "parse job script template"},
+		{"missing template", "", []string{"--template", filepath.Join(root, "nope.tmpl")}, cli.ExitUsage, "read job script template"},
+		{"broken saved template", broken, nil, cli.ExitUsage, "parse job script template"},
+		{"unsafe partition", "", []string{"--partition", "gpu debug"}, cli.ExitError, "unsafe value"},
+		{"good template", "", []string{"--template", good}, cli.ExitOK, "# site template offset=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := statusJob(t, false) // shards 1 and 2 have inputs without a result
@@ -256,14 +257,14 @@ func TestResubmitChecksBeforeSbatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.code != exitOK {
+			if tc.code != cli.ExitOK {
 				if !strings.Contains(stderr, tc.want) {
 					t.Errorf("stderr lacks %q:\n%s", tc.want, stderr)
 				}
 				if !os.IsNotExist(statErr) || len(after.Slurm.Arrays) != 0 {
 					t.Errorf("sbatch ran (%v) or arrays were recorded (%+v)", statErr, after.Slurm.Arrays)
 				}
-				if _, err := os.Stat(filepath.Join(dir, "job.sbatch")); tc.code == exitUsage && err == nil {
+				if _, err := os.Stat(filepath.Join(dir, "job.sbatch")); tc.code == cli.ExitUsage && err == nil {
 					t.Error("a script was written before the template was refused")
 				}
 				return
