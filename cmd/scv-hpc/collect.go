@@ -8,7 +8,6 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
-	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/report"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
@@ -22,32 +21,15 @@ func newCollectCmd(a *app) *cobra.Command {
 			if out == "" {
 				return cli.Usagef("collect: -o FILE is required (.jsonl or .csv, or - for stdout)")
 			}
-			f, err := results.FormatFor(out, format)
-			if err != nil {
-				return err
-			}
 			name := args[0]
-			dir, j, err := loadJobDir(name)
-			if err != nil {
-				return err
-			}
-			if out != "-" {
-				if err := job.Dir(dir).CheckOutput(out); err != nil {
-					return cli.Usagef("collect -o %s: %w; write the merged results elsewhere", out, err)
-				}
-			}
-			var tot results.Totals
-			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
-				tot, err = results.CollectJob(cmd.Context(), dir, j, w, f)
-				return err
-			})
+			tot, err := results.CollectTo(cmd.Context(), name, out, format, a.stdout)
 			if err != nil {
 				return fmt.Errorf("collect %s: %w", name, err)
 			}
 			fmt.Fprintf(a.stderr, "collected %d inputs of %s into %s: %d ok, %d failed, %d pending\n",
-				tot.Inputs, name, where, tot.OK, tot.Failed, tot.Pending)
-			if j.Skipped > 0 {
-				fmt.Fprintf(a.stderr, "note: the scan of the data left out %d file(s) (unreadable, broken or outside links); they are not inputs of this job\n", j.Skipped)
+				tot.Inputs, name, tot.Where, tot.OK, tot.Failed, tot.Pending)
+			if tot.Skipped > 0 {
+				fmt.Fprintf(a.stderr, "note: the scan of the data left out %d file(s) (unreadable, broken or outside links); they are not inputs of this job\n", tot.Skipped)
 			}
 			if tot.Failed > 0 || tot.Pending > 0 {
 				if tot.Pending > 0 {

@@ -367,7 +367,7 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"predict zero shard size", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--shard-size", "0"}, "must be at least 1"},
 		{"submit zero shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "0"}, "must be at least 1"},
 		{"run-shard zero workers", nil, []string{"run-shard", statusJob(t, false), "--index", "0", "--workers", "0"}, "--workers 0"},
-		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files"},
+		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files; write the merged results elsewhere"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},
 		{"run-shard bad env index", []string{"SLURM_ARRAY_TASK_ID=x"}, []string{"run-shard", dir}, "not a number"},
 	}

@@ -36,11 +36,6 @@ func Collect(ctx context.Context, jobDir string, w io.Writer, format string) (To
 	return collect(ctx, jobDir, nil, w, format, 0)
 }
 
-// CollectJob is Collect of the job j, already loaded from jobDir.
-func CollectJob(ctx context.Context, jobDir string, j *job.Job, w io.Writer, format string) (Totals, error) {
-	return collect(ctx, jobDir, j, w, format, 0)
-}
-
 // collect is Collect with WalkOptions.Workers (0: the default); a nil j is loaded
 // from jobDir.
 func collect(ctx context.Context, jobDir string, j *job.Job, w io.Writer, format string, workers int) (Totals, error) {
