@@ -141,11 +141,7 @@ func cacheExportCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			digests, err := fetch.CachedDigests(o, args[1:], a.notCached)
-			if err != nil {
-				return fmt.Errorf("cache export: %w", err)
-			}
-			n, err := o.Cache.ExportTo(cmd.Context(), args[0], a.stdout, digests)
+			n, err := fetch.Export(cmd.Context(), o, args[0], a.stdout, args[1:], a.notCached)
 			if err != nil {
 				return fmt.Errorf("cache export: %w", err)
 			}
@@ -153,7 +149,7 @@ func cacheExportCmd(a *app) *cobra.Command {
 				return nil
 			}
 			what := "all entries"
-			if len(digests) > 0 {
+			if len(args) > 1 {
 				what = strings.Join(args[1:], ", ")
 			}
 			fmt.Fprintf(a.stdout, "exported %s to %s (%s)\n", what, args[0], units.Bytes(n))

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cli"
 	"github.com/scivision-hpc/scv-hpc/internal/fetch"
-	"github.com/scivision-hpc/scv-hpc/internal/sif"
 )
 
 func newModelsCmd(a *app) *cobra.Command {
@@ -62,17 +60,10 @@ func newInspectCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// What is a SIF is fetch.Parse's rule (a path ending in .sif), as for
-			// every other command; anything else is looked up in the cache.
-			path, err := fetch.SIFPath(cmd.Context(), args[0], o)
+			info, err := fetch.Inspect(cmd.Context(), args[0], o)
 			if err != nil {
 				return a.notCached(args[0], err)
 			}
-			info, err := sif.Inspect(path)
-			if err != nil {
-				return fmt.Errorf("inspect %s: %w", args[0], err)
-			}
-			info.ReadRunscript(cmd.Context())
 			return cli.Render(a.stdout, asJSON, info, info.WriteText)
 		},
 	}

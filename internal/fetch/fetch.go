@@ -241,6 +241,21 @@ func SIFPath(ctx context.Context, model string, o Options) (string, error) {
 	return m.SIF, nil
 }
 
+// Inspect describes the SIF model names (SIFPath): its descriptors and metadata
+// (sif.Inspect) and its runscript (sif.Info.ReadRunscript).
+func Inspect(ctx context.Context, model string, o Options) (*sif.Info, error) {
+	path, err := SIFPath(ctx, model, o)
+	if err != nil {
+		return nil, err
+	}
+	info, err := sif.Inspect(path)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", model, err)
+	}
+	info.ReadRunscript(ctx)
+	return info, nil
+}
+
 func resolve(t *Target, o Options) (*Model, error) {
 	digest, path, meta, err := Cached(o.Cache, t)
 	if err != nil {

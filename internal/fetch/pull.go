@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/alitto/pond/v2"
 
@@ -64,6 +65,17 @@ func CachedDigests(o Options, models []string, explain func(model string, err er
 		digests = append(digests, d)
 	}
 	return digests, nil
+}
+
+// Export writes the bundle of models' cache entries (CachedDigests, each failure
+// explained by explain; no models: every entry) to path, or to stdout for "-"
+// (cache.Cache.ExportTo), and returns the bundle's size (0 for stdout).
+func Export(ctx context.Context, o Options, path string, stdout io.Writer, models []string, explain func(model string, err error) error) (int64, error) {
+	digests, err := CachedDigests(o, models, explain)
+	if err != nil {
+		return 0, err
+	}
+	return o.Cache.ExportTo(ctx, path, stdout, digests)
 }
 
 // Remove removes the cache entry of each of models (a MODEL or a sha256 digest:

@@ -3,7 +3,10 @@ package fetch
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,5 +102,60 @@ func TestCachedDigestsAndRemove(t *testing.T) {
 	}
 	if _, err := CachedDigest(o, "demo"); !errors.Is(err, cache.ErrNotCached) {
 		t.Errorf("demo still cached after Remove: %v", err)
+	}
+}
+
+// TestInspectAndExport: a cached model is inspected from its SIF, runscript included,
+// and exported as a bundle; a model that is not cached is explained, and no bundle is
+// written for it.
+func TestInspectAndExport(t *testing.T) {
+	host, _ := startRegistry(t)
+	image := host + "/lab/demo:1"
+	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	other := host + "/lab/other:1"
+	testenv.Push(t, testImage(t, "amd64", demoFiles, map[string]string{"other": "1"}, "/usr/local/bin/demo"), other)
+	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
+	m, err := Pull(ctx(t), "demo", o, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(ctx(t), other, o, false); err != nil { // in the cache, not exported
+		t.Fatal(err)
+	}
+	for _, model := range []string{"demo", m.SIF} {
+		info, err := Inspect(ctx(t), model, o)
+		if err != nil {
+			t.Fatalf("Inspect(%s): %v", model, err)
+		}
+		if info.Path != m.SIF || !strings.Contains(info.Runscript, "/usr/local/bin/demo") {
+			t.Errorf("Inspect(%s): path %s, runscript %q; want %s and one running the entrypoint", model, info.Path, info.Runscript, m.SIF)
+		}
+	}
+	if _, err := Inspect(ctx(t), "nosuch/x:1", o); !errors.Is(err, cache.ErrNotCached) {
+		t.Errorf("Inspect of an uncached image: %v", err)
+	}
+
+	explain := func(m string, err error) error { return fmt.Errorf("%w (explained for %s)", err, m) }
+	bundle := filepath.Join(t.TempDir(), "b.tar")
+	if _, err := Export(ctx(t), o, bundle, io.Discard, []string{"demo", "nosuch/x:1"}, explain); !errors.Is(err, cache.ErrNotCached) || !strings.HasSuffix(err.Error(), "(explained for nosuch/x:1)") {
+		t.Errorf("Export with an uncached image: %v", err)
+	}
+	if _, err := os.Stat(bundle); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a bundle was written for a failed export: %v", err)
+	}
+	n, err := Export(ctx(t), o, bundle, io.Discard, []string{"demo"}, explain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(bundle)
+	if err != nil || fi.Size() != n {
+		t.Fatalf("bundle: %v, size %d; Export said %d", err, fi.Size(), n)
+	}
+	into := cache.Open(filepath.Join(t.TempDir(), "cache"))
+	if _, err := into.ImportFrom(ctx(t), bundle, nil, cache.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := into.List(); err != nil || len(got) != 1 || got[0].Digest != digest {
+		t.Errorf("imported entries %v, %v; want %s", got, err, digest)
 	}
 }
