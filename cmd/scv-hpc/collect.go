@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cli"
-	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/report"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
@@ -59,17 +57,13 @@ func newReportCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var st report.Stats
-			where, err := fsutil.WriteOutput(out, a.stdout, func(w io.Writer) error {
-				st, err = report.Write(cmd.Context(), args[0], w, ro)
-				return err
-			})
+			st, err := report.WriteTo(cmd.Context(), args[0], out, a.stdout, ro)
 			if err != nil {
 				return err
 			}
 			t := st.Totals
 			fmt.Fprintf(a.stderr, "report of %s written to %s: %d inputs (%d ok, %d failed, %d pending), %d thumbnail(s), %d input(s) not shown\n",
-				args[0], where, t.Inputs, t.OK, t.Failed, t.Pending, st.Shown, st.NotShown)
+				args[0], st.Where, t.Inputs, t.OK, t.Failed, t.Pending, st.Shown, st.NotShown)
 			return nil
 		},
 	}

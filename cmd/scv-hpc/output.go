@@ -88,7 +88,7 @@ var hints = []struct {
 	{lockfile.ErrNotRegular, "something not a regular file was put at a lock's path; remove it ('scv-hpc cache gc' does, in the cache)"},
 	{cache.ErrCorrupt, "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"},
 	{job.ErrNoJob, "create one with 'scv-hpc predict' or 'scv-hpc submit'"},
-	{job.ErrOwnFile, "write the merged results elsewhere"},
+	{job.ErrOwnFile, "write it elsewhere: another name in the job directory (OUT/results.csv, OUT/report.html) is fine"},
 	{job.ErrExists, "use 'scv-hpc resubmit' for a submitted job, or a new --out"},
 	{slurm.ErrNotSubmitted, "it was not created by 'scv-hpc submit'; run it with 'scv-hpc predict' or 'scv-hpc run-shard'"},
 	{jobsetup.ErrListNeeded, "give --files-from with the list to re-shard"},

@@ -367,14 +367,18 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"predict zero shard size", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--shard-size", "0"}, "must be at least 1"},
 		{"submit zero shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "0"}, "must be at least 1"},
 		{"run-shard zero workers", nil, []string{"run-shard", statusJob(t, false), "--index", "0", "--workers", "0"}, "--workers 0"},
-		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files; write the merged results elsewhere"},
+		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files; write it elsewhere"},
+		{"report over job.json", nil, []string{"report", statusJob(t, false), "-o", "JOBJSON"}, "is one of the job's own files; write it elsewhere"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},
 		{"run-shard bad env index", []string{"SLURM_ARRAY_TASK_ID=x"}, []string{"run-shard", dir}, "not a number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.args[len(tt.args)-1] == "RESULT0" { // the job's own results file
+			switch tt.args[len(tt.args)-1] { // the job's own files
+			case "RESULT0":
 				tt.args[len(tt.args)-1] = job.ResultFile(tt.args[1], 0)
+			case "JOBJSON":
+				tt.args[len(tt.args)-1] = filepath.Join(tt.args[1], "job.json")
 			}
 			code, _, stderr := scv(t, tt.env, tt.args...)
 			if code != 2 || !strings.Contains(stderr, tt.want) {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scivision-hpc/scv-hpc/internal/fsutil"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/results"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
@@ -55,6 +56,27 @@ type Stats struct {
 	Shape      string
 	WallTime   time.Duration
 	Throughput float64 // answers per second over the wall time
+	Where      string  // where WriteTo wrote: "stdout", or the file
+}
+
+// WriteTo writes the report of the job in jobDir (Write) to out: a file, replaced
+// atomically, or stdout for "-". out is refused before anything is read when it is
+// one of the job's own files (job.ErrOwnFile, see job.Dir.CheckOutput): a report
+// written over job.json would lose the job.
+func WriteTo(ctx context.Context, jobDir, out string, stdout io.Writer, o Options) (Stats, error) {
+	var st Stats
+	if out != "-" {
+		if err := job.Dir(jobDir).CheckOutput(out); err != nil {
+			return st, fmt.Errorf("report -o %s: %w", out, err)
+		}
+	}
+	where, err := fsutil.WriteOutput(out, stdout, func(w io.Writer) error {
+		var err error
+		st, err = Write(ctx, jobDir, w, o)
+		return err
+	})
+	st.Where = where
+	return st, err
 }
 
 // Write reads the job directory and writes its report to w.

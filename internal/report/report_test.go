@@ -292,3 +292,47 @@ func TestSlurmNodesAndArrays(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTo: the report goes to the file or stdout named; a name that is one of the
+// job's own files is refused, and the job is left as it was.
+func TestWriteTo(t *testing.T) {
+	dir, _ := hostileJob(t)
+	jobJSON, err := os.ReadFile(filepath.Join(dir, "job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, out string
+		err       error
+	}{
+		{"file in the job directory", filepath.Join(dir, "report.html"), nil},
+		{"stdout", "-", nil},
+		{"job.json", filepath.Join(dir, "job.json"), job.ErrOwnFile},
+		{"a result file", job.ResultFile(dir, 0), job.ErrOwnFile},
+		{"the job directory", dir, job.ErrOwnFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout bytes.Buffer
+			st, err := WriteTo(context.Background(), dir, tc.out, &stdout, Options{})
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			if now, _ := os.ReadFile(filepath.Join(dir, "job.json")); !bytes.Equal(now, jobJSON) {
+				t.Fatal("job.json changed")
+			}
+			if tc.err != nil {
+				return
+			}
+			page, where := stdout.Bytes(), "stdout"
+			if tc.out != "-" {
+				if page, err = os.ReadFile(tc.out); err != nil {
+					t.Fatal(err)
+				}
+				where = tc.out
+			}
+			if st.Where != where || st.Totals.Inputs != 6 || !bytes.HasPrefix(page, []byte("<!DOCTYPE html>")) {
+				t.Errorf("wrote %.40q to %s (stats %+v); want a page of 6 inputs in %s", page, st.Where, st, where)
+			}
+		})
+	}
+}
