@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -177,9 +176,6 @@ func cacheImportCmd(a *app) *cobra.Command {
 				return rerr
 			}
 			if err != nil {
-				if errors.Is(err, cache.ErrRefRefused) && !force {
-					err = fmt.Errorf("%w (refs that only moved are set with --force; refs the SIF disagrees with never are)", err)
-				}
 				return fmt.Errorf("cache import %s: %w", args[0], err)
 			}
 			return nil

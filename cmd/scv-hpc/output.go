@@ -86,6 +86,7 @@ var hints = []struct {
 	{sif.ErrNoSpace, "free space there, or point --tmpdir (or TMPDIR) at a larger file system"},
 	{convert.ErrNoSpace, "free space there: 'scv-hpc cache gc' in the cache, or point --tmpdir (or TMPDIR) at a larger file system"},
 	{lockfile.ErrNotRegular, "something not a regular file was put at a lock's path; remove it ('scv-hpc cache gc' does, in the cache)"},
+	{cache.ErrRefRefused, "refs that only moved are set with --force; refs the SIF disagrees with never are"},
 	{cache.ErrCorrupt, "run 'scv-hpc cache verify' to check the cache ('scv-hpc cache gc' removes what is left of broken entries)"},
 	{job.ErrNoJob, "create one with 'scv-hpc predict' or 'scv-hpc submit'"},
 	{job.ErrOwnFile, "write it elsewhere: another name in the job directory (OUT/results.csv, OUT/report.html) is fine"},

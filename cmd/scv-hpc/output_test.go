@@ -56,6 +56,7 @@ func TestWithHint(t *testing.T) {
 		{cli.Usagef("x: %w", slurm.ErrGPUsAndGres), "--gres"},
 		{fmt.Errorf("model x is %w", catalog.ErrUnknown), "scv-hpc models"},
 		{fmt.Errorf("x: %w", catalog.ErrUnreadable), "--catalog"},
+		{fmt.Errorf("import: %w", cache.ErrRefRefused), "set with --force"},
 		{fmt.Errorf("x: %w", fetch.ErrNoPredict), "predict:"},
 		{fmt.Errorf("x: %w", jobsetup.ErrNoDataDir), "--data takes"},
 		{fmt.Errorf("x: %w", fetch.ErrForceOffline), "drop --force or --offline"},
