@@ -361,6 +361,8 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"submit fast scan with balanced shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "2", "--fast-scan"}, "needs the sizes"},
 		{"predict data with a comma", nil, []string{"predict", "faces", "--data", mkdir(t, dir, "a,b"), "--out", dir + "/o"}, "--bind splits paths"},
 		{"predict bad runtime", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--runtime", "docker"}, "unknown runtime"},
+		{"submit bad runtime", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/s", "--runtime", "docker"}, "unknown runtime"},
+		{"submit bad gpus", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/s", "--gpus", ","}, "--gpus"},
 		{"predict bad gpus", nil, []string{"predict", "faces", "--data", dir, "--out", dir, "--gpus", ","}, "--gpus"},
 		{"predict zero workers", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--workers", "0"}, "--workers 0: want at least 1"},
 		{"predict zero item timeout", nil, []string{"predict", "faces", "--data", dir, "--out", dir + "/o", "--item-timeout", "0"}, "--item-timeout 0s: want more than 0"},

@@ -148,6 +148,12 @@ func TestSelect(t *testing.T) {
 	if _, err := Select("apptainer", nopLog); !errors.Is(err, ErrNotInstalled) {
 		t.Errorf("Select(apptainer) without it on PATH = %v, want ErrNotInstalled", err)
 	}
+	// CheckName knows the names without looking for the runtimes.
+	for name, known := range map[string]bool{"": true, "auto": true, "apptainer": true, "singularity": true, "builtin": true, "docker": false, "Apptainer": false} {
+		if err := CheckName(name); (err == nil) != known || (err != nil && !errors.Is(err, ErrUnknownRuntime)) {
+			t.Errorf("CheckName(%q) = %v, want known %v", name, err, known)
+		}
+	}
 	for _, tt := range []struct{ install, want string }{
 		{"", Builtin}, {"singularity", Singularity}, {"apptainer", Apptainer},
 	} {

@@ -95,7 +95,18 @@ func Select(name string, log zerolog.Logger) (Runtime, error) {
 	case Builtin:
 		return NewBuiltin(BuiltinOptions{Log: log}), nil
 	}
-	return nil, fmt.Errorf("runtime %q: %w (known: auto, apptainer, singularity, builtin)", name, ErrUnknownRuntime)
+	return nil, CheckName(name)
+}
+
+// CheckName returns ErrUnknownRuntime for a name Select does not know, and nil for
+// one it does, without looking for the runtime (submit checks the name on a login
+// node; the compute nodes select it).
+func CheckName(name string) error {
+	switch name {
+	case "", Auto, Apptainer, Singularity, Builtin:
+		return nil
+	}
+	return fmt.Errorf("runtime %q: %w (known: auto, apptainer, singularity, builtin)", name, ErrUnknownRuntime)
 }
 
 // ErrBadBindPath is returned for a host path that apptainer's --bind cannot express.

@@ -38,28 +38,42 @@ var ErrBadOption = job.ErrBadOption
 // and the GPUs resolved ("" or "auto": what Slurm or the host gives) from r.Apply(ov),
 // and ov handed on, which the runner lays over the job's recorded options the same way
 // (workers, timeouts, retries, scratch; defaults in job.DefaultRunOptions, Retries 0
-// meaning none). Negative counts or durations, an unknown runtime or a malformed GPU
-// list give ErrBadOption.
+// meaning none). Options CheckRunOptions refuses give ErrBadOption.
 func RunnerOptions(r job.RunOptions, ov job.Override, log zerolog.Logger, pf progress.Factory) (runner.Options, error) {
-	if w := r.With(ov); w.Workers < 0 || w.Retries < 0 || w.ItemTimeout < 0 || w.LoadTimeout < 0 {
-		return runner.Options{}, fmt.Errorf("%w: workers, retries, item and load timeouts must not be negative", ErrBadOption)
+	if err := CheckRunOptions(r, ov); err != nil {
+		return runner.Options{}, err
 	}
 	eff := r.Apply(ov)
 	rt, err := container.Select(eff.Runtime, log)
-	if errors.Is(err, container.ErrUnknownRuntime) {
-		return runner.Options{}, fmt.Errorf("%w: %w", ErrBadOption, err)
-	}
 	if err != nil {
 		return runner.Options{}, err
 	}
 	ids, src, err := gpu.Resolve(eff.GPUs)
 	if err != nil {
-		return runner.Options{}, fmt.Errorf("%w: %w", ErrBadOption, err)
+		return runner.Options{}, err // CheckRunOptions has checked the list
 	}
 	if len(ids) > 0 {
 		log.Info().Strs("gpus", ids).Str("from", src).Msg("one worker per GPU")
 	}
 	return runner.Options{Override: ov, GPUs: ids, Runtime: rt, Log: log, Progress: pf}, nil
+}
+
+// CheckRunOptions returns ErrBadOption for run options (r with the overrides ov) that
+// no node can run with: negative counts or durations, an unknown runtime, a malformed
+// GPU list. Whether the runtime is installed and which GPUs there are are for the
+// node that runs the job to tell (RunnerOptions).
+func CheckRunOptions(r job.RunOptions, ov job.Override) error {
+	if w := r.With(ov); w.Workers < 0 || w.Retries < 0 || w.ItemTimeout < 0 || w.LoadTimeout < 0 {
+		return fmt.Errorf("%w: workers, retries, item and load timeouts must not be negative", ErrBadOption)
+	}
+	eff := r.Apply(ov)
+	if err := container.CheckName(eff.Runtime); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOption, err)
+	}
+	if err := gpu.Check(eff.GPUs); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOption, err)
+	}
+	return nil
 }
 
 // ShardResult is what a run of one shard did: the runner's counts, and the inputs

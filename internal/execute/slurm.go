@@ -54,7 +54,8 @@ type SubmitResult struct {
 // Submit creates a job and submits every shard of it to Slurm, as submit does, in this
 // order: every flag is checked first (the dataset flags, the Slurm flags merged over
 // r.Site and the template parsed, the run-option flags laid over
-// job.DefaultRunOptions, and jobsetup.CheckForSlurm: no job in the directory yet, an
+// job.DefaultRunOptions (CheckRunOptions: a runtime or GPU list no node can use), and
+// jobsetup.CheckForSlurm: no job in the directory yet, an
 // absolute scratch), so a bad flag is an error before anything is pulled; then the
 // model's SIF (fetch.NewJob), one GPU per task when the model wants a GPU and the
 // flags ask for none (slurm.Options.WantGPU), the job and slurm.json created under the
@@ -78,6 +79,9 @@ func Submit(ctx context.Context, r SubmitRequest) (SubmitResult, error) {
 		return res, err
 	}
 	run := job.DefaultRunOptions().Apply(ov)
+	if err := CheckRunOptions(run, ov); err != nil {
+		return res, err
+	}
 	if err := jobsetup.CheckForSlurm(s.Dir, run); err != nil {
 		return res, err
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
+	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/gpu"
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
@@ -136,6 +138,9 @@ func TestSubmitChecksFlagsFirst(t *testing.T) {
 		{"relative scratch", "", []string{"--scratch", "tmp"}, jobsetup.ErrBadFlag},
 		{"a job in --out", taken, nil, job.ErrExists},
 		{"zero workers", "", []string{"--workers", "0"}, job.ErrBadOption},
+		{"unknown runtime", "", []string{"--runtime", "docker"}, container.ErrUnknownRuntime},
+		{"malformed GPU list", "", []string{"--gpus", ","}, gpu.ErrBadList},
+		{"negative retries", "", []string{"--retries", "-1"}, job.ErrBadOption},
 		{"gres and GPUs per task", "", []string{"--gres", "gpu:1", "--gpus-per-task", "1"}, slurm.ErrBadOption},
 		{"missing template", "", []string{"--template", "/nonexistent/job.tmpl"}, slurm.ErrTemplate},
 	} {

@@ -111,14 +111,34 @@ func Resolve(flag string) ([]string, string, error) {
 		ids, src := Detect()
 		return ids, src, nil
 	}
+	ids, err := parseList(flag)
+	if err != nil {
+		return nil, "", err
+	}
+	return ids, "--gpus", nil
+}
+
+// Check returns ErrBadList for a --gpus value Resolve refuses, without detecting any
+// GPU (submit checks the flag on a login node; the compute nodes resolve it).
+func Check(flag string) error {
+	switch strings.ToLower(strings.TrimSpace(flag)) {
+	case "", "none", "auto", "all":
+		return nil
+	}
+	_, err := parseList(flag)
+	return err
+}
+
+// parseList returns the device ids of a --gpus list such as "0,1" or "0-3".
+func parseList(flag string) ([]string, error) {
 	ids := parseIDList(flag)
 	if len(ids) == 0 {
-		return nil, "", fmt.Errorf("GPU list %q: %w: want auto, none, or device ids such as 0,1", flag, ErrBadList)
+		return nil, fmt.Errorf("GPU list %q: %w: want auto, none, or device ids such as 0,1", flag, ErrBadList)
 	}
 	for _, id := range ids {
 		if strings.ContainsAny(id, " \t\"'") {
-			return nil, "", fmt.Errorf("GPU list %q: %w: device id %q", flag, ErrBadList, id)
+			return nil, fmt.Errorf("GPU list %q: %w: device id %q", flag, ErrBadList, id)
 		}
 	}
-	return ids, "--gpus", nil
+	return ids, nil
 }

@@ -65,6 +65,10 @@ func TestResolveGPUs(t *testing.T) {
 		if (err != nil) != tt.wantErr || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Resolve(%q) = %q, %v; want %q (err %v)", tt.flag, got, err, tt.want, tt.wantErr)
 		}
+		// Check refuses what Resolve refuses, and nothing else.
+		if err := Check(tt.flag); (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrBadList)) {
+			t.Errorf("Check(%q) = %v, want an error %v", tt.flag, err, tt.wantErr)
+		}
 	}
 }
 
