@@ -68,6 +68,9 @@ func (r *session) startModel(ctx context.Context, id int, spec container.Spec, l
 }
 
 func (r *session) checkHandshake(p *process, hs handshake, fail func(string) (*process, handshake, error)) (*process, handshake, error) {
+	if hs.invalid != "" {
+		return fail(`the handshake line is not valid (` + hs.invalid + `): the model must print the JSON {"scv":1,"ready":true,...} on stdout once loaded (in Python: print(json.dumps(...), flush=True))`)
+	}
 	if hs.SCV != ProtocolVersion {
 		return fail(fmt.Sprintf("the model speaks predict protocol %d; this scv-hpc speaks %d", hs.SCV, ProtocolVersion))
 	}

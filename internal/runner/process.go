@@ -162,6 +162,11 @@ func (p *process) parse(line []byte, chunk []response) []response {
 		case p.hello <- *hs:
 		default: // a second handshake: ignored
 		}
+	case perr != nil && !p.greeted && badHandshake(line, perr) != "":
+		select {
+		case p.hello <- handshake{invalid: fmt.Sprintf("%s: %.200q", badHandshake(line, perr), line)}:
+		default:
+		}
 	case perr != nil:
 		p.junk++
 		if p.junk <= 5 {

@@ -20,6 +20,29 @@ type handshake struct {
 	Model    string `json:"model"`
 	MaxBatch int    `json:"max_batch"`
 	Error    string `json:"error"`
+
+	// invalid says why a line that tried to be the handshake cannot be one
+	// (badHandshake); the load then fails at once rather than at the load timeout.
+	invalid string
+}
+
+// badHandshake returns why line, which is not protocol (parseLine's err), is a failed
+// attempt at the handshake, or "" when it is just another line: one that starts as a
+// JSON object and names the key scv, as {"scv": "1", ...}, {"scv":1,"ready":"yes"} or
+// Python's print(dict) {'scv': 1, 'ready': True} do.
+func badHandshake(line []byte, err error) string {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 || line[0] != '{' || !(bytes.Contains(line, []byte(`"scv"`)) || bytes.Contains(line, []byte(`'scv'`))) {
+		return ""
+	}
+	var w wireLine
+	if jerr := json.Unmarshal(line, &w); jerr != nil {
+		return jerr.Error()
+	}
+	if w.ID != nil || w.Batch != nil {
+		return "" // an answer that names scv among its fields
+	}
+	return err.Error()
 }
 
 // response is one answer: {"id":"17","ok":true,"result":{…}} or {"id":"17","ok":false,"error":"…"}.

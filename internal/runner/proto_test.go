@@ -142,3 +142,35 @@ func FuzzAppendRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestBadHandshake: a line that tries to be the handshake and cannot be one is told
+// apart from other lines that are not protocol (a library's chatter, an answer that
+// happens to name scv).
+func TestBadHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		bad  bool
+	}{
+		{`{'scv': 1, 'ready': True}`, true},
+		{`{"scv":"1","ready":true}`, true},
+		{`{"scv":1,"ready":"yes"}`, true},
+		{`  {"scv": null, "ready": true}`, true},
+		{`Loading weights from {"scv": 1}`, false}, // chatter: not an object line
+		{`{"progress": 0.5}`, false},
+		{`{"id":"3","ok":true,"result":{"scv":1}}`, false},
+		{`{"id":[3],"ok":true,"scv":1}`, false},
+		{`{"batch":[{"id":"3","ok":true}],"scv":"x"}`, false},
+		{``, false},
+	} {
+		_, _, err := parseLine([]byte(tc.line), nil)
+		if err == nil { // an answer: never taken for a handshake
+			if tc.bad {
+				t.Errorf("%q parsed as protocol", tc.line)
+			}
+			continue
+		}
+		if got := badHandshake([]byte(tc.line), err); (got != "") != tc.bad {
+			t.Errorf("badHandshake(%q) = %q, want bad %v", tc.line, got, tc.bad)
+		}
+	}
+}

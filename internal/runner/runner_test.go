@@ -99,6 +99,10 @@ func TestRunShardLoadFailures(t *testing.T) {
 		{"refuses handshake", []string{"-refuse"}, []string{"stage load", "not ready: cannot import torch", "libcudnn.so.8"}},
 		{"never handshakes", []string{"-silent"}, []string{"stage load", "no handshake within", "stuck while loading"}},
 		{"no such program", nil, []string{"stage start", "does-not-exist"}},
+		// A handshake written wrong fails at once, not at the load timeout.
+		{"Python dict as handshake", []string{"-handshake-line", "{'scv': 1, 'ready': True}"}, []string{"stage load", "the handshake line is not valid", "{'scv': 1", "json.dumps"}},
+		{"version as a string", []string{"-handshake-line", `{"scv":"1","ready":true}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal string"}},
+		{"ready as a string", []string{"-handshake-line", `{"scv":1,"ready":"yes"}`}, []string{"stage load", "the handshake line is not valid", "ready"}},
 		{"closes stdout before its handshake", []string{"-close-stdout-after", "-1"}, []string{"stage load", "ended before its handshake", "closed its stdout but kept running", "living on"}},
 	}
 	for _, tt := range tests {

@@ -53,6 +53,7 @@ func main() {
 	stderrBytes := flag.Int("stderr-bytes", 0, "write this many bytes to stderr per input, then a line naming the input")
 	countStarts := flag.Bool("count-starts", false, "append a line to starts.log in $SCV_OUTPUT_DIR at each start")
 	writeOutput := flag.Bool("write-output", false, "write BASE.out into $SCV_OUTPUT_DIR per input and answer its host path ($SCV_OUTPUT_HOST/BASE.out) as output, with output_dir = $SCV_OUTPUT_DIR")
+	handshakeLine := flag.String("handshake-line", "", "print this line instead of the handshake, then serve as usual")
 	flag.Parse()
 
 	if *ignoreTerm || *closeAfter > 0 {
@@ -91,7 +92,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testmodel: closed stdout before the handshake, living on")
 		time.Sleep(24 * time.Hour)
 	}
-	fmt.Fprintf(out, `{"scv":1,"ready":true,"model":"testmodel","max_batch":%d}`+"\n", *maxBatch)
+	if *handshakeLine != "" {
+		fmt.Fprintln(out, *handshakeLine)
+	} else {
+		fmt.Fprintf(out, `{"scv":1,"ready":true,"model":"testmodel","max_batch":%d}`+"\n", *maxBatch)
+	}
 	out.Flush()
 	worker := os.Getenv("SCV_WORKER")
 	var gpu []byte
