@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"syscall"
 
 	"github.com/scivision-hpc/scv-hpc/internal/cache"
@@ -31,19 +30,6 @@ import (
 
 // Output helpers that every command shares, and the hints added to errors where they
 // are shown: internal packages say what failed, the command line says what to type.
-
-// loadJobDir reads the job in the directory arg names and returns its absolute path.
-func loadJobDir(arg string) (string, *job.Job, error) {
-	dir, err := filepath.Abs(arg)
-	if err != nil {
-		return "", nil, err
-	}
-	j, err := job.Load(dir)
-	if err != nil {
-		return "", nil, err
-	}
-	return dir, j, nil
-}
 
 // notCached adds to a model's not-cached error (online: offline ones say it) the
 // command that fetches it.

@@ -106,15 +106,8 @@ func newCancelCmd(a *app) *cobra.Command {
 		Use:  "cancel JOBDIR",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, j, err := loadJobDir(args[0])
+			ids, err := (&slurm.Client{}).CancelJob(cmd.Context(), args[0])
 			if err != nil {
-				return err
-			}
-			ids, err := slurm.ArrayIDs(j)
-			if err != nil {
-				return fmt.Errorf("cancel %s: %w", args[0], err)
-			}
-			if err := (&slurm.Client{}).Cancel(cmd.Context(), ids); err != nil {
 				return fmt.Errorf("cancel %s: %w", args[0], err)
 			}
 			fmt.Fprintf(a.stdout, "cancelled job array(s) %s; results so far are kept: 'scv-hpc resubmit %s' runs what is missing\n",

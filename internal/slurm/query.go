@@ -215,6 +215,20 @@ func (c *Client) View(ctx context.Context, j *job.Job) (map[int]ShardState, erro
 // Active reports whether a shard state may still change on its own.
 func Active(state string) bool { return state == StatePending || state == StateRunning }
 
+// CancelJob cancels every array of the job in dir (ArrayIDs: a job with none recorded
+// is ErrNoArrays) and returns their IDs. Results written so far stay.
+func (c *Client) CancelJob(ctx context.Context, dir string) ([]string, error) {
+	j, err := job.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := ArrayIDs(j)
+	if err != nil {
+		return nil, err
+	}
+	return ids, c.Cancel(ctx, ids)
+}
+
 // Cancel cancels whole arrays with scancel. Arrays that already ended (or were
 // purged) are not an error.
 func (c *Client) Cancel(ctx context.Context, jobIDs []string) error {

@@ -155,8 +155,8 @@ func TestCancelRealSlurm(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitView(t, c, j, time.Minute, func(v map[int]ShardState) bool { return v[0].State == StateRunning })
-	if err := c.Cancel(ctx, []string{j.Slurm.Arrays[0].JobID}); err != nil {
-		t.Fatal(err)
+	if ids, err := c.CancelJob(ctx, dir); err != nil || len(ids) != 1 || ids[0] != j.Slurm.Arrays[0].JobID {
+		t.Fatalf("CancelJob = %v, %v; want the array %s", ids, err, j.Slurm.Arrays[0].JobID)
 	}
 	view := waitView(t, c, j, time.Minute, func(v map[int]ShardState) bool {
 		for _, s := range v {
@@ -174,6 +174,9 @@ func TestCancelRealSlurm(t *testing.T) {
 	// Cancelling again, or an array Slurm forgot, is not an error.
 	if err := c.Cancel(ctx, []string{j.Slurm.Arrays[0].JobID}); err != nil {
 		t.Errorf("second cancel: %v", err)
+	}
+	if _, err := c.CancelJob(ctx, t.TempDir()); !errors.Is(err, job.ErrNoJob) {
+		t.Errorf("CancelJob of a directory with no job: %v", err)
 	}
 	if tasks, err := c.Query(ctx, "999999"); err != nil || len(tasks) != 0 {
 		t.Errorf("unknown job: tasks %v, err %v", tasks, err)
