@@ -3,12 +3,13 @@ package execute
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
@@ -18,26 +19,19 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
 	"github.com/scivision-hpc/scv-hpc/internal/slurm"
+	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
-// slurmPATH puts shell scripts named as Slurm's clients first on PATH for the rest of
-// the test (the rest of PATH stays: the conversion and the runtime need it). A dry
-// run asks only scontrol, for MaxArraySize.
-func slurmPATH(t *testing.T, scripts map[string]string) {
-	t.Helper()
-	dir := t.TempDir()
-	for name, body := range scripts {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+// realSlurm returns a client of the test process's single-node Slurm
+// (testenv.StartSlurm: MaxArraySize testenv.SlurmTestMaxArraySize).
+func realSlurm(t *testing.T) *slurm.Client {
+	return &slurm.Client{Env: testenv.StartSlurm(t)}
 }
 
 // submitRequest returns the request of submit's command line args for model.
-func submitRequest(t *testing.T, m *models, model string, args ...string) *SubmitRequest {
+func submitRequest(t *testing.T, m *models, c *slurm.Client, model string, args ...string) *SubmitRequest {
 	t.Helper()
-	r := &SubmitRequest{Model: model, Fetch: m.fetch, Log: zerolog.Nop(), Site: slurm.DefaultOptions(), LogLevel: "info"}
+	r := &SubmitRequest{Model: model, Fetch: m.fetch, Log: zerolog.Nop(), Site: slurm.DefaultOptions(), LogLevel: "info", Client: c}
 	r.Changed = parse(t, append([]string{"--scv-hpc", "/opt/scv-hpc/bin/scv-hpc"}, args...), func(fs *pflag.FlagSet) {
 		r.Dataset.AddFlags(fs, "", "")
 		r.Run.AddFlags(fs, job.DefaultRunOptions())
@@ -58,12 +52,18 @@ func script(t *testing.T, sub *slurm.JobSubmission) string {
 }
 
 // TestSubmitDryRun: a dry run creates the job and slurm.json and renders the arrays
-// that Slurm's MaxArraySize allows; a model that wants a GPU gets one per task unless
+// that Slurm's MaxArraySize allows (the real test cluster's); a model that wants a GPU gets one per task unless
 // the flags or the site ask for GPUs already.
 func TestSubmitDryRun(t *testing.T) {
 	m := newModels(t)
-	data := dataset(t, 7)
-	slurmPATH(t, map[string]string{"scontrol": "echo 'MaxArraySize            = 2'\n"})
+	data := dataset(t, 10)
+	c := realSlurm(t)
+	maxArray := testenv.SlurmTestMaxArraySize
+	var shards, first, second []int
+	for i := range 10 {
+		shards = append(shards, i)
+	}
+	first, second = shards[:maxArray], shards[maxArray:]
 	for _, tc := range []struct {
 		name       string
 		model      string
@@ -76,11 +76,11 @@ func TestSubmitDryRun(t *testing.T) {
 		{"--gres given", "tm-gpu", []string{"--gres", "gpu:a100:1"}, "", false, "#SBATCH --gres=gpu:a100:1\n", "#SBATCH --gpus-per-task"},
 		{"--gpus-per-task given", "tm-gpu", []string{"--gpus-per-task", "2"}, "", false, "#SBATCH --gpus-per-task=2\n", "#SBATCH --gres"},
 		{"the site's gres", "tm-gpu", nil, "gpu:1", false, "#SBATCH --gres=gpu:1\n", "#SBATCH --gpus-per-task"},
-		{"a CPU model", "tm", nil, "", false, "#SBATCH --array=0-1\n", "#SBATCH --g"},
+		{"a CPU model", "tm", nil, "", false, fmt.Sprintf("#SBATCH --array=0-%d\n", maxArray-1), "#SBATCH --g"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
-			r := submitRequest(t, m, tc.model, append([]string{"--data", data, "--out", out, "--shard-size", "3", "--dry-run"}, tc.args...)...)
+			r := submitRequest(t, m, c, tc.model, append([]string{"--data", data, "--out", out, "--shard-size", "1", "--dry-run"}, tc.args...)...)
 			r.Site.Gres, r.LogLevel = tc.siteGres, "debug"
 			gpuDefault := false
 			r.GPUDefault = func() { gpuDefault = true }
@@ -95,15 +95,15 @@ func TestSubmitDryRun(t *testing.T) {
 			for _, a := range res.Slurm.Arrays {
 				planned = append(planned, a.Array.Shards)
 			}
-			if res.Dir != out || !reflect.DeepEqual(res.Shards, []int{0, 1, 2}) || !reflect.DeepEqual(planned, [][]int{{0, 1}, {2}}) || res.Slurm.MaxArraySize != 2 {
-				t.Errorf("Submit: dir %s, shards %v in arrays %v (MaxArraySize %d); want %s, [0 1 2] in [[0 1] [2]] (2)", res.Dir, res.Shards, planned, res.Slurm.MaxArraySize, out)
+			if res.Dir != out || !reflect.DeepEqual(res.Shards, shards) || !reflect.DeepEqual(planned, [][]int{first, second}) || res.Slurm.MaxArraySize != maxArray {
+				t.Errorf("Submit: dir %s, shards %v in arrays %v (MaxArraySize %d); want %s, %v in %v (%d)", res.Dir, res.Shards, planned, res.Slurm.MaxArraySize, out, shards, [][]int{first, second}, maxArray)
 			}
 			j, err := job.Load(out)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if j.Shards != 3 || j.Slurm == nil || len(j.Slurm.Arrays) != 0 || j.Model != tc.model {
-				t.Errorf("job.json: %d shards, slurm %+v, model %s; want 3 shards, no array recorded", j.Shards, j.Slurm, j.Model)
+			if j.Shards != len(shards) || j.Slurm == nil || len(j.Slurm.Arrays) != 0 || j.Model != tc.model {
+				t.Errorf("job.json: %d shards, slurm %+v, model %s; want %d shards, no array recorded", j.Shards, j.Slurm, j.Model, len(shards))
 			}
 			o, err := slurm.LoadOptions(out)
 			if err != nil {
@@ -150,7 +150,7 @@ func TestSubmitChecksFlagsFirst(t *testing.T) {
 				out = filepath.Join(t.TempDir(), "run")
 			}
 			before, _ := os.ReadDir(out)
-			r := submitRequest(t, m, "tm", append([]string{"--data", data, "--out", out, "--dry-run"}, tc.args...)...)
+			r := submitRequest(t, m, nil, "tm", append([]string{"--data", data, "--out", out, "--dry-run"}, tc.args...)...)
 			res, err := Submit(context.Background(), *r)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Submit: %v, want %v", err, tc.want)
@@ -166,18 +166,14 @@ func TestSubmitChecksFlagsFirst(t *testing.T) {
 	}
 }
 
-// TestSubmitFails: when sbatch refuses the first array, the job directory is kept
-// with no array recorded, which the result shows (the command line then says how
-// to resubmit it).
+// TestSubmitFails: when sbatch refuses the first array (the real Slurm: a partition it
+// does not have), the job directory is kept with no array recorded, which the result
+// shows (the command line then says how to resubmit it).
 func TestSubmitFails(t *testing.T) {
 	m := newModels(t)
-	slurmPATH(t, map[string]string{
-		"scontrol": "echo MaxArraySize=1001\n",
-		"sbatch":   "echo 'sbatch: error: Batch job submission failed: Invalid account' >&2\nexit 1\n",
-	})
 	out := filepath.Join(t.TempDir(), "run")
-	res, err := Submit(context.Background(), *submitRequest(t, m, "tm", "--data", dataset(t, 4), "--out", out))
-	if err == nil || !strings.Contains(err.Error(), "Invalid account") {
+	res, err := Submit(context.Background(), *submitRequest(t, m, realSlurm(t), "tm", "--data", dataset(t, 4), "--out", out, "--partition", "nosuchpartition"))
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "invalid partition") {
 		t.Fatalf("Submit: %v, want sbatch's refusal", err)
 	}
 	if res.Job == nil || len(res.Job.Slurm.Arrays) != 0 || res.Dir != out {
@@ -189,20 +185,37 @@ func TestSubmitFails(t *testing.T) {
 }
 
 // submitted makes a job by a dry run of Submit (shard 0 with results, shards 1 and 2
-// without) and records an array of all three in it, as a submission would.
-func submitted(t *testing.T, m *models) string {
+// without) and submits an array of the shards pending to the real Slurm, where they
+// stay pending, held (sbatch --hold); with none pending it submits all three held and
+// cancels them, so that Slurm knows the array and none of its tasks is active.
+func submitted(t *testing.T, m *models, c *slurm.Client, pending ...int) string {
 	t.Helper()
+	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "run")
-	slurmPATH(t, map[string]string{"scontrol": "echo MaxArraySize=1001\n"})
-	if _, err := Submit(context.Background(), *submitRequest(t, m, "tm", "--data", dataset(t, 7), "--out", out, "--shard-size", "3", "--dry-run", "--time", "0:30:00")); err != nil {
+	if _, err := Submit(ctx, *submitRequest(t, m, c, "tm", "--data", dataset(t, 7), "--out", out, "--shard-size", "3", "--dry-run", "--time", "0:30:00")); err != nil {
 		t.Fatal(err)
 	}
 	j, err := job.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := job.AddArray(out, j, 1001, job.Array{JobID: "77", Script: "job.sbatch", Shards: []int{0, 1, 2}, Submitted: time.Now()}); err != nil {
+	o, err := slurm.LoadOptions(out)
+	if err != nil {
 		t.Fatal(err)
+	}
+	o.SbatchArgs = append(o.SbatchArgs, "--hold")
+	shards := pending
+	if len(pending) == 0 {
+		shards = []int{0, 1, 2}
+	}
+	sub, err := c.SubmitJob(ctx, slurm.JobRequest{JobDir: out, Job: j, Options: o, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) == 0 {
+		if err := c.Cancel(ctx, []string{sub.Arrays[0].Array.JobID}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(job.Dir(out).ResultFile(0), []byte(`{"path":"img0.png","ok":true}`+"\n"+`{"path":"img1.png","ok":true}`+"\n"+`{"path":"img2.png","ok":true}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -211,9 +224,9 @@ func submitted(t *testing.T, m *models) string {
 }
 
 // resubmitRequest returns the request of resubmit's command line args.
-func resubmitRequest(t *testing.T, dir string, args ...string) ResubmitRequest {
+func resubmitRequest(t *testing.T, c *slurm.Client, dir string, args ...string) ResubmitRequest {
 	t.Helper()
-	r := ResubmitRequest{Dir: dir, Log: zerolog.Nop()}
+	r := ResubmitRequest{Dir: dir, Log: zerolog.Nop(), Client: c}
 	r.Changed = parse(t, args, func(fs *pflag.FlagSet) {
 		r.Slurm.AddFlags(fs)
 		fs.BoolVar(&r.FailedOnly, "failed-only", false, "")
@@ -228,7 +241,9 @@ func resubmitRequest(t *testing.T, dir string, args ...string) ResubmitRequest {
 // job of predict (no slurm.json) is not resubmitted.
 func TestResubmit(t *testing.T) {
 	m := newModels(t)
-	dir := submitted(t, m)
+	c := realSlurm(t)
+	dir := submitted(t, m, c)
+	pending := submitted(t, m, c, 2)
 	predicted := t.TempDir()
 	if err := job.Create(predicted, &job.Job{Model: "tm", Shards: 1}); err != nil {
 		t.Fatal(err)
@@ -236,7 +251,6 @@ func TestResubmit(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		dir      string
-		squeue   string // squeue's answer for the array
 		args     []string
 		held     bool
 		shards   []int // planned
@@ -245,14 +259,13 @@ func TestResubmit(t *testing.T) {
 		err      error
 		noSubmit bool
 	}{
-		{"shards without results", dir, "", []string{"--partition", "debug"}, false, []int{1, 2}, nil, "#SBATCH --partition=debug\n#SBATCH --time=0:30:00\n", nil, false},
-		{"a shard still running", dir, "77_2 RUNNING None\n", nil, false, []int{1}, []int{2}, "#SBATCH --time=0:30:00\n", nil, false},
-		{"failed only: none failed", dir, "", []string{"--failed-only"}, false, nil, nil, "", nil, true},
-		{"bad flag, job held", dir, "", []string{"--gres", "gpu:1", "--gpus-per-task", "1"}, true, nil, nil, "", slurm.ErrBadOption, true},
-		{"job of predict", predicted, "", nil, false, nil, nil, "", slurm.ErrNotSubmitted, true},
+		{"shards without results", dir, []string{"--partition", "debug"}, false, []int{1, 2}, nil, "#SBATCH --partition=debug\n#SBATCH --time=0:30:00\n", nil, false},
+		{"a shard still pending in Slurm", pending, nil, false, []int{1}, []int{2}, "#SBATCH --time=0:30:00\n", nil, false},
+		{"failed only: none failed", dir, []string{"--failed-only"}, false, nil, nil, "", nil, true},
+		{"bad flag, job held", dir, []string{"--gres", "gpu:1", "--gpus-per-task", "1"}, true, nil, nil, "", slurm.ErrBadOption, true},
+		{"job of predict", predicted, nil, false, nil, nil, "", slurm.ErrNotSubmitted, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			slurmPATH(t, map[string]string{"squeue": "printf '" + tc.squeue + "'\n", "sacct": "exit 1\n", "scontrol": "echo MaxArraySize=1001\n"})
 			if tc.held {
 				unlock, err := job.Dir(tc.dir).LockJob()
 				if err != nil {
@@ -261,7 +274,7 @@ func TestResubmit(t *testing.T) {
 				defer unlock()
 			}
 			os.Remove(job.Dir(tc.dir).Script(1)) // the script of a second array, which each case writes anew
-			res, err := Resubmit(context.Background(), resubmitRequest(t, tc.dir, append(tc.args, "--dry-run")...))
+			res, err := Resubmit(context.Background(), resubmitRequest(t, c, tc.dir, append(tc.args, "--dry-run")...))
 			if !errors.Is(err, tc.err) || tc.err == nil && err != nil {
 				t.Fatalf("Resubmit: %v, want %v", err, tc.err)
 			}
@@ -290,15 +303,24 @@ func TestResubmit(t *testing.T) {
 // run and nothing is written; once it is free, the plan asks squeue.
 func TestResubmitLocksBeforePlan(t *testing.T) {
 	m := newModels(t)
-	dir := submitted(t, m)
-	asked := filepath.Join(t.TempDir(), "squeue-ran")
-	slurmPATH(t, map[string]string{"squeue": ": > '" + asked + "'\n", "sacct": "exit 1\n", "scontrol": "echo MaxArraySize=1001\n"})
+	c := realSlurm(t)
+	dir := submitted(t, m, c)
+	// squeue is the real one, behind a script that notes each run.
+	squeue, err := exec.LookPath("squeue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked, bin := filepath.Join(t.TempDir(), "squeue-ran"), t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "squeue"), []byte("#!/bin/sh\n: > '"+asked+"'\nexec '"+squeue+"' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	unlock, err := job.Dir(dir).LockJob()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var be *job.BusyError
-	if _, err := Resubmit(context.Background(), resubmitRequest(t, dir, "--dry-run")); !errors.As(err, &be) {
+	if _, err := Resubmit(context.Background(), resubmitRequest(t, c, dir, "--dry-run")); !errors.As(err, &be) {
 		t.Fatalf("Resubmit of a held job: %v, want a *job.BusyError", err)
 	}
 	for _, p := range []string{asked, job.Dir(dir).Script(1)} {
@@ -307,7 +329,7 @@ func TestResubmitLocksBeforePlan(t *testing.T) {
 		}
 	}
 	unlock()
-	res, err := Resubmit(context.Background(), resubmitRequest(t, dir, "--dry-run"))
+	res, err := Resubmit(context.Background(), resubmitRequest(t, c, dir, "--dry-run"))
 	if err != nil {
 		t.Fatal(err)
 	}
