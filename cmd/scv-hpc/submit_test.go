@@ -190,8 +190,9 @@ func TestSubmitUsage(t *testing.T) {
 		{"out with a colon", []string{"submit", "faces", "--data", dir, "--out", dir + "/a:b"}, 2, "--bind splits paths"},
 		{"out with a newline", []string{"submit", "faces", "--data", dir, "--out", dir + "/a\nb"}, 2, "newline"},
 		{"relative scratch", []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--scratch", "tmp"}, 2, "absolute path"},
-		{"cancel no job", []string{"cancel", dir}, 1, "no job.json"},
-		{"resubmit no job", []string{"resubmit", dir}, 1, "no job.json"},
+		// The job's load error names the directory once, as it is (no "cancel DIR: DIR: ...").
+		{"cancel no job", []string{"cancel", dir}, 1, "scv-hpc: " + dir + ": not a job directory (no job.json)"},
+		{"resubmit no job", []string{"resubmit", dir}, 1, "scv-hpc: " + dir + ": not a job directory (no job.json)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
