@@ -102,7 +102,7 @@ func TestRunShardLoadFailures(t *testing.T) {
 		// A handshake written wrong fails at once, not at the load timeout.
 		{"Python dict as handshake", []string{"-handshake-line", "{'scv': 1, 'ready': True}"}, []string{"stage load", "the handshake line is not valid", "{'scv': 1", "json.dumps"}},
 		{"version as a string", []string{"-handshake-line", `{"scv":"1","ready":true}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal string"}},
-		{"ready as a string", []string{"-handshake-line", `{"scv":1,"ready":"yes"}`}, []string{"stage load", "the handshake line is not valid", "ready"}},
+		{"ready as a string", []string{"-handshake-line", `{"scv":1,"ready":"yes"}`}, []string{"stage load", "the handshake line is not valid", "ready of type bool"}},
 		{"a version of 100 kB", []string{"-handshake-line", `{"scv":` + strings.Repeat("9", 100<<10) + `}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal number 999"}},
 		{"closes stdout before its handshake", []string{"-close-stdout-after", "-1"}, []string{"stage load", "ended before its handshake", "closed its stdout but kept running", "living on"}},
 	}
