@@ -30,11 +30,12 @@ type handshake struct {
 // badHandshake returns why line, which is not protocol (parseLine's err), is a failed
 // attempt at the handshake, or "" when it is just another line. An attempt is an
 // object whose own key is scv: a JSON object with a top-level "scv" (as {"scv": "1",
-// ...} or {"scv":1,"ready":"yes"}) and no id or batch, or a line that is no JSON and
-// opens with the key scv (Python's print(dict): {'scv': 1, 'ready': True}). A line
+// ...} or {"scv":1,"ready":"yes"}) and no id or batch, or Python's print(dict) of the
+// handshake ({'scv': 1, 'ready': True}: no JSON, opening with the key 'scv'). A line
 // that only mentions scv (a log line of a logger named scv, a printed config that
-// holds such a key deeper down) is chatter. The reason is at most maxReason bytes,
-// whatever the line's size.
+// holds such a key deeper down) is chatter, and so is JSON cut short ({"scv":1,"ready":
+// of a model whose output was cut): the real handshake may follow. The reason is at
+// most maxReason bytes, whatever the line's size.
 func badHandshake(line []byte, err error) string {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' || !(bytes.Contains(line, []byte(`"scv"`)) || bytes.Contains(line, []byte(`'scv'`))) {
@@ -42,9 +43,8 @@ func badHandshake(line []byte, err error) string {
 	}
 	var keys map[string]json.RawMessage
 	if json.Unmarshal(line, &keys) != nil {
-		// Not JSON at all: an attempt only when it opens with the key.
-		open := bytes.TrimLeft(line[1:], " \t")
-		if !bytes.HasPrefix(open, []byte(`"scv"`)) && !bytes.HasPrefix(open, []byte(`'scv'`)) {
+		// Not JSON: an attempt only when it opens with the key as Python prints it.
+		if !bytes.HasPrefix(bytes.TrimLeft(line[1:], " \t"), []byte(`'scv'`)) {
 			return ""
 		}
 		var w wireLine

@@ -175,6 +175,7 @@ func TestBadHandshake(t *testing.T) {
 		{`{"config": {"scv": 1, "ready": "yes"}}`, false},
 		{`{'framework': 'torch', 'wrapper': 'scv'}`, false},
 		{`{'config': {'scv': 1}}`, false},
+		{`{"scv":1,"ready":`, false}, // cut short: the handshake may follow (TestHeldOddModels)
 	} {
 		_, _, err := parseLine([]byte(tc.line), nil)
 		if err == nil { // an answer: never taken for a handshake
@@ -195,7 +196,7 @@ func TestBadHandshakeBounded(t *testing.T) {
 	for _, line := range []string{
 		`{"scv":` + strings.Repeat("9", 4<<20) + `,"ready":true}`,
 		`{"scv":1,"ready":true,"model":` + strings.Repeat("9", 4<<20) + `}`,
-		`{'scv': '` + strings.Repeat("x", 4<<20) + `'}`,
+		`{'scv': ` + strings.Repeat("9", 4<<20) + `}`,
 	} {
 		_, _, err := parseLine([]byte(line), nil)
 		if err == nil {
