@@ -22,7 +22,7 @@ func newCollectCmd(a *app) *cobra.Command {
 			name := args[0]
 			tot, err := results.CollectTo(cmd.Context(), name, out, format, a.stdout)
 			if err != nil {
-				return fmt.Errorf("collect %s: %w", name, err)
+				return err
 			}
 			fmt.Fprintf(a.stderr, "collected %d inputs of %s into %s: %d ok, %d failed, %d pending\n",
 				tot.Inputs, name, tot.Where, tot.OK, tot.Failed, tot.Pending)

@@ -370,6 +370,7 @@ func TestPredictAndRunShardUsage(t *testing.T) {
 		{"submit zero shards", nil, []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--shards", "0"}, "must be at least 1"},
 		{"run-shard zero workers", nil, []string{"run-shard", statusJob(t, false), "--index", "0", "--workers", "0"}, "--workers 0"},
 		{"collect into a shard's results", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "is one of the job's own files; write it elsewhere"},
+		{"collect -o named once", nil, []string{"collect", statusJob(t, false), "-o", "RESULT0"}, "scv-hpc: collect -o /"},
 		{"report over job.json", nil, []string{"report", statusJob(t, false), "-o", "JOBJSON"}, "is one of the job's own files; write it elsewhere"},
 		{"run-shard without index", []string{"SLURM_ARRAY_TASK_ID="}, []string{"run-shard", dir}, "needs --index"},
 		{"run-shard bad env index", []string{"SLURM_ARRAY_TASK_ID=x"}, []string{"run-shard", dir}, "not a number"},

@@ -134,10 +134,10 @@ func TestCollectCommand(t *testing.T) {
 		{"stdout", []string{"collect", complete, "-o", "-"}, cli.ExitOK, "", false, 12, "into stdout"},
 		{"forced csv to stdout", []string{"collect", complete, "-o", "-", "--format", "csv"}, cli.ExitOK, "", true, 13, ""},
 		{"forced format beats extension", []string{"collect", complete, "-o", filepath.Join(outDir, "c.txt"), "--format", "jsonl"}, cli.ExitOK, "c.txt", false, 12, ""},
-		{"unknown extension", []string{"collect", complete, "-o", filepath.Join(outDir, "d.txt")}, cli.ExitUsage, "", false, 0, "extension"},
-		{"unknown format", []string{"collect", complete, "-o", "-", "--format", "xml"}, cli.ExitUsage, "", false, 0, "xml"},
+		{"unknown extension", []string{"collect", complete, "-o", filepath.Join(outDir, "d.txt")}, cli.ExitUsage, "", false, 0, "scv-hpc: unknown output format: cannot tell it from the extension"},
+		{"unknown format", []string{"collect", complete, "-o", "-", "--format", "xml"}, cli.ExitUsage, "", false, 0, `scv-hpc: unknown output format "xml"`},
 		{"no -o", []string{"collect", complete}, cli.ExitUsage, "", false, 0, "-o FILE is required"},
-		{"not a job", []string{"collect", outDir, "-o", filepath.Join(outDir, "e.jsonl")}, cli.ExitError, "", false, 0, "not a job directory"},
+		{"not a job", []string{"collect", outDir, "-o", filepath.Join(outDir, "e.jsonl")}, cli.ExitError, "", false, 0, "scv-hpc: " + outDir + ": not a job directory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

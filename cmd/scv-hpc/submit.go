@@ -108,7 +108,7 @@ func newCancelCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids, err := (&slurm.Client{}).CancelJob(cmd.Context(), args[0])
 			if err != nil {
-				return fmt.Errorf("cancel %s: %w", args[0], err)
+				return err
 			}
 			fmt.Fprintf(a.stdout, "cancelled job array(s) %s; results so far are kept: 'scv-hpc resubmit %s' runs what is missing\n",
 				strings.Join(ids, ", "), slurm.Quote(args[0]))

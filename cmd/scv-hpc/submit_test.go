@@ -190,8 +190,9 @@ func TestSubmitUsage(t *testing.T) {
 		{"out with a colon", []string{"submit", "faces", "--data", dir, "--out", dir + "/a:b"}, 2, "--bind splits paths"},
 		{"out with a newline", []string{"submit", "faces", "--data", dir, "--out", dir + "/a\nb"}, 2, "newline"},
 		{"relative scratch", []string{"submit", "faces", "--data", dir, "--out", dir + "/o", "--scratch", "tmp"}, 2, "absolute path"},
-		{"cancel no job", []string{"cancel", dir}, 1, "no job.json"},
-		{"resubmit no job", []string{"resubmit", dir}, 1, "no job.json"},
+		// The job's load error names the directory once, as it is (no "cancel DIR: DIR: ...").
+		{"cancel no job", []string{"cancel", dir}, 1, "scv-hpc: " + dir + ": not a job directory (no job.json)"},
+		{"resubmit no job", []string{"resubmit", dir}, 1, "scv-hpc: " + dir + ": not a job directory (no job.json)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,5 +277,30 @@ func TestResubmitChecksBeforeSbatch(t *testing.T) {
 				t.Errorf("script does not come from the site template (%v):\n%s", err, b)
 			}
 		})
+	}
+}
+
+// TestSubmitKeepsJobWhenSbatchFails: when sbatch refuses the job, submit fails with
+// Slurm's reason and says that the job directory is kept and how to submit it again;
+// the job is there for resubmit.
+func TestSubmitKeepsJobWhenSbatchFails(t *testing.T) {
+	lay := countingLayout(t)
+	data := t.TempDir()
+	for i := range 3 {
+		os.WriteFile(filepath.Join(data, fmt.Sprintf("img%d.png", i)), []byte("x"), 0o644)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	testenv.ScriptPATH(t, map[string]string{
+		"scontrol": "echo MaxArraySize=1001\n",
+		"sbatch":   "echo 'sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified' >&2\nexit 1\n",
+	})
+	code, stdout, stderr := runInProcess(t, "--cache", filepath.Join(t.TempDir(), "cache"), "submit", "oci-layout:"+lay+":counting",
+		"--data", data, "--out", out, "--scv-hpc", "/opt/scv-hpc/bin/scv-hpc")
+	want := "\nthe job directory " + out + " is kept: fix the cause, then run 'scv-hpc resubmit " + slurm.Quote(out) + "' (its flags override the saved settings)\n"
+	if code != cli.ExitError || !strings.Contains(stderr, "Invalid account") || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d, want %d with sbatch's reason and %q\nstdout: %s\nstderr: %s", code, cli.ExitError, want, stdout, stderr)
+	}
+	if j, err := job.Load(out); err != nil || len(j.Slurm.Arrays) != 0 {
+		t.Errorf("the job directory: %v, %+v; want the job, with no array", err, j)
 	}
 }

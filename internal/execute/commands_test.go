@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
+	"github.com/scivision-hpc/scv-hpc/internal/progress"
 )
 
 // predictRequest returns the request of predict's command line args for model.
@@ -64,6 +66,28 @@ func TestPredict(t *testing.T) {
 	var be *job.BusyError
 	if _, err := Predict(context.Background(), predictRequest(t, m, "tm", args...)); !errors.As(err, &be) {
 		t.Errorf("Predict of a held job: %v, want a *job.BusyError", err)
+	}
+}
+
+// TestPredictInterrupted: a run cancelled once it started (Ctrl-C, SIGTERM) is an
+// *InterruptedError returned as it is, not prefixed "predict: " (the command line adds
+// where the results are, from Dir); the same request then resumes and finishes.
+func TestPredictInterrupted(t *testing.T) {
+	m := newModels(t)
+	data, out := dataset(t, 7), filepath.Join(t.TempDir(), "run")
+	args := []string{"--data", data, "--out", out, "--shard-size", "3", "--runtime", "builtin", "--gpus", "none"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := predictRequest(t, m, "tm", args...)
+	r.Progress = func(string, string) progress.Reporter { cancel(); return progress.Nop{} } // as the run starts
+	res, err := Predict(ctx, r)
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "interrupted at shard ") || res.Dir != out {
+		t.Fatalf("Predict cancelled: %v (dir %q); want an *InterruptedError as it is, and the job directory %s", err, res.Dir, out)
+	}
+	res, err = Predict(context.Background(), predictRequest(t, m, "tm", args...))
+	if err != nil || res.Totals.Inputs != 7 || res.Totals.Pending != 0 {
+		t.Fatalf("Predict resumed: %v, totals %+v; want 7 inputs, none pending", err, res.Totals)
 	}
 }
 

@@ -21,8 +21,12 @@ type Collected struct {
 // replaced atomically, or stdout for "-". format is FormatFor's: given, or from out's
 // extension (ErrFormat when neither tells). out is refused before anything is read
 // when it is one of the job's own files (job.ErrOwnFile, see job.Dir.CheckOutput).
+// The errors of the format and of the job's loading are returned as they are (each
+// names its input); a refused out is prefixed "collect -o OUT: ", an error of the
+// merge or the write "collect JOBDIR: ".
 func CollectTo(ctx context.Context, jobDir, out, format string, stdout io.Writer) (Collected, error) {
 	var c Collected
+	given := jobDir
 	f, err := FormatFor(out, format)
 	if err != nil {
 		return c, err
@@ -37,12 +41,15 @@ func CollectTo(ctx context.Context, jobDir, out, format string, stdout io.Writer
 	c.Skipped = j.Skipped
 	if out != "-" {
 		if err := job.Dir(jobDir).CheckOutput(out); err != nil {
-			return c, fmt.Errorf("-o %s: %w", out, err)
+			return c, fmt.Errorf("collect -o %s: %w", out, err)
 		}
 	}
 	c.Where, err = fsutil.WriteOutput(out, stdout, func(w io.Writer) error {
 		c.Totals, err = collect(ctx, jobDir, j, w, f, 0)
 		return err
 	})
-	return c, err
+	if err != nil {
+		return c, fmt.Errorf("collect %s: %w", given, err)
+	}
+	return c, nil
 }

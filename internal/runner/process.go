@@ -155,6 +155,10 @@ func (p *process) read(stdout io.Reader) {
 func (p *process) parse(line []byte, chunk []response) []response {
 	n := len(chunk)
 	hs, chunk, perr := parseLine(line, chunk)
+	bad := ""
+	if perr != nil && !p.greeted {
+		bad = badHandshake(line, perr)
+	}
 	switch {
 	case hs != nil:
 		p.greeted = true
@@ -162,9 +166,9 @@ func (p *process) parse(line []byte, chunk []response) []response {
 		case p.hello <- *hs:
 		default: // a second handshake: ignored
 		}
-	case perr != nil && !p.greeted && badHandshake(line, perr) != "":
+	case bad != "":
 		select {
-		case p.hello <- handshake{invalid: fmt.Sprintf("%s: %.200q", badHandshake(line, perr), line)}:
+		case p.hello <- handshake{invalid: fmt.Sprintf("%s: %.200q", bad, line)}:
 		default:
 		}
 	case perr != nil:

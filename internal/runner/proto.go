@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/scivision-hpc/scv-hpc/internal/container"
@@ -27,22 +28,51 @@ type handshake struct {
 }
 
 // badHandshake returns why line, which is not protocol (parseLine's err), is a failed
-// attempt at the handshake, or "" when it is just another line: one that starts as a
-// JSON object and names the key scv, as {"scv": "1", ...}, {"scv":1,"ready":"yes"} or
-// Python's print(dict) {'scv': 1, 'ready': True} do.
+// attempt at the handshake, or "" when it is just another line. An attempt is an
+// object whose own key is scv: a JSON object with a top-level "scv" (as {"scv": "1",
+// ...} or {"scv":1,"ready":"yes"}) and no id or batch, or Python's print(dict) of the
+// handshake ({'scv': 1, 'ready': True}: no JSON, opening with the key 'scv'). A line
+// that only mentions scv (a log line of a logger named scv, a printed config that
+// holds such a key deeper down) is chatter, and so is JSON cut short ({"scv":1,"ready":
+// of a model whose output was cut): the real handshake may follow. The reason is at
+// most maxReason bytes, whatever the line's size.
 func badHandshake(line []byte, err error) string {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' || !(bytes.Contains(line, []byte(`"scv"`)) || bytes.Contains(line, []byte(`'scv'`))) {
 		return ""
 	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(line, &keys) != nil {
+		// Not JSON: an attempt only when it opens with the key as Python prints it.
+		if !bytes.HasPrefix(bytes.TrimLeft(line[1:], " \t"), []byte(`'scv'`)) {
+			return ""
+		}
+		var w wireLine
+		return clip(json.Unmarshal(line, &w).Error(), maxReason)
+	}
+	if _, ok := keys["scv"]; !ok {
+		return ""
+	}
 	var w wireLine
 	if jerr := json.Unmarshal(line, &w); jerr != nil {
-		return jerr.Error()
+		return clip(jerr.Error(), maxReason)
 	}
 	if w.ID != nil || w.Batch != nil {
 		return "" // an answer that names scv among its fields
 	}
-	return err.Error()
+	return clip(err.Error(), maxReason)
+}
+
+// maxReason bounds the reason badHandshake gives: encoding/json quotes a number it
+// cannot store whole, and a hostile line may hold one of megabytes.
+const maxReason = 200
+
+// clip returns s cut to at most n bytes (and "…"), valid UTF-8.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // response is one answer: {"id":"17","ok":true,"result":{…}} or {"id":"17","ok":false,"error":"…"}.

@@ -87,13 +87,19 @@ func TestParseLine(t *testing.T) {
 func FuzzParseLine(f *testing.F) {
 	for _, s := range []string{`{"scv":1,"ready":true}`, `{"id":"1","ok":true,"result":{}}`, `{"batch":[{"id":2}]}`, `{"id":1e99}`, "\x00{",
 		`{"batch":null,"id":"3"}`, `{"id":"4","ok":true,"result":[NaN,-Infinity]}`, "{\"id\":5,\"ok\":true,\"result\":\"\xff\"}",
-		`{"id":"6","ok":tr`, `{"batch":[{"id":"7","ok":"x"}]}`, `{"id":"8","result":"\"NaN\\\""}`} {
+		`{"id":"6","ok":tr`, `{"batch":[{"id":"7","ok":"x"}]}`, `{"id":"8","result":"\"NaN\\\""}`, `{'scv': 1, 'ready': True}`, `{"scv":"1"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		hs, out, err := parseLine(line, nil)
 		if err != nil && (hs != nil || len(out) > 0) {
 			t.Fatalf("error with results: %v %+v %+v", err, hs, out)
+		}
+		if err != nil {
+			// A line taken for a failed handshake gets a short reason, valid UTF-8.
+			if why := badHandshake(line, err); len(why) > maxReason+len("…") || !utf8.ValidString(why) {
+				t.Fatalf("badHandshake reason of %d bytes: %q", len(why), why)
+			}
 		}
 		for _, r := range out {
 			if r.ok && (!json.Valid(r.result) || !utf8.Valid(r.result)) {
@@ -161,6 +167,15 @@ func TestBadHandshake(t *testing.T) {
 		{`{"id":[3],"ok":true,"scv":1}`, false},
 		{`{"batch":[{"id":"3","ok":true}],"scv":"x"}`, false},
 		{``, false},
+		{`{"ready": true, "scv": "1"}`, true}, // json.dumps of a dict in another order
+		// Chatter that mentions scv but not as the object's own key: a JSON log line of
+		// a logger named scv, a printed config, Python's print(dict) of a value.
+		{`{"level":"info","logger":"scv","msg":"loading weights"}`, false},
+		{`{"name": "scv", "model": {"arch": "resnet50"}}`, false},
+		{`{"config": {"scv": 1, "ready": "yes"}}`, false},
+		{`{'framework': 'torch', 'wrapper': 'scv'}`, false},
+		{`{'config': {'scv': 1}}`, false},
+		{`{"scv":1,"ready":`, false}, // cut short: the handshake may follow (TestHeldOddModels)
 	} {
 		_, _, err := parseLine([]byte(tc.line), nil)
 		if err == nil { // an answer: never taken for a handshake
@@ -171,6 +186,25 @@ func TestBadHandshake(t *testing.T) {
 		}
 		if got := badHandshake([]byte(tc.line), err); (got != "") != tc.bad {
 			t.Errorf("badHandshake(%q) = %q, want bad %v", tc.line, got, tc.bad)
+		}
+	}
+}
+
+// TestBadHandshakeBounded: the reason given for a hostile line of megabytes (a number
+// of 4 MiB as the version, which encoding/json quotes whole in its error) is short.
+func TestBadHandshakeBounded(t *testing.T) {
+	for _, line := range []string{
+		`{"scv":` + strings.Repeat("9", 4<<20) + `,"ready":true}`,
+		`{"scv":1,"ready":true,"model":` + strings.Repeat("9", 4<<20) + `}`,
+		`{'scv': ` + strings.Repeat("9", 4<<20) + `}`,
+	} {
+		_, _, err := parseLine([]byte(line), nil)
+		if err == nil {
+			t.Fatalf("%.40q parsed as protocol", line)
+		}
+		why := badHandshake([]byte(line), err)
+		if why == "" || len(why) > 1024 || !utf8.ValidString(why) {
+			t.Errorf("badHandshake(%.40q…) = %d bytes (%.80q…), want a short reason", line, len(why), why)
 		}
 	}
 }

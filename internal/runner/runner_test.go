@@ -102,7 +102,8 @@ func TestRunShardLoadFailures(t *testing.T) {
 		// A handshake written wrong fails at once, not at the load timeout.
 		{"Python dict as handshake", []string{"-handshake-line", "{'scv': 1, 'ready': True}"}, []string{"stage load", "the handshake line is not valid", "{'scv': 1", "json.dumps"}},
 		{"version as a string", []string{"-handshake-line", `{"scv":"1","ready":true}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal string"}},
-		{"ready as a string", []string{"-handshake-line", `{"scv":1,"ready":"yes"}`}, []string{"stage load", "the handshake line is not valid", "ready"}},
+		{"ready as a string", []string{"-handshake-line", `{"scv":1,"ready":"yes"}`}, []string{"stage load", "the handshake line is not valid", "ready of type bool"}},
+		{"a version of 100 kB", []string{"-handshake-line", `{"scv":` + strings.Repeat("9", 100<<10) + `}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal number 999"}},
 		{"closes stdout before its handshake", []string{"-close-stdout-after", "-1"}, []string{"stage load", "ended before its handshake", "closed its stdout but kept running", "living on"}},
 	}
 	for _, tt := range tests {
@@ -123,14 +124,40 @@ func TestRunShardLoadFailures(t *testing.T) {
 			}
 			for _, w := range tt.wants {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q:\n%v", w, err)
+					t.Errorf("error lacks %q:\n%.2000v", w, err)
 				}
+			}
+			if n := len(err.Error()); n > 16<<10 {
+				t.Errorf("the error is %d bytes: a hostile line must not make it unbounded", n)
 			}
 			if recs := readResults(t, dir, 0); len(recs) != 0 {
 				t.Errorf("a load failure recorded %d inputs as failed; the run must stop instead", len(recs))
 			}
 			if time.Since(start) > 10*time.Second {
 				t.Errorf("took %s", time.Since(start))
+			}
+		})
+	}
+}
+
+// TestRunShardChatterBeforeHandshake: a line before the handshake that mentions scv
+// without being an attempt at the handshake (a JSON log line of a logger named scv, a
+// printed config, Python's print(dict) of a value) is chatter: the model loads.
+func TestRunShardChatterBeforeHandshake(t *testing.T) {
+	model := testModel(t)
+	for _, chatter := range []string{
+		`{"level":"info","logger":"scv","msg":"loading weights"}`,
+		`{"name": "scv", "model": {"arch": "resnet50"}}`,
+		`{'framework': 'torch', 'wrapper': 'scv'}`,
+	} {
+		t.Run(chatter, func(t *testing.T) {
+			paths := inputNames(10)
+			dir := makeJob(t, paths, model, "-chatter", chatter)
+			o := testOptions(1)
+			o.Override.LoadTimeout = set(30 * time.Second)
+			st, err := RunShard(context.Background(), dir, nil, 0, o)
+			if err != nil || st.OK != int64(len(paths)) {
+				t.Fatalf("RunShard: %+v, %v; want %d ok", st, err, len(paths))
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -216,17 +217,26 @@ func (c *Client) View(ctx context.Context, j *job.Job) (map[int]ShardState, erro
 func Active(state string) bool { return state == StatePending || state == StateRunning }
 
 // CancelJob cancels every array of the job in dir (ArrayIDs: a job with none recorded
-// is ErrNoArrays) and returns their IDs. Results written so far stay.
+// is ErrNoArrays) and returns their IDs. Results written so far stay. The job's load
+// error is returned as it is (it names the directory, made absolute); the others are
+// prefixed "cancel DIR: ".
 func (c *Client) CancelJob(ctx context.Context, dir string) ([]string, error) {
-	j, err := job.Load(dir)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	j, err := job.Load(abs)
 	if err != nil {
 		return nil, err
 	}
 	ids, err := ArrayIDs(j)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cancel %s: %w", dir, err)
 	}
-	return ids, c.Cancel(ctx, ids)
+	if err := c.Cancel(ctx, ids); err != nil {
+		return ids, fmt.Errorf("cancel %s: %w", dir, err)
+	}
+	return ids, nil
 }
 
 // Cancel cancels whole arrays with scancel. Arrays that already ended (or were

@@ -221,3 +221,24 @@ while :; do sleep 0.2; done
 	}
 	t.Logf("signalled and flushed after %s", time.Since(start).Round(time.Second))
 }
+
+// TestCancelJobErrors: a directory with no job gives the job's load error, naming the
+// directory once and absolute; a job with no array recorded is ErrNoArrays, prefixed
+// with what was asked. Neither runs scancel.
+func TestCancelJobErrors(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("nojob", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("nojob")
+	c := &Client{}
+	if _, err := c.CancelJob(context.Background(), "nojob"); !errors.Is(err, job.ErrNoJob) || !strings.HasPrefix(err.Error(), abs+": ") {
+		t.Errorf("CancelJob of no job: %v; want ErrNoJob naming %s once", err, abs)
+	}
+	if err := job.Create("run", &job.Job{Model: "tm", Shards: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CancelJob(context.Background(), "run"); !errors.Is(err, ErrNoArrays) || !strings.HasPrefix(err.Error(), "cancel run: ") {
+		t.Errorf("CancelJob of a job never submitted: %v; want ErrNoArrays, prefixed 'cancel run: '", err)
+	}
+}

@@ -54,6 +54,7 @@ func main() {
 	countStarts := flag.Bool("count-starts", false, "append a line to starts.log in $SCV_OUTPUT_DIR at each start")
 	writeOutput := flag.Bool("write-output", false, "write BASE.out into $SCV_OUTPUT_DIR per input and answer its host path ($SCV_OUTPUT_HOST/BASE.out) as output, with output_dir = $SCV_OUTPUT_DIR")
 	handshakeLine := flag.String("handshake-line", "", "print this line instead of the handshake, then serve as usual")
+	chatter := flag.String("chatter", "", "print this line on stdout before the handshake, as a chatty library does")
 	flag.Parse()
 
 	if *ignoreTerm || *closeAfter > 0 {
@@ -91,6 +92,9 @@ func main() {
 		os.Stdout.Close()
 		fmt.Fprintln(os.Stderr, "testmodel: closed stdout before the handshake, living on")
 		time.Sleep(24 * time.Hour)
+	}
+	if *chatter != "" {
+		fmt.Fprintln(out, *chatter)
 	}
 	if *handshakeLine != "" {
 		fmt.Fprintln(out, *handshakeLine)
