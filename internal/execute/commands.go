@@ -122,7 +122,8 @@ type TaskResult struct {
 // RunTask runs the shard of one array task, as run-shard does: the job loaded and the
 // task's shard checked against it (LoadTask), the flags laid over the job's recorded
 // run options (RunnerOptions), then the shard run under its lock, waiting while
-// another run holds it (Shard with wait). A failure of the run is prefixed "shard N: ";
+// another run holds it (Shard with wait). A failure of the run names the shard
+// (runner.RunShard);
 // a cancelled context gives an *InterruptedError of the shard (its results so far
 // stay, and the same request resumes).
 func RunTask(ctx context.Context, r TaskRequest) (TaskResult, error) {
@@ -150,5 +151,5 @@ func RunTask(ctx context.Context, r TaskRequest) (TaskResult, error) {
 	case ctx.Err() != nil:
 		return res, &InterruptedError{Shard: res.Shard, Shards: res.Job.Shards, Err: context.Cause(ctx)}
 	}
-	return res, fmt.Errorf("shard %d: %w", res.Shard, err)
+	return res, err // the runner names the shard
 }

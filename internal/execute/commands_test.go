@@ -14,6 +14,7 @@ import (
 	"github.com/scivision-hpc/scv-hpc/internal/job"
 	"github.com/scivision-hpc/scv-hpc/internal/jobsetup"
 	"github.com/scivision-hpc/scv-hpc/internal/progress"
+	"github.com/scivision-hpc/scv-hpc/internal/results"
 )
 
 // predictRequest returns the request of predict's command line args for model.
@@ -203,5 +204,15 @@ func TestRunTask(t *testing.T) {
 				t.Errorf("RunTask: shard %d, %+v; want shard %d, %d ok, %d skipped, %d failed in total", res.Shard, res.ShardResult, tc.shard, tc.ok, tc.skipped, tc.fails)
 			}
 		})
+	}
+
+	// A shard whose results file is corrupt: the error names the shard once.
+	if err := os.WriteFile(job.Dir(out).ResultFile(0), []byte("{not json}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	_, err = RunTask(context.Background(), TaskRequest{Dir: out, Index: &zero, Lookup: env(""), Changed: func(string) bool { return false }, Log: zerolog.Nop()})
+	if !errors.Is(err, results.ErrCorrupt) || strings.Count(err.Error(), "shard 0") != 1 {
+		t.Errorf("RunTask of a shard with corrupt results: %v; want results.ErrCorrupt, naming shard 0 once", err)
 	}
 }

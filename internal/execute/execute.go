@@ -165,8 +165,6 @@ func Job(ctx context.Context, dir string, j *job.Job, o runner.Options) (runner.
 		return total, nil
 	case ctx.Err() != nil:
 		return total, &InterruptedError{Shard: max(cur, 0), Shards: j.Shards, Err: context.Cause(ctx)}
-	case cur >= 0 && !errors.Is(err, job.ErrBusy): // a BusyError names its shard
-		return total, fmt.Errorf("shard %d: %w", cur, err)
 	}
-	return total, err
+	return total, err // the runner names the shard
 }

@@ -67,6 +67,9 @@ func (r *session) startModel(ctx context.Context, id int, spec container.Spec, l
 	}
 }
 
+// maxNotReady bounds the model's own reason quoted from a not-ready handshake.
+const maxNotReady = 2000
+
 func (r *session) checkHandshake(p *process, hs handshake, fail func(string) (*process, handshake, error)) (*process, handshake, error) {
 	if hs.invalid != "" {
 		return fail(`the handshake line is not valid (` + hs.invalid + `): the model must print the JSON {"scv":1,"ready":true,...} on stdout once loaded (in Python: print(json.dumps(...), flush=True))`)
@@ -82,7 +85,7 @@ func (r *session) checkHandshake(p *process, hs handshake, fail func(string) (*p
 		}
 		msg := "the model reported it is not ready"
 		if hs.Error != "" {
-			msg += ": " + hs.Error
+			msg += ": " + clip(hs.Error, maxNotReady)
 		}
 		return fail(msg)
 	}

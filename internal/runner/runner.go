@@ -78,24 +78,36 @@ const feedChunk = 64
 // options apply, with o.Override on top. It returns a *LoadError when the model
 // cannot load, ctx.Err() when ctx was cancelled (in-flight answers are awaited for
 // the grace period and recorded; inputs left unanswered stay pending for a re-run).
+// Its errors begin "shard N: ", except a *job.BusyError, which names the shard.
 func RunShard(ctx context.Context, jobDir string, j *job.Job, index int, o Options) (Stats, error) {
 	return RunJob(ctx, jobDir, j, []int{index}, o)
 }
+
+// shardPrefix begins the errors of shard index.
+func shardPrefix(index int) string { return fmt.Sprintf("shard %d: ", index) }
 
 // RunJob runs the given shards of the job in jobDir one after the other, as RunShard
 // runs one, with the same workers throughout: each worker's model process is loaded
 // once and kept across the shards (a model that crashes is restarted as within a
 // shard). Result files and resume are per shard, as with RunShard; with
 // o.LockShard each shard runs under the caller's lock, taken when it starts. It stops
-// at the first shard that returns an error, with the stats so far.
+// at the first shard that returns an error, with the stats so far. An error of a shard
+// begins "shard N: " (a *job.BusyError names its shard itself), as does one before any
+// shard ran when only one is asked.
 func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Options) (st Stats, err error) {
 	start := time.Now()
 	if o.Runtime == nil {
 		return st, errors.New("run shard: no container runtime given")
 	}
+	whole := func(err error) error { // an error before any shard ran
+		if len(shards) == 1 {
+			return fmt.Errorf("%s%w", shardPrefix(shards[0]), err)
+		}
+		return err
+	}
 	if j == nil {
 		if j, err = job.Load(jobDir); err != nil {
-			return st, err
+			return st, whole(err)
 		}
 	}
 	for _, index := range shards {
@@ -104,7 +116,7 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 		}
 	}
 	if len(j.Predict) == 0 {
-		return st, fmt.Errorf("job %s: no predict command recorded in job.json", jobDir)
+		return st, whole(fmt.Errorf("job %s: no predict command recorded in job.json", jobDir))
 	}
 	c := resolve(j, o)
 	// Workers are capped by the inputs there are to run: no process, log or scratch
@@ -115,7 +127,7 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 	for k, index := range shards {
 		in, n, skip, err := countPending(jobDir, index, c.RetryFailed)
 		if err != nil {
-			return st, err
+			return st, fmt.Errorf("%s%w", shardPrefix(index), err)
 		}
 		if len(shards) == 1 && o.LockShard == nil {
 			only = skip // one shard (RunShard): its results are read once
@@ -131,11 +143,11 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 		return st, nil
 	}
 	if err := c.Runtime.Prepare(ctx, j.SIF); err != nil {
-		return st, &LoadError{Stage: "start", Worker: -1, Msg: err.Error()}
+		return st, whole(&LoadError{Stage: "start", Worker: -1, Msg: err.Error()})
 	}
 	s, err := newSession(jobDir, j, c, total)
 	if err != nil {
-		return st, err
+		return st, whole(err)
 	}
 	defer s.close()
 	for k, index := range shards {
@@ -147,6 +159,9 @@ func RunJob(ctx context.Context, jobDir string, j *job.Job, shards []int, o Opti
 		st.OK += one.OK
 		st.Failed += one.Failed
 		st.Restarts += one.Restarts
+		if err != nil && !errors.Is(err, job.ErrBusy) { // a BusyError names its shard
+			err = fmt.Errorf("%s%w", shardPrefix(index), err)
+		}
 		if err != nil {
 			return st, err
 		}
@@ -175,7 +190,7 @@ func (s *session) runLocked(ctx context.Context, index int, skip func(string) bo
 func countPending(jobDir string, index int, retryFailed bool) (inputs, pending int64, skip func(string) bool, err error) {
 	outcomes, err := results.Outcomes(job.Dir(jobDir).ResultFile(index))
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("shard %d: %w", index, err)
+		return 0, 0, nil, err
 	}
 	skip = func(rel string) bool {
 		ok, had := outcomes[rel]
@@ -213,7 +228,7 @@ func (s *session) runShard(ctx context.Context, index int, skip func(string) boo
 	for _, wk := range s.workers {
 		if err := wk.logf.switchTo(job.Dir(s.dir).WorkerLog(index, wk.id)); err != nil {
 			w.Close()
-			return st, fmt.Errorf("shard %d: %w", index, err)
+			return st, err
 		}
 		wk.spec.Env["SCV_SHARD"] = strconv.Itoa(index) // the shard a process started in
 	}

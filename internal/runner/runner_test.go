@@ -104,6 +104,7 @@ func TestRunShardLoadFailures(t *testing.T) {
 		{"version as a string", []string{"-handshake-line", `{"scv":"1","ready":true}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal string"}},
 		{"ready as a string", []string{"-handshake-line", `{"scv":1,"ready":"yes"}`}, []string{"stage load", "the handshake line is not valid", "ready of type bool"}},
 		{"a version of 100 kB", []string{"-handshake-line", `{"scv":` + strings.Repeat("9", 100<<10) + `}`}, []string{"stage load", "the handshake line is not valid", "cannot unmarshal number 999"}},
+		{"not ready, with an error of 100 kB", []string{"-handshake-line", `{"scv":1,"ready":false,"error":"` + strings.Repeat("x", 100<<10) + `"}`}, []string{"stage load", "not ready: xxx"}},
 		{"closes stdout before its handshake", []string{"-close-stdout-after", "-1"}, []string{"stage load", "ended before its handshake", "closed its stdout but kept running", "living on"}},
 	}
 	for _, tt := range tests {
