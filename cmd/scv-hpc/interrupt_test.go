@@ -28,11 +28,7 @@ func TestPredictAndRunShardInterrupted(t *testing.T) {
 	if err := os.WriteFile(cat, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	data := filepath.Join(t.TempDir(), "data")
-	os.MkdirAll(data, 0o755)
-	for i := range 20 {
-		os.WriteFile(filepath.Join(data, fmt.Sprintf("img%02d.png", i)), []byte("x"), 0o644)
-	}
+	data := inputsDir(t, 20)
 	out := filepath.Join(t.TempDir(), "run")
 	env := []string{"TMPDIR=" + t.TempDir()}
 	global := []string{"--cache", filepath.Join(t.TempDir(), "cache"), "--catalog", cat}

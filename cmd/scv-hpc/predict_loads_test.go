@@ -20,11 +20,7 @@ import (
 // model, packed as an image) appends a line to /out/starts.log at each start.
 func TestPredictLoadsModelOncePerWorker(t *testing.T) {
 	lay := countingLayout(t)
-	data := filepath.Join(t.TempDir(), "data")
-	os.MkdirAll(data, 0o755)
-	for i := range 30 {
-		os.WriteFile(filepath.Join(data, fmt.Sprintf("img%02d.png", i)), []byte("x"), 0o644)
-	}
+	data := inputsDir(t, 30)
 	out := filepath.Join(t.TempDir(), "run")
 	env := []string{"TMPDIR=" + t.TempDir()}
 	code, stdout, stderr := scv(t, env, "--cache", filepath.Join(t.TempDir(), "cache"), "predict", "oci-layout:"+lay+":counting",
@@ -65,11 +61,7 @@ func countingLayout(t *testing.T) string {
 // overrides only its own option.
 func TestPredictResumeKeepsRunOptions(t *testing.T) {
 	lay := countingLayout(t)
-	data := filepath.Join(t.TempDir(), "data")
-	os.MkdirAll(data, 0o755)
-	for i := range 8 {
-		os.WriteFile(filepath.Join(data, fmt.Sprintf("img%02d.png", i)), []byte("x"), 0o644)
-	}
+	data := inputsDir(t, 8)
 	out := filepath.Join(t.TempDir(), "run")
 	env := []string{"TMPDIR=" + t.TempDir()}
 	cache := filepath.Join(t.TempDir(), "cache")
@@ -109,4 +101,20 @@ func TestPredictResumeKeepsRunOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inputsDir writes n inputs img00.png … (the test model reads names, not pixels) into
+// a new directory.
+func inputsDir(t *testing.T, n int) string {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(data, fmt.Sprintf("img%02d.png", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return data
 }
