@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -80,4 +81,15 @@ var demoFiles = []imagebuild.File{
 func ctx(t *testing.T) context.Context {
 	t.Helper()
 	return t.Context()
+}
+
+// demoModel starts a registry, pushes the demo image (entrypoint /usr/local/bin/demo)
+// as HOST/lab/demo:1 and returns the host, the image, its digest and options whose
+// catalog names it demo.
+func demoModel(t *testing.T) (host, image, digest string, o Options) {
+	t.Helper()
+	host, _ = startRegistry(t)
+	image = host + "/lab/demo:1"
+	digest = testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	return host, image, digest, newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
 }

@@ -81,10 +81,7 @@ func TestPullForce(t *testing.T) {
 // TestCachedDigestsAndRemove: models resolve to their cached digests from the cache
 // alone; Remove removes each it can and reports the others, explained.
 func TestCachedDigestsAndRemove(t *testing.T) {
-	host, _ := startRegistry(t)
-	image := host + "/lab/demo:1"
-	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
-	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
+	_, image, digest, o := demoModel(t)
 	if _, err := Pull(ctx(t), "demo", o, false); err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +106,9 @@ func TestCachedDigestsAndRemove(t *testing.T) {
 // and exported as a bundle; a model that is not cached is explained, and no bundle is
 // written for it.
 func TestInspectAndExport(t *testing.T) {
-	host, _ := startRegistry(t)
-	image := host + "/lab/demo:1"
-	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
+	host, _, digest, o := demoModel(t)
 	other := host + "/lab/other:1"
 	testenv.Push(t, testImage(t, "amd64", demoFiles, map[string]string{"other": "1"}, "/usr/local/bin/demo"), other)
-	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
 	m, err := Pull(ctx(t), "demo", o, false)
 	if err != nil {
 		t.Fatal(err)

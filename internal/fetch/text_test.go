@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/scivision-hpc/scv-hpc/internal/catalog"
-	"github.com/scivision-hpc/scv-hpc/internal/testenv"
 )
 
 func TestWriteModelsAndCard(t *testing.T) {
@@ -66,10 +65,7 @@ cached:      no (run 'scv-hpc pull old')
 // TestPullAllRows: PullAll with force converts again what is cached; the rows say
 // converted, cached or failed (with the text explain gives), and WriteRows shows them.
 func TestPullAllRows(t *testing.T) {
-	host, _ := startRegistry(t)
-	image := host + "/lab/demo:1"
-	digest := testenv.Push(t, testImage(t, "amd64", demoFiles, nil, "/usr/local/bin/demo"), image)
-	o := newOptions(t, fmt.Sprintf("models:\n  - {name: demo, image: %q}\n", image), nil)
+	_, _, digest, o := demoModel(t)
 	models := []string{"demo", "no-such-model"}
 	explain := func(m string, err error) error { return fmt.Errorf("%w; try harder with %s", err, m) }
 	for _, tc := range []struct {
