@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/scivision-hpc/scv-hpc/internal/results"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // Bounds of what one streaming pass keeps, whatever the number of results.
@@ -116,7 +117,7 @@ func (a *analysis) add(shard int, e *results.Entry) {
 			a.boxSizes.add(math.Sqrt(math.Abs(b.W * b.H)))
 		}
 	case ShapeLabels:
-		l := clip(ans.Label, 200)
+		l := units.Clip(ans.Label, 200)
 		if _, ok := a.labels[l]; ok || len(a.labels) < maxLabels {
 			a.labels[strings.Clone(l)]++
 		} else {
@@ -125,10 +126,10 @@ func (a *analysis) add(shard int, e *results.Entry) {
 	case ShapeNumber:
 		a.numbers.add(ans.Num)
 	default:
-		a.raw.Offer(func() string { return clip(string(raw), answerClip) })
+		a.raw.Offer(func() string { return units.Clip(string(raw), answerClip) })
 	}
 	mk := func() item {
-		return item{Path: strings.Clone(e.Path), OK: true, Answer: clip(string(raw), answerClip), Boxes: ans.Boxes, Count: len(ans.Boxes)}
+		return item{Path: strings.Clone(e.Path), OK: true, Answer: units.Clip(string(raw), answerClip), Boxes: ans.Boxes, Count: len(ans.Boxes)}
 	}
 	a.sample.Offer(mk)
 	if ans.Shape == ShapeBoxes {
@@ -147,7 +148,7 @@ func (a *analysis) addFailure(shard int, e *results.Entry) {
 	if raw, ok := results.RawField(e.Line, "error"); ok {
 		_ = json.Unmarshal(raw, &errText)
 	}
-	msg := clip(errText, messageClip)
+	msg := units.Clip(errText, messageClip)
 	key := [2]string{e.Stage, msg}
 	g, ok := a.failures[key]
 	if !ok {

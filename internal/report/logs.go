@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/scivision-hpc/scv-hpc/internal/job"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // Bounds on what the report reads of logs (written by models: untrusted, unbounded).
@@ -57,7 +58,7 @@ func shardNodes(jobDir string) map[int][]string {
 			if err != nil {
 				continue
 			}
-			node := clip(m[4], 64)
+			node := units.Clip(m[4], 64)
 			if l := nodes[shard]; len(l) == 0 || l[len(l)-1] != node {
 				nodes[shard] = append(l, node)
 			}

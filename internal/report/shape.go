@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
-	"strings"
 )
 
 // Shapes of a model's answers, as the report recognises them.
@@ -123,17 +122,3 @@ func boxOf(m map[string]any) (Box, bool) {
 	}
 	return Box{}, false
 }
-
-// clip shortens s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return strings.Clone(s[:cut]) + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"math"
 	"strings"
+
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // Charts are inline SVG written here. Every text that comes from a model or the data
@@ -44,7 +46,7 @@ func BarChart(title string, bars []Bar) template.HTML {
 		if maxV > 0 {
 			w = math.Max(1, bar.Value/maxV*avail)
 		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d" class="l" text-anchor="end">%s</text>`, labelW-padding, y+13, esc(clip(bar.Label, 40)))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" class="l" text-anchor="end">%s</text>`, labelW-padding, y+13, esc(units.Clip(bar.Label, 40)))
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" class="b"><title>%s: %s</title></rect>`, labelW, y, w, barH, esc(bar.Label), fmtNum(bar.Value))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="v">%s</text>`, float64(labelW)+w+4, y+13, fmtNum(bar.Value))
 	}

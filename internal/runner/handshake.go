@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // startModel starts a model process for worker id and waits for its ready handshake.
@@ -85,7 +86,7 @@ func (r *session) checkHandshake(p *process, hs handshake, fail func(string) (*p
 		}
 		msg := "the model reported it is not ready"
 		if hs.Error != "" {
-			msg += ": " + clip(hs.Error, maxNotReady)
+			msg += ": " + units.Clip(hs.Error, maxNotReady)
 		}
 		return fail(msg)
 	}

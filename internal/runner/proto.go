@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/scivision-hpc/scv-hpc/internal/container"
+	"github.com/scivision-hpc/scv-hpc/internal/units"
 )
 
 // ProtocolVersion is the predict protocol spoken with model processes.
@@ -48,32 +48,24 @@ func badHandshake(line []byte, err error) string {
 			return ""
 		}
 		var w wireLine
-		return clip(json.Unmarshal(line, &w).Error(), maxReason)
+		return units.Clip(json.Unmarshal(line, &w).Error(), maxReason)
 	}
 	if _, ok := keys["scv"]; !ok {
 		return ""
 	}
 	var w wireLine
 	if jerr := json.Unmarshal(line, &w); jerr != nil {
-		return clip(jerr.Error(), maxReason)
+		return units.Clip(jerr.Error(), maxReason)
 	}
 	if w.ID != nil || w.Batch != nil {
 		return "" // an answer that names scv among its fields
 	}
-	return clip(err.Error(), maxReason)
+	return units.Clip(err.Error(), maxReason)
 }
 
 // maxReason bounds the reason badHandshake gives: encoding/json quotes a number it
 // cannot store whole, and a hostile line may hold one of megabytes.
 const maxReason = 200
-
-// clip returns s cut to at most n bytes (and "…"), valid UTF-8.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
-}
 
 // response is one answer: {"id":"17","ok":true,"result":{…}} or {"id":"17","ok":false,"error":"…"}.
 // An answer that names an id but cannot be used (invalid JSON after the id, fields of

@@ -18,3 +18,25 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestClip: text longer than n bytes is cut on a rune boundary and marked; shorter
+// text is left as it is.
+func TestClip(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc…"},
+		{"héllo", 2, "h…"}, // é is 2 bytes: not cut in half
+		{"héllo", 3, "hé…"},
+		{"日本語", 4, "日…"},
+		{"abc", 0, "…"},
+	} {
+		if got := Clip(tc.s, tc.n); got != tc.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
+		}
+	}
+}
